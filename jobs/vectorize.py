@@ -1,0 +1,50 @@
+"""`recsys vectorize`: encode a catalog folder into the Weaviate product collection."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from recommender import service
+from recommender.config import Settings
+from recommender.vectorize import Vectorizer, VectorizeSummary
+
+MAX_LISTED = 50
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("vectorize", help="encode a catalog into Weaviate (skips unchanged products)")
+    p.add_argument("--catalog", type=Path, required=True, help="catalog folder (DATA.md format)")
+    p.add_argument("--allow-mass-delete", action="store_true",
+                   help="delete stored products missing from the catalog even if they are many")
+    p.add_argument("--rebuild", action="store_true", help="drop the collection first and re-encode all")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the job. Rejected rows and images are reported, not fatal: the exit status is 0 when the
+    store matches the catalog's valid rows."""
+    with service.open_store(settings) as store:
+        if args.rebuild:
+            store.drop()
+        job = Vectorizer(store, service.text_encoder(settings), service.image_encoder(settings),
+                         settings.vectorize, progress=not args.no_progress)
+        summary = job.run(args.catalog, allow_mass_delete=args.allow_mass_delete)
+    report(summary)
+    return 0
+
+
+def report(summary: VectorizeSummary) -> None:
+    """Print each rejected row and image problem (capped), then the summary line."""
+    for err in summary.errors[:MAX_LISTED]:
+        print(f"rejected row: {err}", file=sys.stderr)
+    for pid, why in summary.image_problems[:MAX_LISTED]:
+        print(f"no image vector for {pid}: {why}", file=sys.stderr)
+    hidden = max(0, len(summary.errors) - MAX_LISTED) + max(0, len(summary.image_problems) - MAX_LISTED)
+    if hidden:
+        print(f"... and {hidden} more problems", file=sys.stderr)
+    print(summary.line())

@@ -1,0 +1,231 @@
+"""Typed settings: the only module that reads environment variables or the TOML file.
+
+Precedence, lowest first: dataclass defaults < TOML file < environment < explicit overrides (CLI flags).
+Every section is a frozen dataclass; each component is handed only its own section.
+
+Environment variables: ``RECSYS_<SECTION>__<FIELD>`` (e.g. ``RECSYS_TEXT_ENCODER__MODEL``) for any field,
+``RECSYS_DATA_DIR`` / ``RECSYS_CACHE_DIR`` for the top-level paths, ``RECSYS_CONFIG`` for the TOML path,
+and the conventional ``WEAVIATE_URL`` / ``WEAVIATE_API_KEY`` / ``WEAVIATE_GRPC_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from recommender.errors import ConfigError
+
+WEAVIATE_VERSION = "v1.35.2"
+
+
+@dataclass(frozen=True)
+class WeaviateSettings:
+    """Where the vector store is: an existing server (``url``) or a local one the project starts."""
+
+    url: str | None = None
+    grpc_url: str | None = None
+    api_key: str | None = None
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_port: int = 50051
+    version: str = WEAVIATE_VERSION
+    binary: Path | None = None
+    startup_timeout_s: float = 90.0
+    collection: str = "Product"
+
+
+@dataclass(frozen=True)
+class TextEncoderSettings:
+    """sentence-transformers model (name or path) that turns product text into the ``text`` vector."""
+
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class ImageEncoderSettings:
+    """open_clip vision tower for the ``image`` vector.
+
+    ``checkpoint`` (a file) wins over ``pretrained`` (an open_clip tag or weights file); with neither,
+    the tower is randomly initialised from ``seed`` — a placeholder whose vectors carry no meaning.
+    """
+
+    model: str = "ViT-S-32"
+    pretrained: str | None = None
+    checkpoint: Path | None = None
+    seed: int = 0
+    image_size: int = 128  # pixels fed to the tower; 0 = the model's native resolution
+    batch_size: int = 32
+    device: str = "cpu"
+    threads: int = 0  # 0 = torch's default
+
+
+@dataclass(frozen=True)
+class VectorizeSettings:
+    """Knobs of the vectorize job."""
+
+    chunk_size: int = 128
+    write_batch_size: int = 100
+    max_delete_fraction: float = 0.5
+    image_timeout_s: float = 10.0
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    loader_threads: int = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, read once at the entry point."""
+
+    data_dir: Path = Path("data")
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "recsys")
+    weaviate: WeaviateSettings = field(default_factory=WeaviateSettings)
+    text_encoder: TextEncoderSettings = field(default_factory=TextEncoderSettings)
+    image_encoder: ImageEncoderSettings = field(default_factory=ImageEncoderSettings)
+    vectorize: VectorizeSettings = field(default_factory=VectorizeSettings)
+
+    @property
+    def weaviate_data_dir(self) -> Path:
+        """Where a locally started Weaviate keeps its data."""
+        return self.data_dir / "weaviate"
+
+    @property
+    def weaviate_binary(self) -> Path:
+        """The server binary: configured, else the one ``scripts/install-weaviate.sh`` builds."""
+        if self.weaviate.binary is not None:
+            return self.weaviate.binary
+        return self.cache_dir / "weaviate" / self.weaviate.version / "weaviate-server"
+
+
+_SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize"}
+_ALIASES = {
+    "WEAVIATE_URL": ("weaviate", "url"),
+    "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),
+    "WEAVIATE_API_KEY": ("weaviate", "api_key"),
+    "RECSYS_DATA_DIR": (None, "data_dir"),
+    "RECSYS_CACHE_DIR": (None, "cache_dir"),
+}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from defaults, an optional TOML file, the environment and explicit overrides.
+
+    ``overrides`` uses dotted keys (``{"weaviate.http_port": 8081}``); ``None`` values are ignored.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    path = config_file or (Path(env["RECSYS_CONFIG"]) if env.get("RECSYS_CONFIG") else None)
+    if path is not None:
+        _merge(raw, _read_toml(path), source=str(path))
+    _merge(raw, _from_env(env), source="environment")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            section, _, name = dotted.rpartition(".")
+            _merge(raw, {section: {name: value}} if section else {name: value}, source="overrides")
+    return _build(raw)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if key in _ALIASES:
+            section, name = _ALIASES[key]
+            target = out.setdefault(section, {}) if section else out
+            target[name] = value
+        elif key.startswith("RECSYS_") and "__" in key:
+            section, _, name = key[len("RECSYS_") :].lower().partition("__")
+            out.setdefault(section, {})[name] = value
+    return out
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any], source: str) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping):
+            if key not in _SECTIONS:
+                raise ConfigError(f"{source}: unknown settings section [{key}]")
+            into.setdefault(key, {}).update(value)
+        else:
+            into[key] = value
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    kwargs: dict[str, Any] = {}
+    hints = typing.get_type_hints(Settings)
+    for f in fields(Settings):
+        if f.name not in raw:
+            continue
+        if f.name in _SECTIONS:
+            section_cls = hints[f.name]
+            kwargs[f.name] = _build_section(section_cls, raw[f.name], f.name)
+        else:
+            kwargs[f.name] = _coerce(raw[f.name], hints[f.name], f.name)
+    unknown = set(raw) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return Settings(**kwargs)
+
+
+def _build_section(cls: type, values: Mapping[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
+    coerced = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    return replace(cls(), **coerced)
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Convert a TOML/env value to the field's declared type, or raise naming the field."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = len(args) < len(typing.get_args(hint)), args[0]
+    if optional and (value is None or value == ""):
+        return None
+    try:
+        if hint is bool:
+            return _to_bool(value)
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not a number")
+            return hint(value)
+        if hint is Path:
+            return Path(str(value)).expanduser()
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: cannot read {value!r} as {hint.__name__}: {exc}") from exc
+    raise ConfigError(f"setting {name}: unsupported type {hint!r}")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true/false")

@@ -1,0 +1,65 @@
+"""Frozen dataclasses passed between stages (catalog → encoders → store → …)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CATEGORY_SEPARATOR = " > "
+
+
+@dataclass(frozen=True)
+class Product:
+    """One valid catalog row. Ids are strings end to end (leading zeros kept)."""
+
+    product_id: str
+    title: str
+    description: str = ""
+    category: tuple[str, ...] = ()
+    color: str = ""
+    brand: str = ""
+    price: float | None = None
+    in_stock: bool = True
+    image: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    line: int = 0
+
+    @property
+    def category_path(self) -> str:
+        """The category levels joined back into DATA.md's ``A > B > C`` form."""
+        return CATEGORY_SEPARATOR.join(self.category)
+
+    @property
+    def variant_group(self) -> str:
+        """The product's variant group, or its own id when it has none."""
+        return dict(self.attributes).get("variant_group") or self.product_id
+
+    def text_for_embedding(self) -> str:
+        """The words the text encoder sees: title, category, colour, brand, description, attributes."""
+        parts = [self.title, self.category_path, self.color, self.brand, self.description]
+        parts += [f"{k.replace('_', ' ')}: {v}" for k, v in self.attributes if k != "variant_group" and v]
+        return ". ".join(p.strip() for p in parts if p and p.strip())
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A rejected input row: where it was and why."""
+
+    file: str
+    line: int
+    field: str
+    reason: str
+    product_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class CatalogLoad:
+    """The result of reading a catalog: the good rows, the bad ones, and every id seen."""
+
+    products: tuple[Product, ...]
+    errors: tuple[RowError, ...] = ()
+    rows_read: int = 0
+    # Ids of rejected rows too: a product whose row is broken today is not "removed from the catalog".
+    seen_ids: frozenset[str] = field(default_factory=frozenset)

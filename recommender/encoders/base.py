@@ -1,0 +1,38 @@
+"""The one interface every encoder implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Encoder(Protocol[T_contra]):
+    """Turns a batch of inputs into vectors.
+
+    Contract:
+    - ``encode_batch(items)`` returns a float32 array of shape ``(len(items), dim)`` whose rows have
+      unit L2 norm (cosine similarity = dot product), in input order; an empty batch gives ``(0, dim)``.
+    - Deterministic: the same input gives the same vector within float tolerance.
+    - ``identity`` names everything that can change the output (model, weights, preprocessing);
+      stored fingerprints include it, so changing it re-encodes the catalog and nothing else does.
+    - Loading heavy weights is lazy: constructing an encoder is cheap.
+    """
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_batch(self, items: Sequence[T_contra]) -> np.ndarray: ...
+
+
+def l2_normalize(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as float32; zero rows stay zero instead of becoming NaN."""
+    m = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return (m / np.where(norms == 0, 1.0, norms)).astype(np.float32)

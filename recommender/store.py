@@ -1,0 +1,275 @@
+"""The product store in Weaviate: the only module that imports ``weaviate``.
+
+One object per product, id = uuid5(product_id), named vectors ``text``, ``image`` and ``behavior``
+(cosine HNSW, vectors supplied by us), filterable properties, and the fingerprints that let jobs skip
+unchanged work. Every batch write checks ``failed_objects`` and raises if any object failed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import weaviate
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.exceptions import WeaviateBaseError
+
+from recommender.changes import Fingerprints
+from recommender.config import WeaviateSettings
+from recommender.domain import Product
+from recommender.errors import StoreError, StoreUnavailable
+
+VECTOR_NAMES = ("text", "image", "behavior")
+_NAMESPACE = uuid.UUID("6f1b7a52-3c1e-5d4b-9f0a-7d3e2b1c4a55")
+_FINGERPRINT_PROPS = ("fp_text", "fp_image", "fp_properties")
+
+
+def product_uuid(product_id: str) -> str:
+    """Weaviate object id of a product: uuid5 of its id, stable across runs and machines."""
+    return str(uuid.uuid5(_NAMESPACE, product_id))
+
+
+def _text(name: str, *, searchable: bool = False) -> Property:
+    tokenization = Tokenization.WORD if searchable else Tokenization.FIELD
+    return Property(name=name, data_type=DataType.TEXT, tokenization=tokenization,
+                    index_searchable=searchable, index_filterable=True)
+
+
+PROPERTIES = [
+    _text("product_id"),
+    _text("title", searchable=True),
+    _text("description", searchable=True),
+    _text("category"),
+    _text("category_l1"),
+    _text("category_l2"),
+    _text("category_l3"),
+    _text("color"),
+    _text("brand"),
+    Property(name="price", data_type=DataType.NUMBER, index_range_filters=True),
+    Property(name="in_stock", data_type=DataType.BOOL),
+    _text("image"),
+    _text("image_error"),
+    _text("variant_group"),
+    Property(name="attributes_json", data_type=DataType.TEXT, index_filterable=False,
+             index_searchable=False),
+    *(_text(name) for name in _FINGERPRINT_PROPS),
+]
+
+
+@dataclass(frozen=True)
+class StoredProduct:
+    """An object to write: the product, its fingerprints, the vectors it has, and any image problem."""
+
+    product: Product
+    fingerprints: Fingerprints
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    image_error: str = ""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One near-vector result."""
+
+    product_id: str
+    distance: float
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+def product_properties(item: StoredProduct) -> dict[str, Any]:
+    """The Weaviate properties of a product object."""
+    p = item.product
+    levels = [*p.category, "", "", ""]
+    return {
+        "product_id": p.product_id, "title": p.title, "description": p.description,
+        "category": p.category_path, "category_l1": levels[0], "category_l2": levels[1],
+        "category_l3": levels[2], "color": p.color, "brand": p.brand, "price": p.price,
+        "in_stock": p.in_stock, "image": p.image or "", "image_error": item.image_error,
+        "variant_group": p.variant_group, "attributes_json": json.dumps(dict(p.attributes), sort_keys=True),
+        "fp_text": item.fingerprints.text, "fp_image": item.fingerprints.image,
+        "fp_properties": item.fingerprints.properties,
+    }
+
+
+def connect(settings: WeaviateSettings) -> weaviate.WeaviateClient:
+    """A connected client: to ``settings.url`` when set, else to the local server on host/ports."""
+    try:
+        if settings.url:
+            return _connect_url(settings)
+        return weaviate.connect_to_local(host=settings.host, port=settings.http_port,
+                                         grpc_port=settings.grpc_port)
+    except WeaviateBaseError as exc:
+        where = settings.url or f"http://{settings.host}:{settings.http_port}"
+        raise StoreUnavailable(f"cannot reach Weaviate at {where}: {exc}") from exc
+
+
+def _connect_url(settings: WeaviateSettings) -> weaviate.WeaviateClient:
+    http = urlparse(str(settings.url))
+    secure = http.scheme == "https"
+    grpc_text = settings.grpc_url or ""
+    grpc = urlparse(grpc_text if "//" in grpc_text else f"//{grpc_text}")
+    auth = weaviate.auth.AuthApiKey(settings.api_key) if settings.api_key else None
+    return weaviate.connect_to_custom(
+        http_host=http.hostname or "localhost", http_port=http.port or (443 if secure else 80),
+        http_secure=secure, grpc_host=grpc.hostname or http.hostname or "localhost",
+        grpc_port=grpc.port or (443 if secure and settings.grpc_url else 50051),
+        grpc_secure=secure, auth_credentials=auth,
+    )
+
+
+class ProductStore:
+    """Products in one Weaviate collection. Construct with a connected client; ``close()`` when done."""
+
+    def __init__(self, client: weaviate.WeaviateClient, collection: str = "Product") -> None:
+        self._client = client
+        self.name = collection
+
+    @classmethod
+    def open(cls, settings: WeaviateSettings) -> ProductStore:
+        """Connect per settings and return a store for the configured collection."""
+        return cls(connect(settings), settings.collection)
+
+    def close(self) -> None:
+        """Release the client's connections."""
+        self._client.close()
+
+    def __enter__(self) -> ProductStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _collection(self) -> Any:
+        return self._client.collections.get(self.name)
+
+    def ensure_collection(self) -> None:
+        """Create the collection with its named vectors and properties if it does not exist."""
+        with _errors(f"create collection {self.name}"):
+            if self._client.collections.exists(self.name):
+                return
+            hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+            self._client.collections.create(
+                self.name,
+                vector_config=[Configure.Vectors.self_provided(name=n, vector_index_config=hnsw)
+                               for n in VECTOR_NAMES],
+                properties=PROPERTIES,
+            )
+
+    def drop(self) -> None:
+        """Delete the whole collection (tests, `vectorize --rebuild`)."""
+        with _errors(f"delete collection {self.name}"):
+            self._client.collections.delete(self.name)
+
+    def count(self) -> int:
+        """Number of objects in the collection (0 when it does not exist yet)."""
+        with _errors("count objects"):
+            if not self._client.collections.exists(self.name):
+                return 0
+            return int(self._collection.aggregate.over_all(total_count=True).total_count or 0)
+
+    def fingerprints(self) -> dict[str, Fingerprints]:
+        """Stored fingerprints by product id, read by streaming over the whole collection."""
+        out: dict[str, Fingerprints] = {}
+        with _errors("read stored fingerprints"):
+            for obj in self._collection.iterator(return_properties=["product_id", *_FINGERPRINT_PROPS]):
+                p = obj.properties
+                out[str(p["product_id"])] = Fingerprints(
+                    str(p.get("fp_text") or ""), str(p.get("fp_image") or ""),
+                    str(p.get("fp_properties") or ""))
+        return out
+
+    def vectors(self, product_ids: Sequence[str], names: Sequence[str] = VECTOR_NAMES
+                ) -> dict[str, dict[str, np.ndarray]]:
+        """Stored named vectors of the given products (missing products and vectors are left out)."""
+        if not product_ids:
+            return {}
+        out: dict[str, dict[str, np.ndarray]] = {}
+        with _errors("fetch vectors"):
+            res = self._collection.query.fetch_objects(
+                filters=Filter.by_id().contains_any([product_uuid(p) for p in product_ids]),
+                include_vector=list(names), return_properties=["product_id"], limit=len(product_ids))
+        for obj in res.objects:
+            vecs = {k: np.asarray(v, dtype=np.float32) for k, v in (obj.vector or {}).items() if k in names}
+            out[str(obj.properties["product_id"])] = vecs
+        return out
+
+    def upsert(self, items: Sequence[StoredProduct], batch_size: int = 100) -> int:
+        """Write (insert or replace) objects in batches; raise StoreError naming any that failed."""
+        if not items:
+            return 0
+        collection = self._collection  # failed_objects lives on this handle, not on a fresh one
+        with _errors("write objects"):
+            with collection.batch.fixed_size(batch_size=batch_size, concurrent_requests=1) as batch:
+                for item in items:
+                    batch.add_object(properties=product_properties(item), uuid=product_uuid(item.product.product_id),
+                                     vector={k: v.tolist() for k, v in item.vectors.items()})
+            failed = collection.batch.failed_objects
+        if failed:
+            sample = "; ".join(f"{f.object_.properties.get('product_id')}: {f.message}" for f in failed[:5])
+            raise StoreError(f"{len(failed)} of {len(items)} objects failed to write: {sample}")
+        return len(items)
+
+    def delete(self, product_ids: Iterable[str]) -> int:
+        """Delete products by id; returns how many were deleted."""
+        ids = [product_uuid(p) for p in product_ids]
+        deleted = 0
+        with _errors("delete objects"):
+            for start in range(0, len(ids), 1000):
+                res = self._collection.data.delete_many(where=Filter.by_id().contains_any(ids[start:start + 1000]))
+                if res.failed:
+                    raise StoreError(f"{res.failed} objects failed to delete")
+                deleted += int(res.successful)
+        return deleted
+
+    def near_vector(self, vector: np.ndarray, target: str, k: int = 10) -> list[Hit]:
+        """The k products whose ``target`` vector is nearest (cosine) to ``vector``."""
+        with _errors(f"near-vector query on {target}"):
+            res = self._collection.query.near_vector(
+                near_vector=np.asarray(vector, dtype=np.float32).tolist(), target_vector=target, limit=k,
+                return_metadata=MetadataQuery(distance=True))
+        return [Hit(str(o.properties["product_id"]), float(o.metadata.distance or 0.0), o.properties)
+                for o in res.objects]
+
+    def get(self, product_id: str, with_vectors: bool = False) -> dict[str, Any] | None:
+        """A product's properties (and named vectors when asked), or None if absent."""
+        with _errors(f"fetch {product_id}"):
+            obj = self._collection.query.fetch_object_by_id(
+                product_uuid(product_id), include_vector=list(VECTOR_NAMES) if with_vectors else False)
+        if obj is None:
+            return None
+        out = dict(obj.properties)
+        if with_vectors:
+            out["_vectors"] = {k: np.asarray(v, dtype=np.float32) for k, v in (obj.vector or {}).items()}
+        return out
+
+    def iter_ids(self) -> Iterator[str]:
+        """Every stored product id."""
+        with _errors("list product ids"):
+            for obj in self._collection.iterator(return_properties=["product_id"]):
+                yield str(obj.properties["product_id"])
+
+
+class _errors:
+    """Map client exceptions to StoreError / StoreUnavailable with what we were doing."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, WeaviateBaseError | ConnectionError | OSError) and not isinstance(exc, StoreError):
+            cls = StoreUnavailable if _looks_unreachable(exc) else StoreError
+            raise cls(f"Weaviate: could not {self.action}: {exc}") from exc
+
+
+def _looks_unreachable(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connect", "unavailable", "refused", "timeout", "timed out", "closed"))

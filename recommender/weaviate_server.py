@@ -1,0 +1,434 @@
+"""Start and stop a local single-node Weaviate server process (plain ``subprocess`` + ``urllib``).
+
+The server binary comes from ``scripts/install-weaviate.sh``. Everything it listens on is chosen
+here so that several servers (a demo and a test run, say) can run side by side: HTTP and gRPC
+ports are passed in, the internal cluster ports (gossip, data, raft, raft RPC) default to free ones.
+A pidfile next to the data dir (``<data_dir>/../weaviate.pid``) lets one command start a detached
+server and another stop it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from recommender.errors import WeaviateServerError
+
+if TYPE_CHECKING:
+    from recommender.config import Settings
+
+INSTALL_HINT = "run `bash scripts/install-weaviate.sh` to build and install it"
+_POLL_S = 0.2
+_LOG_TAIL_LINES = 30
+_ENV_PASSTHROUGH = ("PATH", "HOME", "TMPDIR", "TZ")
+
+
+@dataclass(frozen=True)
+class ClusterPorts:
+    """Internal ports of a single-node Weaviate: memberlist gossip, cluster data API, raft, raft RPC."""
+
+    gossip: int
+    data: int
+    raft: int
+    raft_rpc: int
+
+    @classmethod
+    def free(cls, host: str = "127.0.0.1") -> ClusterPorts:
+        """Four distinct ports that are free on ``host`` right now."""
+        gossip, data, raft, raft_rpc = free_ports(4, host)
+        return cls(gossip=gossip, data=data, raft=raft, raft_rpc=raft_rpc)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free TCP ports (sockets are held open until all are picked)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on ``host:port`` (or on all interfaces at that port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def pidfile_path(data_dir: Path) -> Path:
+    """Where the pid of a server using ``data_dir`` is recorded."""
+    return data_dir.parent / "weaviate.pid"
+
+
+def read_pidfile(data_dir: Path) -> int | None:
+    """The pid of a live Weaviate recorded for ``data_dir``; a stale pidfile is removed."""
+    path = pidfile_path(data_dir)
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if _pid_alive(pid) and _looks_like_weaviate(pid):
+        return pid
+    path.unlink(missing_ok=True)
+    return None
+
+
+def stop_from_pidfile(data_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the server recorded in the pidfile of ``data_dir``; False when none was running."""
+    pid = read_pidfile(data_dir)
+    if pid is None:
+        return False
+    _terminate_pid(pid, timeout)
+    pidfile_path(data_dir).unlink(missing_ok=True)
+    return True
+
+
+class LocalWeaviate:
+    """A single-node Weaviate server process on loopback, with its data in ``data_dir``."""
+
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        http_port: int = 8080,
+        grpc_port: int = 50051,
+        startup_timeout_s: float = 90.0,
+        log_path: Path | None = None,
+        *,
+        cluster_ports: ClusterPorts | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.binary = Path(binary).absolute()
+        self.data_dir = Path(data_dir).absolute()
+        self.host = host
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.startup_timeout_s = startup_timeout_s
+        self.log_path = Path(log_path).absolute() if log_path else self.data_dir.parent / "weaviate.log"
+        self.cluster_ports = cluster_ports
+        self.extra_env = dict(extra_env or {})
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None
+        self._log_offset = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalWeaviate:
+        """A server configured from the ``[weaviate]`` section and the project's data/cache dirs."""
+        ws = settings.weaviate
+        return cls(
+            binary=settings.weaviate_binary,
+            data_dir=settings.weaviate_data_dir,
+            host=ws.host,
+            http_port=ws.http_port,
+            grpc_port=ws.grpc_port,
+            startup_timeout_s=ws.startup_timeout_s,
+        )
+
+    @property
+    def url(self) -> str:
+        """Base HTTP URL of the server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.http_port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the server this object started or reused, if any."""
+        return self._pid
+
+    @property
+    def owned(self) -> bool:
+        """True when this object launched the process (and so ``stop()`` will end it)."""
+        return self._proc is not None
+
+    @property
+    def pidfile(self) -> Path:
+        """Pidfile for this server's data dir."""
+        return pidfile_path(self.data_dir)
+
+    def is_ready(self) -> bool:
+        """True when the server answers 200 on ``/v1/.well-known/ready``."""
+        return _http_status(f"{self.url}/v1/.well-known/ready") == 200
+
+    def start(self, detach: bool = False) -> None:
+        """Launch the server (or reuse a ready one on the same port) and wait until it is ready.
+
+        ``detach=True`` puts it in its own session so it outlives this Python process;
+        stop it later with :func:`stop_from_pidfile`.
+        """
+        if self._proc is not None and self._proc.poll() is None:
+            self.wait_ready()
+            return
+        if self._try_reuse():
+            return
+        self._check_can_launch()
+        self._launch(detach)
+        try:
+            self.wait_ready()
+        except WeaviateServerError:
+            self._kill_own_process(timeout=10.0)
+            raise
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Poll the readiness endpoint until it answers 200; raise if the process dies or time runs out."""
+        limit = self.startup_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            if self.is_ready():
+                return
+            if self._exited():
+                raise WeaviateServerError(
+                    f"Weaviate exited before it was ready{self._exit_code()}; "
+                    f"last lines of {self.log_path}:\n{self._log_tail()}"
+                )
+            if time.monotonic() >= deadline:
+                raise WeaviateServerError(
+                    f"Weaviate at {self.url} was not ready after {limit:.0f}s; "
+                    f"last lines of {self.log_path}:\n{self._log_tail()}"
+                )
+            time.sleep(_POLL_S)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the process this object launched: SIGTERM, wait, SIGKILL fallback. A reused one is left."""
+        if self._proc is None:
+            self._pid = None
+            return
+        self._kill_own_process(timeout)
+
+    def __enter__(self) -> LocalWeaviate:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def environment(self, ports: ClusterPorts) -> dict[str, str]:
+        """Environment the server process gets (nothing else is inherited but PATH/HOME/TMPDIR/TZ)."""
+        env = {k: v for k, v in os.environ.items() if k in _ENV_PASSTHROUGH}
+        env.update(
+            PERSISTENCE_DATA_PATH=str(self.data_dir),
+            AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED="true",
+            DEFAULT_VECTORIZER_MODULE="none",
+            ENABLE_MODULES="",
+            CLUSTER_HOSTNAME="node1",
+            CLUSTER_BIND_ADDR=self._cluster_addr(),
+            CLUSTER_ADVERTISE_ADDR=self._cluster_addr(),
+            CLUSTER_GOSSIP_BIND_PORT=str(ports.gossip),
+            CLUSTER_DATA_BIND_PORT=str(ports.data),
+            RAFT_PORT=str(ports.raft),
+            RAFT_INTERNAL_RPC_PORT=str(ports.raft_rpc),
+            RAFT_BOOTSTRAP_EXPECT="1",
+            RAFT_JOIN=f"node1:{ports.raft}",
+            RAFT_TIMEOUTS_MULTIPLIER="1",
+            GRPC_PORT=str(self.grpc_port),
+            DISABLE_TELEMETRY="true",
+            GO_PROFILING_DISABLE="true",
+            PROMETHEUS_MONITORING_ENABLED="false",
+            QUERY_DEFAULTS_LIMIT="25",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def command(self) -> list[str]:
+        """Command line of the server process."""
+        return [str(self.binary), "--host", self.host, "--port", str(self.http_port), "--scheme", "http"]
+
+    def _exited(self) -> bool:
+        """True when the process we launched or adopted is gone."""
+        if self._proc is not None:
+            return self._proc.poll() is not None
+        return self._pid is not None and not _pid_alive(self._pid)
+
+    def _exit_code(self) -> str:
+        """`` (exit code N)`` for a launched process that ended, else empty."""
+        code = self._proc.returncode if self._proc is not None else None
+        return f" (exit code {code})" if code is not None else ""
+
+    def _cluster_addr(self) -> str:
+        """Address for gossip/raft: the HTTP host when it is a loopback IP, else 127.0.0.1."""
+        return self.host if self.host.startswith("127.") else "127.0.0.1"
+
+    def _try_reuse(self) -> bool:
+        """Adopt a Weaviate already serving on our port (ready, or starting per our pidfile)."""
+        recorded = read_pidfile(self.data_dir)
+        if self.is_ready() and _is_weaviate(self.url):
+            self._pid = recorded
+            return True
+        if recorded is not None and port_in_use(self.host, self.http_port):
+            self._pid = recorded
+            self.wait_ready()
+            return True
+        return False
+
+    def _check_can_launch(self) -> None:
+        """Raise a clear error when the binary is missing or a port we need is taken."""
+        if not self.binary.is_file():
+            raise WeaviateServerError(f"Weaviate server binary not found at {self.binary}; {INSTALL_HINT}")
+        if not os.access(self.binary, os.X_OK):
+            raise WeaviateServerError(f"Weaviate server binary {self.binary} is not executable; {INSTALL_HINT}")
+        needed = [("HTTP", self.host, self.http_port), ("gRPC", self.host, self.grpc_port)]
+        if self.cluster_ports is not None:
+            addr = self._cluster_addr()
+            needed += [(name, addr, port) for name, port in asdict(self.cluster_ports).items()]
+        for what, host, port in needed:
+            if port_in_use(host, port):
+                raise WeaviateServerError(
+                    f"cannot start Weaviate: {what} port {host}:{port} is already in use "
+                    "by something that is not a ready Weaviate; free it or configure another port"
+                )
+
+    def _launch(self, detach: bool) -> None:
+        """Spawn the process with its output appended to the log file, and record its pid."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        ports = self.cluster_ports or ClusterPorts.free(self._cluster_addr())
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            _write_banner(log, self.command(), ports)
+            self._proc = subprocess.Popen(
+                self.command(),
+                env=self.environment(ports),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.data_dir),
+                start_new_session=detach,
+            )
+        self._pid = self._proc.pid
+        self.pidfile.write_text(f"{self._proc.pid}\n")
+
+    def _kill_own_process(self, timeout: float) -> None:
+        """Terminate the launched process (SIGKILL after ``timeout``) and drop its pidfile."""
+        proc, self._proc = self._proc, None
+        self._pid = None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if read_pidfile(self.data_dir) in (None, proc.pid):
+            self.pidfile.unlink(missing_ok=True)
+
+    def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last lines this run wrote to the log (messages only, for JSON log lines)."""
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(self._log_offset)
+                text = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        tail = [_readable(line) for line in text.splitlines()[-lines:]]
+        return "\n".join(tail) or "(log is empty)"
+
+
+def _write_banner(log: IO[bytes], command: list[str], ports: ClusterPorts) -> None:
+    """Mark the start of a run in the log file."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    log.write(f"=== {stamp} recsys starting: {' '.join(command)} ({ports}) ===\n".encode())
+    log.flush()
+
+
+def _readable(line: str) -> str:
+    """A Weaviate JSON log line as ``level: msg (error)``; other lines unchanged."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict) or "msg" not in entry:
+        return line
+    extra = f" ({entry['error']})" if "error" in entry else ""
+    return f"{entry.get('level', '?')}: {entry['msg']}{extra}"
+
+
+def _http_status(url: str, timeout: float = 2.0) -> int | None:
+    """HTTP status of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _is_weaviate(url: str) -> bool:
+    """True when ``url`` serves Weaviate's ``/v1/meta`` (a JSON object with a version)."""
+    try:
+        with urllib.request.urlopen(f"{url}/v1/meta", timeout=2.0) as resp:
+            meta = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "version" in meta
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when ``pid`` is a running (not zombie) process; reaps it if it is our exited child."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError, IndexError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _looks_like_weaviate(pid: int) -> bool:
+    """Guard against a recycled pid: the command line must mention weaviate (when /proc exists)."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.parent.parent.exists():
+        return True
+    try:
+        return b"weaviate" in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def _terminate_pid(pid: int, timeout: float) -> None:
+    """SIGTERM ``pid``, wait up to ``timeout`` seconds, then SIGKILL."""
+    for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.1)
+    raise WeaviateServerError(f"Weaviate process {pid} did not exit after SIGKILL")

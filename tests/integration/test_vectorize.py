@@ -1,0 +1,262 @@
+"""The vectorize job against a real Weaviate with the real encoders."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recommender.catalog import load_catalog
+from recommender.config import Settings, load_settings
+from recommender.encoders.image import OpenClipImageEncoder
+from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.errors import StoreError
+from recommender.store import ProductStore
+from recommender.vectorize import MassDeleteRefused, Vectorizer, VectorizeSummary
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "fixtures"
+IMAGE_SIZE = 64  # the untrained tower at 64 px keeps the suite fast; the code path is the real one
+
+
+@pytest.fixture
+def settings(weaviate_server, weaviate_collection_name: str, tmp_path: Path) -> Settings:  # type: ignore[no-untyped-def]
+    return load_settings(env={}, overrides={
+        "data_dir": tmp_path / "data",
+        "weaviate.host": weaviate_server.host,
+        "weaviate.http_port": weaviate_server.http_port,
+        "weaviate.grpc_port": weaviate_server.grpc_port,
+        "weaviate.collection": weaviate_collection_name,
+        "image_encoder.image_size": IMAGE_SIZE,
+        "vectorize.chunk_size": 32,
+    })
+
+
+@pytest.fixture(scope="session")
+def text_encoder() -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder(Settings().text_encoder)
+
+
+@pytest.fixture(scope="session")
+def image_encoder() -> OpenClipImageEncoder:
+    from recommender.config import ImageEncoderSettings
+
+    return OpenClipImageEncoder(ImageEncoderSettings(image_size=IMAGE_SIZE))
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[ProductStore]:
+    with ProductStore.open(settings.weaviate) as s:
+        yield s
+        s.drop()
+
+
+def run_job(store: ProductStore, settings: Settings, text_encoder: SentenceTransformerEncoder,
+            image_encoder: OpenClipImageEncoder, catalog: Path, **kw: bool) -> VectorizeSummary:
+    job = Vectorizer(store, text_encoder, image_encoder, settings.vectorize, progress=False)
+    return job.run(catalog, **kw)
+
+
+def small_catalog(dest: Path, n: int) -> Path:
+    """The first n fixture products (and their images) copied to dest."""
+    dest.mkdir(parents=True)
+    with (FIXTURES / "products.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:n]
+    with (dest / "products.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (dest / "images").mkdir()
+    for row in rows:
+        shutil.copy(FIXTURES / row["image"], dest / row["image"])
+    return dest
+
+
+def rewrite_rows(catalog: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    with (catalog / "products.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows = edit(rows)
+    with (catalog / "products.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def snapshot(store: ProductStore) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
+    """Everything a run decides: properties and vectors of every object."""
+    ids = sorted(store.iter_ids())
+    return {pid: store.get(pid) or {} for pid in ids}, store.vectors(ids)
+
+
+def assert_same_state(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
+    """Same objects, same properties, same vector names, vectors equal up to float noise of batching."""
+    assert a[0] == b[0]
+    assert {k: sorted(v) for k, v in a[1].items()} == {k: sorted(v) for k, v in b[1].items()}
+    for pid, vecs in a[1].items():
+        for name, vec in vecs.items():
+            assert np.allclose(vec, b[1][pid][name], atol=1e-4), (pid, name)
+
+
+def test_fixtures_vectorize_fully_and_second_run_writes_nothing(store, settings, text_encoder, image_encoder):
+    summary = run_job(store, settings, text_encoder, image_encoder, FIXTURES)
+    valid = load_catalog(FIXTURES)
+    assert summary.invalid == len(valid.errors) == 0
+    assert store.count() == len(valid.products) == summary.written
+    assert summary.text_encoded == summary.image_encoded == len(valid.products)
+
+    ids = [p.product_id for p in valid.products]
+    vectors = store.vectors(ids)
+    assert all(set(vectors[pid]) >= {"text", "image"} for pid in ids)
+    for pid in ids[:: max(1, len(ids) // 10)]:
+        v = vectors[pid]["image"]
+        assert v.dtype == np.float32 and abs(float(np.linalg.norm(v)) - 1.0) < 1e-3
+        assert store.near_vector(v, "image", k=3)[0].product_id == pid
+        assert store.near_vector(vectors[pid]["text"], "text", k=3)[0].product_id == pid
+
+    again = run_job(store, settings, text_encoder, image_encoder, FIXTURES)
+    assert (again.written, again.text_encoded, again.image_encoded, again.deleted) == (0, 0, 0, 0)
+    assert again.skipped_unchanged == len(valid.products)
+
+
+def test_only_what_changed_is_reencoded(store, settings, text_encoder, image_encoder, tmp_path):
+    catalog = small_catalog(tmp_path / "cat", 12)
+    run_job(store, settings, text_encoder, image_encoder, catalog)
+    before = store.vectors(sorted(store.iter_ids()))
+    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    img_pid, img_path = rows[0]["product_id"], catalog / rows[0]["image"]
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(img_path)
+    txt_pid = rows[1]["product_id"]
+    rewrite_rows(catalog, lambda rs: [dict(r, title=r["title"] + " deluxe") if r["product_id"] == txt_pid
+                                      else r for r in rs])
+
+    s = run_job(store, settings, text_encoder, image_encoder, catalog)
+    assert (s.image_encoded, s.text_encoded, s.written, s.skipped_unchanged) == (1, 1, 2, 10)
+    after = store.vectors([img_pid, txt_pid])
+    assert np.allclose(after[img_pid]["text"], before[img_pid]["text"])
+    assert not np.allclose(after[img_pid]["image"], before[img_pid]["image"])
+    assert np.allclose(after[txt_pid]["image"], before[txt_pid]["image"])
+    assert not np.allclose(after[txt_pid]["text"], before[txt_pid]["text"])
+
+    rewrite_rows(catalog, lambda rs: [dict(r, price="1.00") if r["product_id"] == txt_pid else r for r in rs])
+    s = run_job(store, settings, text_encoder, image_encoder, catalog)
+    assert (s.written, s.text_encoded, s.image_encoded) == (1, 0, 0)
+    stored = store.get(txt_pid, with_vectors=True)
+    assert stored is not None and stored["price"] == 1.0 and set(stored["_vectors"]) >= {"text", "image"}
+
+
+def test_removed_products_are_deleted_but_a_mass_delete_is_refused(store, settings, text_encoder,
+                                                                   image_encoder, tmp_path):
+    catalog = small_catalog(tmp_path / "cat", 10)
+    run_job(store, settings, text_encoder, image_encoder, catalog)
+    rewrite_rows(catalog, lambda rs: rs[1:])
+    s = run_job(store, settings, text_encoder, image_encoder, catalog)
+    assert s.deleted == 1 and store.count() == 9
+
+    rewrite_rows(catalog, lambda rs: rs[:3])
+    with pytest.raises(MassDeleteRefused, match="allow-mass-delete"):
+        run_job(store, settings, text_encoder, image_encoder, catalog)
+    assert store.count() == 9
+    s = run_job(store, settings, text_encoder, image_encoder, catalog, allow_mass_delete=True)
+    assert s.deleted == 6 and store.count() == 3
+
+
+def test_bad_catalog_loads_good_rows_and_reports_each_bad_one(store, settings, text_encoder,
+                                                              image_encoder, tmp_path):
+    catalog = tmp_path / "bad"
+    (catalog / "images").mkdir(parents=True)
+    Image.new("RGB", (40, 40), (200, 0, 0)).save(catalog / "images" / "ok.png")
+    good_png = (catalog / "images" / "ok.png").read_bytes()
+    (catalog / "images" / "truncated.png").write_bytes(good_png[: len(good_png) // 2])
+    (catalog / "images" / "text.png").write_text("not an image")
+    (catalog / "products.csv").write_bytes(
+        b"product_id,title,price,image,surprise_column\n"
+        b"g1,Good with image,10,images/ok.png,x\n"
+        b"g2,Missing image file,10,images/nope.png,\n"
+        b"g3,Truncated png,10,images/truncated.png,\n"
+        b"g4,Not an image,10,images/text.png,\n"
+        b"g5,Escapes folder,10,../../etc/passwd,\n"
+        b"g1,Duplicate id,10,images/ok.png,\n"
+        b"b2,,10,images/ok.png,\n"
+        b"b3,Bad price,ten,images/ok.png,\n"
+        b"b4,Caf\xe9,10,images/ok.png,\n"
+        b"g6,No image at all,,,\n"
+    )
+    s = run_job(store, settings, text_encoder, image_encoder, catalog)
+    assert sorted(store.iter_ids()) == ["g1", "g2", "g3", "g4", "g5", "g6"]
+    assert {(e.line, e.field) for e in s.errors} == {(7, "product_id"), (8, "title"), (9, "price"),
+                                                     (10, "title")}
+    problems = dict(s.image_problems)
+    assert set(problems) == {"g2", "g3", "g4", "g5"}
+    assert "not found" in problems["g2"] and "outside" in problems["g5"]
+    vecs = store.vectors(["g1", "g2", "g3", "g4", "g5", "g6"])
+    assert set(vecs["g1"]) == {"text", "image"}
+    for pid in ("g2", "g3", "g4", "g5", "g6"):
+        assert set(vecs[pid]) == {"text"}
+    g3 = store.get("g3")
+    assert (g3 is not None and "truncated" in g3["image_error"]) or "corrupt" in g3["image_error"]
+    assert s.without_image == 5
+    again = run_job(store, settings, text_encoder, image_encoder, catalog)
+    assert again.written == 0, "bad images must not be retried forever when nothing changed"
+
+
+def test_failed_objects_fail_loudly(store, settings, text_encoder, image_encoder, tmp_path):
+    from recommender.changes import Fingerprints
+    from recommender.domain import Product
+    from recommender.store import StoredProduct
+
+    run_job(store, settings, text_encoder, image_encoder, small_catalog(tmp_path / "cat", 3))
+    wrong_dim = StoredProduct(Product("weird", "Weird"), Fingerprints("a", "", "c"),
+                              {"text": np.ones(7, dtype=np.float32) / np.sqrt(7)})
+    with pytest.raises(StoreError, match="weird"):
+        store.upsert([wrong_dim])
+
+
+def test_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, settings, store, text_encoder,
+                                                      image_encoder, tmp_path):
+    env = dict(os.environ, RECSYS_WEAVIATE__HOST=settings.weaviate.host,
+               RECSYS_WEAVIATE__HTTP_PORT=str(settings.weaviate.http_port),
+               RECSYS_WEAVIATE__GRPC_PORT=str(settings.weaviate.grpc_port),
+               RECSYS_WEAVIATE__COLLECTION=settings.weaviate.collection,
+               RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(IMAGE_SIZE), RECSYS_VECTORIZE__CHUNK_SIZE="8",
+               RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8")
+    store.ensure_collection()
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "vectorize", "--catalog", str(FIXTURES),
+                             "--no-progress"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    total = len(load_catalog(FIXTURES).products)
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if 0 < store.count() < total // 2:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    partial = store.count()
+    assert 0 < partial < total, f"could not catch the job mid-run (count={partial})"
+
+    resumed = run_job(store, settings, text_encoder, image_encoder, FIXTURES)
+    assert resumed.skipped_unchanged == partial  # what was written before the kill is not redone
+    killed_then_resumed = snapshot(store)
+
+    clean = replace(settings.weaviate, collection=settings.weaviate.collection + "Clean")
+    with ProductStore.open(clean) as fresh:
+        try:
+            run_job(fresh, settings, text_encoder, image_encoder, FIXTURES)
+            assert_same_state(snapshot(fresh), killed_then_resumed)
+        finally:
+            fresh.drop()

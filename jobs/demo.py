@@ -9,11 +9,16 @@ from typing import Any
 from jobs.similar import print_similar
 from jobs.vectorize import report
 from recommender import service
+from recommender.alignment.pipeline import train_image_encoder
+from recommender.alignment.train import TrainConfig
 from recommender.catalog import load_catalog
 from recommender.config import Settings
 from recommender.store import ProductStore
 from recommender.vectorize import Vectorizer
 from recommender.weaviate_server import LocalWeaviate
+
+DEMO_EPOCHS = 30
+DEMO_MINUTES = 3.0
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         server = LocalWeaviate.from_settings(settings)
         server.start(detach=True)
         print(f"Weaviate ready at {server.url}; stop it with `recsys weaviate stop`")
+    ensure_image_encoder(settings, args.catalog)
     image_encoder = service.image_encoder(settings)
     with service.open_store(settings, autostart=False) as store:
         job = Vectorizer(store, service.text_encoder(settings), image_encoder, settings.vectorize)
@@ -39,6 +45,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("\nNote: the image encoder is an UNTRAINED open_clip tower (random weights, seeded). Its "
               "neighbours reflect raw colour/shape statistics only, not learned meaning.")
     return 0
+
+
+def ensure_image_encoder(settings: Settings, catalog: Path) -> None:
+    """Train a small image encoder on the catalog (a few minutes) unless one is configured or already trained."""
+    s = settings.image_encoder
+    current = service.image_encoder_dir(settings) / "current"
+    if s.checkpoint is not None or s.pretrained is not None or current.exists():
+        return
+    print("No trained image encoder yet: training one on the catalog (a short run, a few minutes on 2 cores)")
+    summary = train_image_encoder(catalog, service.image_encoder_dir(settings), service.text_encoder(settings),
+                                  TrainConfig(epochs=DEMO_EPOCHS, max_minutes=DEMO_MINUTES, threads=s.threads))
+    print(summary.line())
 
 
 def show_examples(store: ProductStore, catalog: Path, n: int) -> None:

@@ -53,8 +53,11 @@ class TextEncoderSettings:
 class ImageEncoderSettings:
     """open_clip vision tower for the ``image`` vector.
 
-    ``checkpoint`` (a file) wins over ``pretrained`` (an open_clip tag or weights file); with neither,
-    the tower is randomly initialised from ``seed`` — a placeholder whose vectors carry no meaning.
+    ``checkpoint`` wins over ``pretrained`` (an open_clip tag or weights file): either a tower state-dict
+    file, or a checkpoint dir (or its manifest.json) written by ``recsys train-image-encoder`` — that one
+    names its own architecture and image size, and maps images into the text encoder's space. With neither,
+    ``service.image_encoder`` uses ``<data_dir>/models/image-encoder/current`` when it exists, else the
+    tower is randomly initialised from ``seed`` — a placeholder whose vectors carry no meaning.
     """
 
     model: str = "ViT-S-32"
@@ -81,6 +84,56 @@ class VectorizeSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """Multimodal search: fusion weights per (query modality, target vector), candidate depth, query limits.
+
+    A hit's fused score is the weighted sum of its cosine similarities; a weight of 0 switches that pair off.
+    The cross-modal pairs (text query → ``image`` vectors, image query → ``text`` vectors) only mean something
+    once the image tower is trained into the text space.
+    """
+
+    text_to_text: float = 1.0
+    text_to_image: float = 0.5
+    image_to_image: float = 1.0
+    image_to_text: float = 0.5
+    candidates: int = 50  # top-N asked of each target vector (at least k)
+    max_k: int = 100
+    max_text_chars: int = 1000
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 25_000_000
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP API: request size limit (larger bodies get a 413 JSON error)."""
+
+    max_content_length: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CollaborativeSettings:
+    """The behaviour model: ALS on event-weighted, time-decayed user×item interactions, plus co-occurrence.
+
+    An interaction's value is the sum over its events of ``weight(event) · 0.5^(age_days / half_life_days)``
+    (age measured from the newest event trained on; ``half_life_days = 0`` disables the decay);
+    ALS confidence is ``1 + alpha · value``.
+    """
+
+    factors: int = 32
+    iterations: int = 15
+    regularization: float = 0.05
+    alpha: float = 10.0
+    view_weight: float = 1.0
+    cart_weight: float = 3.0
+    purchase_weight: float = 5.0
+    half_life_days: float = 90.0
+    seed: int = 42
+    min_user_items: int = 1  # users with fewer distinct items are left out of ALS (not of co-occurrence)
+    max_session_items: int = 50  # longer sessions (bots, crawlers) keep their last N items for co-occurrence
+    threads: int = 0  # 0 = implicit's default (all cores)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, read once at the entry point."""
 
@@ -90,6 +143,9 @@ class Settings:
     text_encoder: TextEncoderSettings = field(default_factory=TextEncoderSettings)
     image_encoder: ImageEncoderSettings = field(default_factory=ImageEncoderSettings)
     vectorize: VectorizeSettings = field(default_factory=VectorizeSettings)
+    collaborative: CollaborativeSettings = field(default_factory=CollaborativeSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -104,7 +160,7 @@ class Settings:
         return self.cache_dir / "weaviate" / self.weaviate.version / "weaviate-server"
 
 
-_SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize"}
+_SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),
     "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 CATEGORY_SEPARATOR = " > "
 
@@ -63,3 +64,50 @@ class CatalogLoad:
     rows_read: int = 0
     # Ids of rejected rows too: a product whose row is broken today is not "removed from the catalog".
     seen_ids: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """One recommendation request: an anchor product page and/or a known shopper with recent history."""
+
+    anchor_id: str | None
+    user_id: str | None = None
+    history: tuple[str, ...] = ()  # the shopper's products, most recent first
+    purchased: frozenset[str] = frozenset()  # excluded by the "already bought" rule
+    k: int = 10
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A product proposed by one named candidate source, with that source's own score and rank."""
+
+    product_id: str
+    source: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """What ranking needs to know of a product: its vectors and the properties rules and features use."""
+
+    product_id: str
+    vectors: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    category: tuple[str, ...] = ()
+    price: float | None = None
+    variant_group: str = ""
+    in_stock: bool = True
+    title: str = ""
+    color: str = ""
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    """A recommendation with its fused score and the per-signal breakdown that produced it."""
+
+    product_id: str
+    score: float
+    signals: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    sources: tuple[str, ...] = ()

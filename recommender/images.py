@@ -20,6 +20,10 @@ class ImageProblem(RecommenderError):
     """An image could not be fetched or decoded; the reason is shown to the user."""
 
 
+class ImageTooLarge(ImageProblem):
+    """An image is over a byte or pixel limit (an API answers 413, not 'not an image')."""
+
+
 @dataclass(frozen=True)
 class ImageLimits:
     """Bounds that keep one bad image from exhausting memory or time."""
@@ -78,9 +82,11 @@ def decode_image(data: bytes, limits: ImageLimits, ref: str = "image") -> Image.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.width * img.height > limits.max_pixels:
-                raise ImageProblem(f"{ref} is {img.width}x{img.height} px, over the pixel limit")
+                raise ImageTooLarge(f"{ref} is {img.width}x{img.height} px, over the pixel limit")
             img.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"{ref} is too large to decode safely: {exc}") from exc
+    except UnidentifiedImageError as exc:
         raise ImageProblem(f"{ref} is not a readable image: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem(f"{ref} is corrupt or truncated: {exc}") from exc

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 
 from recommender.config import Settings
 from recommender.encoders.image import OpenClipImageEncoder
@@ -47,6 +49,16 @@ def text_encoder(settings: Settings) -> SentenceTransformerEncoder:
     return SentenceTransformerEncoder(settings.text_encoder)
 
 
+def image_encoder_dir(settings: Settings) -> Path:
+    """Where `recsys train-image-encoder` publishes checkpoints (``current`` = the one in use)."""
+    return settings.data_dir / "models" / "image-encoder"
+
+
 def image_encoder(settings: Settings) -> OpenClipImageEncoder:
-    """The configured image encoder (loads lazily)."""
-    return OpenClipImageEncoder(settings.image_encoder)
+    """The configured image encoder (loads lazily): a configured checkpoint or pretrained model, else the
+    trained checkpoint ``<data_dir>/models/image-encoder/current`` when there is one, else random init."""
+    s = settings.image_encoder
+    current = image_encoder_dir(settings) / "current"
+    if s.checkpoint is None and s.pretrained is None and current.exists():
+        s = replace(s, checkpoint=current)
+    return OpenClipImageEncoder(s)

@@ -22,7 +22,7 @@ from weaviate.exceptions import WeaviateBaseError
 
 from recommender.changes import Fingerprints
 from recommender.config import WeaviateSettings
-from recommender.domain import Product
+from recommender.domain import CATEGORY_SEPARATOR, Product
 from recommender.errors import StoreError, StoreUnavailable
 
 VECTOR_NAMES = ("text", "image", "behavior")
@@ -81,6 +81,48 @@ class Hit:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ProductFilter:
+    """Store-level filter pushed down into a query; every set field must hold (AND).
+
+    ``category`` is a path prefix on whole levels: ``("Women", "Bottoms")`` matches ``Women > Bottoms > Jeans``
+    but not ``Women > Bottomwear``; levels compare exactly (case-sensitive). ``in_stock=True`` keeps only
+    in-stock products; ``None`` anywhere means "no condition". Price bounds are inclusive; a product without
+    a price fails any price bound.
+    """
+
+    category: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+    in_stock: bool | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the filter keeps everything."""
+        return not self.category and self.price_min is None and self.price_max is None and self.in_stock is None
+
+
+def weaviate_filter(f: ProductFilter | None) -> Any:
+    """The ``weaviate.classes.query.Filter`` of a ProductFilter, or None when it keeps everything."""
+    if f is None or f.is_empty:
+        return None
+    parts: list[Any] = []
+    levels = f.category
+    if 0 < len(levels) <= 3:
+        parts += [Filter.by_property(f"category_l{i + 1}").equal(level) for i, level in enumerate(levels)]
+    elif levels:  # deeper than the stored level columns: the whole path, or the path plus more levels
+        path = CATEGORY_SEPARATOR.join(levels)
+        parts.append(Filter.any_of([Filter.by_property("category").equal(path),
+                                    Filter.by_property("category").like(f"{path}{CATEGORY_SEPARATOR}*")]))
+    if f.price_min is not None:
+        parts.append(Filter.by_property("price").greater_or_equal(float(f.price_min)))
+    if f.price_max is not None:
+        parts.append(Filter.by_property("price").less_or_equal(float(f.price_max)))
+    if f.in_stock is not None:
+        parts.append(Filter.by_property("in_stock").equal(f.in_stock))
+    return parts[0] if len(parts) == 1 else Filter.all_of(parts)
+
+
 def product_properties(item: StoredProduct) -> dict[str, Any]:
     """The Weaviate properties of a product object."""
     p = item.product
@@ -101,8 +143,9 @@ def connect(settings: WeaviateSettings) -> weaviate.WeaviateClient:
     try:
         if settings.url:
             return _connect_url(settings)
+        # skip_init_checks: the client would otherwise ask the internet (PyPI) for its latest version.
         return weaviate.connect_to_local(host=settings.host, port=settings.http_port,
-                                         grpc_port=settings.grpc_port)
+                                         grpc_port=settings.grpc_port, skip_init_checks=True)
     except WeaviateBaseError as exc:
         where = settings.url or f"http://{settings.host}:{settings.http_port}"
         raise StoreUnavailable(f"cannot reach Weaviate at {where}: {exc}") from exc
@@ -118,7 +161,7 @@ def _connect_url(settings: WeaviateSettings) -> weaviate.WeaviateClient:
         http_host=http.hostname or "localhost", http_port=http.port or (443 if secure else 80),
         http_secure=secure, grpc_host=grpc.hostname or http.hostname or "localhost",
         grpc_port=grpc.port or (443 if secure and settings.grpc_url else 50051),
-        grpc_secure=secure, auth_credentials=auth,
+        grpc_secure=secure, auth_credentials=auth, skip_init_checks=True,
     )
 
 
@@ -137,6 +180,13 @@ class ProductStore:
     def close(self) -> None:
         """Release the client's connections."""
         self._client.close()
+
+    def is_ready(self) -> bool:
+        """True when the server answers its readiness probe (never raises)."""
+        try:
+            return bool(self._client.is_ready())
+        except (WeaviateBaseError, ConnectionError, OSError):
+            return False
 
     def __enter__(self) -> ProductStore:
         return self
@@ -199,6 +249,22 @@ class ProductStore:
             out[str(obj.properties["product_id"])] = vecs
         return out
 
+    def items(self, product_ids: Sequence[str], names: Sequence[str] = VECTOR_NAMES
+              ) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """Properties and named vectors of the given products in one round trip (missing ones left out)."""
+        out: dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
+        unique = list(dict.fromkeys(product_ids))
+        for start in range(0, len(unique), 1000):
+            part = unique[start:start + 1000]
+            with _errors("fetch products"):
+                res = self._collection.query.fetch_objects(
+                    filters=Filter.by_id().contains_any([product_uuid(p) for p in part]),
+                    include_vector=list(names), limit=len(part))
+            for obj in res.objects:
+                vecs = {k: np.asarray(v, dtype=np.float32) for k, v in (obj.vector or {}).items() if k in names}
+                out[str(obj.properties["product_id"])] = (dict(obj.properties), vecs)
+        return out
+
     def upsert(self, items: Sequence[StoredProduct], batch_size: int = 100) -> int:
         """Write (insert or replace) objects in batches; raise StoreError naming any that failed."""
         if not items:
@@ -215,6 +281,40 @@ class ProductStore:
             raise StoreError(f"{len(failed)} of {len(items)} objects failed to write: {sample}")
         return len(items)
 
+    def set_vector(self, name: str, vectors: Mapping[str, np.ndarray]) -> int:
+        """Set one named vector of existing objects, keeping their properties and other vectors.
+
+        A PATCH per object (Weaviate merges named vectors on update; a batch insert would replace the
+        whole object). Raises StoreError naming the product when an object is missing or refused.
+        """
+        collection = self._collection
+        for pid, vec in vectors.items():
+            with _errors(f"set the {name} vector of {pid}"):
+                collection.data.update(uuid=product_uuid(pid), vector={name: np.asarray(vec, np.float32).tolist()})
+        return len(vectors)
+
+    def clear_vector(self, name: str, product_ids: Iterable[str]) -> int:
+        """Remove one named vector from objects (read, then replace without it); absent products are skipped."""
+        collection, cleared = self._collection, 0
+        for pid in product_ids:
+            with _errors(f"remove the {name} vector of {pid}"):
+                obj = collection.query.fetch_object_by_id(product_uuid(pid), include_vector=True)
+                if obj is None or name not in (obj.vector or {}):
+                    continue
+                kept = {k: v for k, v in (obj.vector or {}).items() if k != name}
+                collection.data.replace(uuid=product_uuid(pid), properties=obj.properties, vector=kept)
+            cleared += 1
+        return cleared
+
+    def ids_with_vector(self, name: str) -> set[str]:
+        """Ids of the products that currently have the named vector."""
+        out: set[str] = set()
+        with _errors(f"list products with a {name} vector"):
+            for obj in self._collection.iterator(include_vector=[name], return_properties=["product_id"]):
+                if name in (obj.vector or {}):
+                    out.add(str(obj.properties["product_id"]))
+        return out
+
     def delete(self, product_ids: Iterable[str]) -> int:
         """Delete products by id; returns how many were deleted."""
         ids = [product_uuid(p) for p in product_ids]
@@ -227,12 +327,18 @@ class ProductStore:
                 deleted += int(res.successful)
         return deleted
 
-    def near_vector(self, vector: np.ndarray, target: str, k: int = 10) -> list[Hit]:
-        """The k products whose ``target`` vector is nearest (cosine) to ``vector``."""
+    def near_vector(self, vector: np.ndarray, target: str, k: int = 10,
+                    filters: ProductFilter | None = None, properties: Sequence[str] | None = None) -> list[Hit]:
+        """The k products whose ``target`` vector is nearest (cosine) to ``vector``, among those ``filters`` keep.
+
+        ``properties`` limits what comes back (ids only is fastest); None returns them all.
+        """
+        wanted = list(dict.fromkeys(["product_id", *properties])) if properties is not None else None
         with _errors(f"near-vector query on {target}"):
             res = self._collection.query.near_vector(
                 near_vector=np.asarray(vector, dtype=np.float32).tolist(), target_vector=target, limit=k,
-                return_metadata=MetadataQuery(distance=True))
+                filters=weaviate_filter(filters), return_metadata=MetadataQuery(distance=True),
+                return_properties=wanted)
         return [Hit(str(o.properties["product_id"]), float(o.metadata.distance or 0.0), o.properties)
                 for o in res.objects]
 

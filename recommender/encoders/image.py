@@ -16,6 +16,20 @@ from recommender.encoders.base import l2_normalize
 from recommender.errors import EncoderError
 
 
+def square_thumbnail(image: Image.Image, size: int) -> Image.Image:
+    """The image centred on a white square (nothing cropped: shape matters), resized to ``size`` px.
+
+    The same function prepares images for training and for encoding, so both see identical pixels.
+    """
+    rgb = image.convert("RGB")
+    side = max(rgb.width, rgb.height)
+    if rgb.width != rgb.height:
+        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        canvas.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
+        rgb = canvas
+    return rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0) if side != size else rgb
+
+
 def file_digest(path: Path) -> str:
     """Short sha256 of a file, naming a checkpoint's exact weights in the encoder identity."""
     h = hashlib.sha256()
@@ -32,27 +46,56 @@ class OpenClipImageEncoder:
     reproducible, but its vectors mean nothing beyond raw pixel statistics.
     """
 
-    def __init__(self, settings: ImageEncoderSettings) -> None:
+    def __init__(self, settings: ImageEncoderSettings, load_weights: bool = True) -> None:
+        """``load_weights=False`` with a trained checkpoint gives its architecture at seeded random init
+        (the untrained baseline an evaluation compares against)."""
         self._settings = settings
+        self._load_weights = load_weights
         self._lock = threading.Lock()
         self._tower: Any = None
         self._transform: Any = None
         self._dim = 0
-        if settings.checkpoint is not None and not settings.checkpoint.is_file():
-            raise EncoderError(f"image encoder checkpoint not found: {settings.checkpoint}")
+        self._manifest: dict[str, Any] | None = None
+        ckpt = settings.checkpoint
+        if ckpt is not None and not ckpt.exists():
+            raise EncoderError(f"image encoder checkpoint not found: {ckpt}")
+        if ckpt is not None and _is_aligned_checkpoint(ckpt):
+            from recommender.alignment.checkpoint import read_manifest
+
+            self._manifest = read_manifest(ckpt)
 
     @property
     def identity(self) -> str:
         """Model, weights source and preprocessing: everything that changes the vectors."""
         s = self._settings
+        if self._manifest is not None and s.checkpoint is not None:
+            from recommender.alignment.checkpoint import weights_digest
+
+            arch = self._manifest["architecture"]
+            weights = f"ckpt={weights_digest(s.checkpoint)}" if self._load_weights else f"random-init-seed={s.seed}"
+            return f"open_clip-aligned:{arch['model']}:{weights}:size={arch['image_size']}"
         weights = (f"ckpt={file_digest(s.checkpoint)}" if s.checkpoint else
                    f"pretrained={s.pretrained}" if s.pretrained else f"random-init-seed={s.seed}")
         return f"open_clip:{s.model}:{weights}:size={s.image_size or 'native'}"
 
     @property
+    def checkpoint(self) -> Path | None:
+        """The configured checkpoint path (a trained checkpoint dir, its manifest, or a tower file)."""
+        return self._settings.checkpoint
+
+    @property
     def is_untrained(self) -> bool:
         """True when the tower is a random placeholder (say so wherever its results are shown)."""
+        if self._manifest is not None:
+            return not self._load_weights
         return self._settings.checkpoint is None and self._settings.pretrained is None
+
+    @property
+    def aligned_to(self) -> str | None:
+        """Identity of the text encoder a trained checkpoint maps images onto (None: not aligned to text)."""
+        if self._manifest is None:
+            return None
+        return str(self._manifest.get("text_encoder", {}).get("identity", "")) or None
 
     def _ensure_loaded(self) -> None:
         with self._lock:
@@ -66,6 +109,8 @@ class OpenClipImageEncoder:
         s = self._settings
         if s.threads > 0:
             torch.set_num_threads(s.threads)
+        if self._manifest is not None and s.checkpoint is not None:
+            return self._load_aligned(s.checkpoint)
         kwargs: dict[str, Any] = {"force_image_size": s.image_size} if s.image_size else {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s.seed)
@@ -83,6 +128,21 @@ class OpenClipImageEncoder:
             side = size if isinstance(size, int) else size[0]
             dim = int(tower(torch.zeros(1, 3, side, side)).shape[-1])
         return tower, transform, dim
+
+    def _load_aligned(self, path: Path) -> tuple[Any, Any, int]:
+        from recommender.alignment.augment import normalize
+        from recommender.alignment.checkpoint import load_checkpoint
+
+        model, spec, _ = load_checkpoint(path, self._load_weights, self._settings.seed)
+
+        def transform(image: Image.Image) -> Any:
+            import torch
+
+            pixels = np.asarray(square_thumbnail(image, spec.image_size))
+            uint8 = torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0)
+            return normalize(uint8, spec.mean, spec.std)[0]
+
+        return model.to(self._settings.device), transform, spec.text_dim
 
     @property
     def dim(self) -> int:
@@ -109,6 +169,11 @@ class OpenClipImageEncoder:
     def encode_batch(self, items: Sequence[Image.Image]) -> np.ndarray:
         """Unit-norm float32 vectors of RGB images, in order."""
         return self.encode_prepared([self.preprocess(img) for img in items])
+
+
+def _is_aligned_checkpoint(path: Path) -> bool:
+    """A trained checkpoint (a version dir or its manifest.json), as opposed to a bare tower state dict file."""
+    return path.is_dir() or path.name == "manifest.json"
 
 
 def _load_tower_checkpoint(tower: Any, path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     return float(1.0 - off_diagonal)
 
 
-def novelty(ranked: Sequence[Hashable], popularity: Mapping[Hashable, int], n_users: int, k: int) -> float:
+def novelty(ranked: Sequence[Hashable], popularity: Mapping[Any, int], n_users: int, k: int) -> float:
     """Mean self-information −log2(p(i)) of the top-k items, p(i) = users who interacted with i / all
     users (an item nobody touched counts as seen by one user, so the value stays finite)."""
     if n_users <= 0:

@@ -24,12 +24,11 @@ from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
 from recommender.store import ProductStore
 from recommender.vectorize import MassDeleteRefused, Vectorizer, VectorizeSummary
+from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
+
+# text_encoder / image_encoder (session-scoped, real models) come from tests/integration/conftest.py
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "fixtures"
-IMAGE_SIZE = 64  # the untrained tower at 64 px keeps the suite fast; the code path is the real one
 
 
 @pytest.fixture
@@ -43,18 +42,6 @@ def settings(weaviate_server, weaviate_collection_name: str, tmp_path: Path) -> 
         "image_encoder.image_size": IMAGE_SIZE,
         "vectorize.chunk_size": 32,
     })
-
-
-@pytest.fixture(scope="session")
-def text_encoder() -> SentenceTransformerEncoder:
-    return SentenceTransformerEncoder(Settings().text_encoder)
-
-
-@pytest.fixture(scope="session")
-def image_encoder() -> OpenClipImageEncoder:
-    from recommender.config import ImageEncoderSettings
-
-    return OpenClipImageEncoder(ImageEncoderSettings(image_size=IMAGE_SIZE))
 
 
 @pytest.fixture

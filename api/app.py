@@ -1,0 +1,23 @@
+"""The Flask app factory: settings read once here, blueprints and error handlers registered, no globals."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api import health, search
+from api.errors import register_error_handlers
+from api.state import init_state
+from recommender.config import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """A configured app; ``settings`` default to ``load_settings()`` (env + TOML), read once here."""
+    settings = settings if settings is not None else load_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.api.max_content_length
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    init_state(app, settings)
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(search.bp)
+    return app

@@ -1,0 +1,140 @@
+"""``POST /v1/search``: a text and/or image query → ranked products with per-signal scores.
+
+Accepts JSON ``{"text", "image_base64", "vectors": [...], "filters": {...}, "k", "weights": {...}}`` or
+multipart/form-data (an ``image`` file plus form fields ``text``, ``vectors`` (repeated or comma-separated),
+``k``, ``category``, ``price_min``, ``price_max``, ``in_stock``). Bad input → 4xx naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import MultiDict
+
+from api.errors import ApiError
+from api.state import state
+from recommender.config import SearchSettings
+from recommender.search import FusionWeights, Searcher, SearchFilters, SearchInputError, SearchRequest, SearchResult
+
+bp = Blueprint("search", __name__, url_prefix="/v1")
+
+_JSON_KEYS = {"text", "image_base64", "vectors", "filters", "k", "weights"}
+_FILTER_KEYS = {"category", "price_min", "price_max", "in_stock"}
+
+
+@bp.post("/search")
+def search() -> Response:
+    """Run one search."""
+    st = state()
+    req = _parse_request(st.settings.search)
+    with st.store() as store:
+        result = Searcher(store, st.encoders, st.settings.search).search(req)
+    return jsonify(result_json(result))
+
+
+def _parse_request(settings: SearchSettings) -> SearchRequest:
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_json", "the body is not a JSON object", "body")
+        return request_from_json(body, FusionWeights.from_settings(settings))
+    if mimetype == "multipart/form-data":
+        return request_from_form(request.form, request.files.get("image"))
+    raise ApiError(415, "unsupported_media_type", "send application/json or multipart/form-data", "body")
+
+
+def request_from_json(body: Mapping[str, Any], configured: FusionWeights) -> SearchRequest:
+    """A SearchRequest from a JSON body (the image arrives base64-encoded)."""
+    unknown = sorted(set(body) - _JSON_KEYS)
+    if unknown:
+        raise SearchInputError(unknown[0], f"unknown field {unknown[0]!r}")
+    filters = body.get("filters") or {}
+    if not isinstance(filters, dict):
+        raise SearchInputError("filters", "filters must be an object")
+    bad = sorted(set(filters) - _FILTER_KEYS)
+    if bad:
+        raise SearchInputError(f"filters.{bad[0]}", f"unknown filter {bad[0]!r}")
+    vectors = body.get("vectors") or []
+    if not isinstance(vectors, list) or not all(isinstance(v, str) for v in vectors):
+        raise SearchInputError("vectors", "vectors must be a list of vector names")
+    weights = body.get("weights")
+    if weights is not None and not isinstance(weights, dict):
+        raise SearchInputError("weights", "weights must be an object of signal name → number")
+    image = body.get("image_base64")
+    return SearchRequest(
+        text=body.get("text"), image=_b64(image) if image is not None else None, vectors=tuple(vectors),
+        filters=SearchFilters(category=_opt_str(filters.get("category"), "filters.category"),
+                              price_min=filters.get("price_min"), price_max=filters.get("price_max"),
+                              in_stock=filters.get("in_stock", False)),
+        k=body.get("k", 10), weights=configured.with_overrides(weights) if weights else None)
+
+
+def request_from_form(form: MultiDict[str, str], upload: Any) -> SearchRequest:
+    """A SearchRequest from multipart form fields and an optional ``image`` file."""
+    vectors = [v.strip() for raw in form.getlist("vectors") for v in raw.split(",") if v.strip()]
+    # A form submitted without choosing a file sends an empty part with no filename: that is "no image".
+    image = upload.read() if upload is not None and (upload.filename or upload.content_length) else None
+    return SearchRequest(
+        text=form.get("text"), image=image, vectors=tuple(vectors),
+        filters=SearchFilters(category=form.get("category") or None,
+                              price_min=_form_number(form, "price_min"), price_max=_form_number(form, "price_max"),
+                              in_stock=_form_bool(form, "in_stock")),
+        k=_form_int(form, "k", 10))
+
+
+def _b64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise SearchInputError("image", "image_base64 must be a base64 string")
+    text = value.split(",", 1)[1] if value.startswith("data:") else value  # accept data: URLs too
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SearchInputError("image", f"image_base64 is not valid base64: {exc}") from exc
+
+
+def _opt_str(value: Any, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise SearchInputError(field, f"{field} must be a string")
+
+
+def _form_number(form: MultiDict[str, str], name: str) -> float | None:
+    raw = (form.get(name) or "").strip()
+    try:
+        return float(raw) if raw else None
+    except ValueError as exc:
+        raise SearchInputError(f"filters.{name}", f"{name} must be a number, got {raw!r}") from exc
+
+
+def _form_int(form: MultiDict[str, str], name: str, default: int) -> int:
+    raw = (form.get(name) or "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise SearchInputError(name, f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _form_bool(form: MultiDict[str, str], name: str) -> bool:
+    raw = (form.get(name) or "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise SearchInputError(f"filters.{name}", f"{name} must be true or false, got {raw!r}")
+
+
+def result_json(result: SearchResult) -> dict[str, Any]:
+    """The response body: ranked hits with fused and per-signal scores, plus the weights used."""
+    return {
+        "results": [{"rank": i, "product_id": h.product_id, "title": h.title, "image": h.image, "price": h.price,
+                     "category": h.category, "score": round(h.score, 6),
+                     "scores": {k: round(v, 6) for k, v in h.scores.items()}}
+                    for i, h in enumerate(result.hits, start=1)],
+        "weights": dict(result.weights),
+        "candidates": result.candidates,
+    }

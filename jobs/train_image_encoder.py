@@ -1,0 +1,62 @@
+"""`recsys train-image-encoder`: teach an open_clip vision tower to map product images into the text space."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from recommender import service
+from recommender.alignment.pipeline import train_image_encoder
+from recommender.alignment.train import TrainConfig
+from recommender.config import Settings
+from recommender.images import ImageLimits
+
+MAX_LISTED = 20
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    d = TrainConfig()
+    p = sub.add_parser("train-image-encoder",
+                       help="train (or fine-tune) the image encoder on a catalog's (image, text) pairs")
+    p.add_argument("--catalog", type=Path, required=True, help="catalog folder (DATA.md format)")
+    p.add_argument("--out", type=Path, help="checkpoint root (default: <data_dir>/models/image-encoder)")
+    p.add_argument("--model", help=f"open_clip model name (default: {d.model})")
+    p.add_argument("--pretrained", help="open_clip pretrained tag or local weights file to fine-tune")
+    p.add_argument("--image-size", type=int, default=d.image_size, help="pixels per side")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (warmup, then cosine)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share held out for validation")
+    p.add_argument("--holdout-fraction", type=float, default=0.0,
+                   help="share of products never trained on (ids written to the manifest, for evaluate-search)")
+    p.add_argument("--max-minutes", type=float, default=d.max_minutes, help="time limit (0 = none)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace, settings: Settings) -> TrainConfig:
+    """The training config: CLI flags over the defaults (pretrained/model from settings when not given)."""
+    model = args.model or (settings.image_encoder.model if settings.image_encoder.pretrained else TrainConfig.model)
+    return replace(TrainConfig(), model=model, pretrained=args.pretrained or settings.image_encoder.pretrained,
+                   image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                   val_fraction=args.val_fraction, max_minutes=args.max_minutes, seed=args.seed,
+                   threads=settings.image_encoder.threads)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Train, save a versioned checkpoint, point ``current`` at it, print the summary."""
+    out = args.out or service.image_encoder_dir(settings)
+    v = settings.vectorize
+    summary = train_image_encoder(args.catalog, out, service.text_encoder(settings), config_from_args(args, settings),
+                                  holdout_fraction=args.holdout_fraction,
+                                  limits=ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
+                                  progress=not args.no_progress)
+    for pid, why in summary.image_problems[:MAX_LISTED]:
+        print(f"no image for {pid}: {why}", file=sys.stderr)
+    print(summary.line())
+    return 0

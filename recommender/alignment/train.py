@@ -1,0 +1,204 @@
+"""The contrastive training loop: seeded, with a held-out validation split, warmup + cosine learning rate,
+early stopping on validation MRR, a progress bar and a summary of images/s and seconds."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from recommender.alignment.augment import augment, normalize
+from recommender.alignment.data import PairSet, split_rows
+from recommender.alignment.model import AlignedImageModel, TowerSpec, build_model, contrastive_loss
+from recommender.evaluation.search_eval import own_item_figures
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of one training run (the defaults are the ones measured on the fixtures and Myntra)."""
+
+    model: str = "recsys-rn-tiny"
+    pretrained: str | None = None
+    image_size: int = 64
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+    val_fraction: float = 0.1
+    patience: int = 8  # epochs without a better validation MRR before stopping
+    max_minutes: float = 0.0  # 0 = no time limit; else the LR schedule is squeezed to end on time
+    text_target: str = "both"  # "full" product text, "title", or "both" (each step picks one at random)
+    seed: int = 0
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch: mean training loss and validation figures (text→image, titles vs val images)."""
+
+    epoch: int
+    loss: float
+    val_loss: float
+    val_recall_at_10: float
+    val_mrr: float
+
+
+@dataclass
+class TrainResult:
+    """The best model (by validation MRR), its spec, and how the run went."""
+
+    model: AlignedImageModel
+    spec: TowerSpec
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+    images_seen: int = 0
+    train_size: int = 0
+    val_size: int = 0
+    stopped: str = "epochs"
+
+    @property
+    def images_per_second(self) -> float:
+        """Training throughput (augment + forward + backward)."""
+        return self.images_seen / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Validation figures and timings for the manifest."""
+        best = self.history[self.best_epoch - 1] if self.history else None
+        return {"validation": asdict(best) if best else None,
+                "training": {"epochs_run": len(self.history), "best_epoch": self.best_epoch, "stopped": self.stopped,
+                             "seconds": round(self.seconds, 1), "images_seen": self.images_seen,
+                             "images_per_second": round(self.images_per_second, 1)},
+                "history": [asdict(h) for h in self.history]}
+
+    def line(self) -> str:
+        """One-line human summary."""
+        best = self.history[self.best_epoch - 1] if self.history else None
+        figures = f"val R@10 {best.val_recall_at_10:.3f} MRR {best.val_mrr:.3f} (epoch {self.best_epoch})" if best \
+            else "no validation"
+        return (f"trained on {self.train_size} pairs (val {self.val_size}): {figures}; {len(self.history)} epochs "
+                f"({self.stopped}), {self.images_seen} images in {self.seconds:.0f} s = {self.images_per_second:.0f} "
+                f"images/s")
+
+
+def train(pairs: PairSet, config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train a tower on ``pairs`` (a seeded validation split is held out) and return the best one."""
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    train_rows, val_rows = split_rows(len(pairs), config.val_fraction, config.seed)
+    if len(train_rows) < 2:
+        raise ValueError(f"need at least 2 training pairs, got {len(train_rows)}")
+    train_set, val_set = pairs.subset(train_rows), pairs.subset(val_rows)
+    model, spec = build_model(config.model, config.image_size, int(pairs.texts.shape[1]), config.pretrained,
+                              config.seed)
+    loop = _Loop(model, spec, train_set, val_set, config)
+    return loop.run(progress)
+
+
+class _Loop:
+    """State of one run; kept small so ``train`` reads top to bottom."""
+
+    def __init__(self, model: AlignedImageModel, spec: TowerSpec, train_set: PairSet, val_set: PairSet,
+                 config: TrainConfig) -> None:
+        self.model, self.spec, self.train_set, self.val_set, self.config = model, spec, train_set, val_set, config
+        self.gen = torch.Generator().manual_seed(config.seed)
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
+        rest = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                      {"params": rest, "weight_decay": 0.0}], lr=config.lr)
+        self.batch = min(config.batch_size, len(train_set))
+        self.steps_per_epoch = max(1, len(train_set) // self.batch)
+        self.total_steps = self.steps_per_epoch * max(1, config.epochs)
+        self.result = TrainResult(model, spec, train_size=len(train_set), val_size=len(val_set))
+
+    def lr_at(self, step: int, elapsed: float) -> float:
+        """Linear warmup then cosine decay; progress is by steps, or by time when a time limit is closer."""
+        progress = step / self.total_steps
+        if self.config.max_minutes > 0:
+            progress = max(progress, elapsed / (self.config.max_minutes * 60))
+        warm = self.config.warmup_fraction
+        if progress < warm:
+            return self.config.lr * (progress / warm)
+        return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warm) / (1 - warm))))
+
+    def run(self, progress: bool) -> TrainResult:
+        best_mrr, best_state, waited = -1.0, None, 0
+        start = time.perf_counter()
+        bar = tqdm(total=self.total_steps, desc="train image encoder", unit="step", disable=not progress)
+        for epoch in range(1, max(1, self.config.epochs) + 1):
+            loss = self.epoch(epoch, bar, start)
+            stats = self.validate(epoch, loss)
+            self.result.history.append(stats)
+            bar.set_postfix(loss=f"{loss:.3f}", val_R10=f"{stats.val_recall_at_10:.3f}", val_mrr=f"{stats.val_mrr:.3f}")
+            if stats.val_mrr > best_mrr or not self.val_set.product_ids:
+                best_mrr, best_state, waited = stats.val_mrr, copy.deepcopy(self.model.state_dict()), 0
+                self.result.best_epoch = epoch
+            else:
+                waited += 1
+            if waited >= self.config.patience:
+                self.result.stopped = "early stop"
+                break
+            if self.config.max_minutes > 0 and time.perf_counter() - start >= self.config.max_minutes * 60:
+                self.result.stopped = "time limit"
+                break
+        bar.close()
+        self.result.seconds = time.perf_counter() - start
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
+        return self.result
+
+    def epoch(self, epoch: int, bar: tqdm, start: float) -> float:
+        self.model.train()
+        order = torch.randperm(len(self.train_set), generator=self.gen)
+        losses = []
+        for i in range(self.steps_per_epoch):
+            step = (epoch - 1) * self.steps_per_epoch + i
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr_at(step, time.perf_counter() - start)
+            rows = order[i * self.batch:(i + 1) * self.batch]
+            x = augment(self.train_set.images[rows], self.gen)
+            x = (x - torch.tensor(self.spec.mean).view(1, 3, 1, 1)) / torch.tensor(self.spec.std).view(1, 3, 1, 1)
+            bank = self.text_bank()
+            loss = contrastive_loss(self.model(x), bank, rows, self.model.logit_scale)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            losses.append(loss.item())
+            self.result.images_seen += len(rows)
+            bar.update(1)
+        return float(np.mean(losses))
+
+    def text_bank(self) -> torch.Tensor:
+        target = self.config.text_target
+        if target == "both":
+            target = "title" if torch.rand(1, generator=self.gen).item() < 0.5 else "full"
+        return self.train_set.titles if target == "title" else self.train_set.texts
+
+    def validate(self, epoch: int, loss: float) -> EpochStats:
+        if not self.val_set.product_ids:
+            return EpochStats(epoch, loss, float("nan"), float("nan"), float("nan"))
+        vecs = encode_pairs(self.model, self.spec, self.val_set)
+        with torch.inference_mode():
+            idx = torch.arange(len(vecs))
+            val_loss = float(contrastive_loss(vecs, self.val_set.titles, idx, self.model.logit_scale))
+        figures = own_item_figures(self.val_set.titles.numpy(), vecs.numpy())
+        return EpochStats(epoch, loss, val_loss, figures.recall[10], figures.mrr)
+
+
+def encode_pairs(model: AlignedImageModel, spec: TowerSpec, pairs: PairSet, batch_size: int = 256) -> torch.Tensor:
+    """Unit text-space vectors of the pairs' cached images (no augmentation), in order."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(pairs), batch_size):
+            out.append(model(normalize(pairs.images[i:i + batch_size], spec.mean, spec.std)))
+    return torch.cat(out) if out else torch.zeros((0, spec.text_dim))

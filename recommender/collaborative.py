@@ -1,0 +1,209 @@
+"""The collaborative model: implicit ALS on the weighted interaction matrix (the only module importing ``implicit``).
+
+``fit_als`` learns user and item factors; ``CollaborativeModel`` answers with external ids (similar items,
+recommendations for a known user) and gives each trained item its ``behavior`` vector (L2-normalised
+float32 item factors). ``ArtifactStore`` keeps versions under ``<root>/<version>/`` — factors as npz,
+id maps, params, data hash and metrics as JSON, never pickle — and publishes one atomically through
+the ``current`` pointer file (write aside, then rename), so readers switch without restart and can roll back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from implicit.cpu.als import AlternatingLeastSquares
+
+from recommender.config import CollaborativeSettings
+from recommender.cooccurrence import CoOccurrence
+from recommender.errors import RecommenderError
+from recommender.interactions import IdMap, Interactions
+
+FORMAT = 1
+_VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}(-[0-9]+)?$")
+
+
+class ModelNotFound(RecommenderError):
+    """No (such) collaborative model version has been published."""
+
+
+@dataclass(frozen=True)
+class CollaborativeModel:
+    """Learned factors with the id maps that translate them; ``trained`` marks items that had interactions."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    users: IdMap
+    items: IdMap
+    trained: np.ndarray  # bool per item
+    params: Mapping[str, Any] = field(default_factory=dict)
+    data_hash: str = ""
+
+    def behavior_vectors(self) -> dict[str, np.ndarray]:
+        """L2-normalised float32 item factors of every trained item (the ``behavior`` named vector)."""
+        unit = _normalised(self.item_factors)
+        return {self.items.id(int(i)): unit[i] for i in np.flatnonzero(self.trained)}
+
+    def similar_items(self, product_id: str, n: int = 10) -> list[tuple[str, float]]:
+        """The ``n`` trained items whose factors are closest (cosine) to ``product_id``'s, itself excluded."""
+        i = self.items.index(product_id)
+        if i is None or not self.trained[i]:
+            return []
+        unit = _normalised(self.item_factors)
+        scores = unit @ unit[i]
+        scores[~self.trained] = -np.inf
+        scores[i] = -np.inf
+        return self._top(scores, n)
+
+    def recommend(self, user_id: str, n: int = 10, exclude: frozenset[str] = frozenset()) -> list[tuple[str, float]]:
+        """The ``n`` trained items with the highest predicted preference of a known user (``exclude`` left out)."""
+        u = self.users.index(user_id)
+        if u is None:
+            return []
+        scores = (self.item_factors @ self.user_factors[u]).astype(np.float64)
+        scores[~self.trained] = -np.inf
+        for pid in exclude:
+            j = self.items.index(pid)
+            if j is not None:
+                scores[j] = -np.inf
+        return self._top(scores, n)
+
+    def _top(self, scores: np.ndarray, n: int) -> list[tuple[str, float]]:
+        finite = int(np.isfinite(scores).sum())
+        order = np.argsort(-scores, kind="stable")[: min(n, finite)]
+        return [(self.items.id(int(j)), float(scores[j])) for j in order]
+
+
+def _normalised(factors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    return np.asarray(factors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def model_params(settings: CollaborativeSettings) -> dict[str, Any]:
+    """The settings that determine a fit (recorded with the artifacts, compared to skip unchanged work)."""
+    return {k: v for k, v in asdict(settings).items() if k != "threads"}
+
+
+def fit_als(interactions: Interactions, settings: CollaborativeSettings, progress: bool = False
+            ) -> CollaborativeModel:
+    """Fit ALS (confidence ``1 + alpha · value``) on the user×item matrix; deterministic for a given seed."""
+    matrix = interactions.matrix
+    if matrix.nnz == 0:
+        raise RecommenderError("no interactions to train on")
+    # implicit takes each stored value as the confidence itself (alpha only scales it), and a value below 1
+    # would act as negative feedback; so we pass Hu–Koren's 1 + alpha·value and leave implicit's alpha at 1.
+    confidence = matrix.astype(np.float32, copy=True)
+    confidence.data = 1.0 + np.float32(settings.alpha) * confidence.data
+    model = AlternatingLeastSquares(
+        factors=settings.factors, regularization=settings.regularization, alpha=1.0,
+        iterations=settings.iterations, random_state=settings.seed, num_threads=settings.threads,
+        calculate_training_loss=False)
+    model.fit(confidence, show_progress=progress)
+    trained = np.asarray((matrix != 0).sum(axis=0)).ravel() > 0
+    return CollaborativeModel(
+        np.asarray(model.user_factors, dtype=np.float32), np.asarray(model.item_factors, dtype=np.float32),
+        interactions.users, interactions.items, trained, model_params(settings), interactions.data_hash)
+
+
+# ------------------------------------------------------------------------------------------- artifacts
+@dataclass(frozen=True)
+class Artifacts:
+    """One published version: the ALS model, the co-occurrence counts and the recorded metadata."""
+
+    version: str
+    model: CollaborativeModel
+    cooccurrence: CoOccurrence
+    meta: Mapping[str, Any]
+
+
+class ArtifactStore:
+    """Versioned collaborative artifacts under ``root`` with an atomic ``current`` pointer."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> ArtifactStore:
+        """The default place, ``<data_dir>/models/collaborative``."""
+        return cls(data_dir / "models" / "collaborative")
+
+    def versions(self) -> list[str]:
+        """Saved versions, oldest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name))
+
+    def current_version(self) -> str | None:
+        """The published version, or None."""
+        pointer = self.root / "current"
+        return pointer.read_text(encoding="utf-8").strip() or None if pointer.is_file() else None
+
+    def save(self, model: CollaborativeModel, cooccurrence: CoOccurrence, meta: Mapping[str, Any],
+             publish: bool = True) -> str:
+        """Write a new version aside, rename it into place, and (when ``publish``) point ``current`` at it."""
+        version = self._new_version(model.data_hash)
+        tmp = self.root / f".tmp-{version}"
+        tmp.mkdir(parents=True)
+        try:
+            _write_model(tmp, model)
+            cooccurrence.save(tmp)
+            record = {"format": FORMAT, "version": version, "params": dict(model.params),
+                      "data_hash": model.data_hash, **meta}
+            (tmp / "meta.json").write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.root / version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if publish:
+            self.publish(version)
+        return version
+
+    def publish(self, version: str) -> None:
+        """Atomically make ``version`` the current one (also how to roll back)."""
+        if version not in self.versions():
+            raise ModelNotFound(f"no collaborative model version {version!r} in {self.root}")
+        tmp = self.root / f".current-{os.getpid()}"
+        tmp.write_text(version + "\n", encoding="utf-8")
+        os.replace(tmp, self.root / "current")
+
+    def load(self, version: str | None = None) -> Artifacts:
+        """A saved version (default: the current one)."""
+        version = version or self.current_version()
+        if version is None:
+            raise ModelNotFound(f"no collaborative model published in {self.root} (run `recsys train`)")
+        folder = self.root / version
+        if not folder.is_dir():
+            raise ModelNotFound(f"no collaborative model version {version!r} in {self.root}")
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        return Artifacts(version, _read_model(folder, meta), CoOccurrence.load(folder), meta)
+
+    def _new_version(self, data_hash: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = f"{stamp}-{(data_hash or '0' * 8)[:8]}"
+        version, n = base, 1
+        while (self.root / version).exists():
+            version, n = f"{base}-{n}", n + 1
+        return version
+
+
+def _write_model(folder: Path, model: CollaborativeModel) -> None:
+    np.savez(folder / "factors.npz", allow_pickle=False, user_factors=model.user_factors,
+             item_factors=model.item_factors, trained=model.trained)
+    ids = {"users": list(model.users.ids), "items": list(model.items.ids)}
+    (folder / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
+
+
+def _read_model(folder: Path, meta: Mapping[str, Any]) -> CollaborativeModel:
+    ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+    with np.load(folder / "factors.npz", allow_pickle=False) as z:
+        users, items, trained = z["user_factors"], z["item_factors"], z["trained"]
+    return CollaborativeModel(users, items, IdMap(ids["users"]), IdMap(ids["items"]), trained,
+                              dict(meta.get("params", {})), str(meta.get("data_hash", "")))

@@ -1,0 +1,177 @@
+"""Cross-modal search quality on a catalog: each product's title finds its own image (text→image), and each
+image finds its own title (image→text). Pure functions over vectors, plus an HTML report of examples."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from recommender.catalog import CatalogReader
+from recommender.domain import Product
+from recommender.encoders.base import Encoder
+from recommender.evaluation.metrics import recall_at_k, reciprocal_rank
+from recommender.images import ImageLimits, ImageProblem, decode_image, read_image_bytes
+
+KS = (1, 10)
+
+
+@dataclass(frozen=True)
+class RetrievalFigures:
+    """Mean Recall@k (k in ``KS``) and MRR of each query's own item among ``n`` candidates."""
+
+    n: int
+    recall: dict[int, float]
+    mrr: float
+
+    def as_dict(self) -> dict[str, float]:
+        """Stable keys: ``recall@1``, ``recall@10``, ``mrr``."""
+        return {**{f"recall@{k}": round(v, 6) for k, v in self.recall.items()}, "mrr": round(self.mrr, 6)}
+
+
+def chance(n: int, ks: Sequence[int] = KS) -> dict[str, float]:
+    """What a random ranking scores on average: Recall@k = k/n, MRR = H_n / n."""
+    if n <= 0:
+        raise ValueError("chance is undefined for an empty candidate set")
+    harmonic = sum(1.0 / r for r in range(1, n + 1))
+    return {**{f"recall@{k}": round(min(1.0, k / n), 6) for k in ks}, "mrr": round(harmonic / n, 6)}
+
+
+def ranked_rows(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """For each query row, candidate row indices by descending dot product (ties: lower index first)."""
+    scores = np.asarray(queries, dtype=np.float32) @ np.asarray(candidates, dtype=np.float32).T
+    return np.argsort(-scores, axis=1, kind="stable")
+
+
+def own_item_figures(queries: np.ndarray, candidates: np.ndarray, ks: Sequence[int] = KS) -> RetrievalFigures:
+    """Query ``i``'s relevant item is candidate ``i`` (its own product): mean Recall@k and MRR."""
+    n = len(queries)
+    if n == 0 or len(candidates) != n:
+        raise ValueError(f"need as many queries as candidates (got {n} and {len(candidates)}), at least one")
+    order = ranked_rows(queries, candidates)
+    recall = {k: 0.0 for k in ks}
+    rr = 0.0
+    for i, row in enumerate(order):
+        position = int(np.flatnonzero(row == i)[0])
+        ranked = row[: max(position + 1, max(ks))].tolist()
+        for k in ks:
+            recall[k] += recall_at_k(ranked, {i}, k)
+        rr += reciprocal_rank(ranked, {i})
+    return RetrievalFigures(n, {k: v / n for k, v in recall.items()}, rr / n)
+
+
+def thumbnail_data_uri(image: Image.Image, size: int = 72) -> str:
+    """A small JPEG of the image as a ``data:`` URI, so the report is one self-contained file."""
+    thumb = image.convert("RGB").copy()
+    thumb.thumbnail((size, size))
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def html_report(title: str, metrics: dict[str, object], examples: Sequence[tuple[str, Sequence[tuple[str, bool]]]]
+                ) -> str:
+    """The report page: the figures as a table, then one row per example query with its top images
+    (``(data URI, is the right product)``), the right one outlined."""
+    rows = []
+    for name in ("text_to_image", "image_to_text", "chance"):
+        figures = metrics.get(name)
+        if isinstance(figures, dict):
+            cells = "".join(f"<td>{float(v):.3f}</td>" for v in figures.values())
+            rows.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
+    columns = metrics.get("chance")
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in columns) if isinstance(columns, dict) else ""
+    grid = []
+    for query, hits in examples:
+        imgs = "".join(f'<img src="{uri}" class="{"hit" if ok else ""}" alt="">' for uri, ok in hits)
+        grid.append(f"<div class=q><p>{html.escape(query)}</p>{imgs}</div>")
+    info = "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in metrics.items()
+                   if not isinstance(v, dict | list))
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{padding:.2em .6em;"
+            "border:1px solid #ccc}img{width:72px;height:72px;object-fit:contain;margin:2px;border:3px solid #fff}"
+            "img.hit{border-color:#1a7f37}.q p{margin:.6em 0 .2em}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><ul>{info}</ul><table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+            f"<h2>Examples: title → top images (the product's own image outlined)</h2>{''.join(grid)}</body></html>")
+
+
+def pick_examples(n: int, count: int = 12) -> list[int]:
+    """Evenly spread row indices for the report's examples (deterministic)."""
+    if n <= 0:
+        return []
+    step = max(1, math.floor(n / count))
+    return list(range(0, n, step))[:count]
+
+
+@dataclass(frozen=True)
+class SearchEvaluation:
+    """Figures (``metrics``: stable JSON keys) and the self-contained HTML report of one evaluation."""
+
+    metrics: dict[str, object]
+    report_html: str
+
+
+def evaluate_catalog(folder: Path, text_encoder: Encoder[str], image_encoder: Encoder[Image.Image], *,
+                     only: Collection[str] | None = None, limits: ImageLimits | None = None, batch_size: int = 64,
+                     progress: bool = True) -> SearchEvaluation:
+    """Encode a catalog folder in memory (titles and images; products without a readable image are left
+    out and counted) and measure title→own image and image→own title retrieval among those products."""
+    limits = limits or ImageLimits()
+    products = [p for p in CatalogReader(folder) if p.image and (only is None or p.product_id in only)]
+    kept: list[Product] = []
+    chunks: list[np.ndarray] = []
+    bar = tqdm(total=len(products), desc="encode images", unit="img", disable=not progress)
+    for start in range(0, len(products), batch_size):
+        batch, images = [], []
+        for product in products[start:start + batch_size]:
+            image = _try_image(folder, product, limits)
+            if image is not None:
+                batch.append(product)
+                images.append(image)
+        if images:
+            chunks.append(image_encoder.encode_batch(images))
+            kept.extend(batch)
+        bar.update(len(products[start:start + batch_size]))
+    bar.close()
+    if not kept:
+        raise ValueError(f"{folder}: no product with a readable image to evaluate")
+    image_vecs = np.concatenate(chunks)
+    title_vecs = text_encoder.encode_batch([p.title for p in kept])
+    t2i = own_item_figures(title_vecs, image_vecs)
+    i2t = own_item_figures(image_vecs, title_vecs)
+    metrics: dict[str, object] = {
+        "catalog": str(folder), "products": len(kept), "without_image": len(products) - len(kept),
+        "text_encoder": text_encoder.identity, "image_encoder": image_encoder.identity,
+        "text_to_image": t2i.as_dict(), "image_to_text": i2t.as_dict(), "chance": chance(len(kept))}
+    examples = _examples(folder, kept, title_vecs, image_vecs, limits)
+    return SearchEvaluation(metrics, html_report(f"Search evaluation: {folder.name}", metrics, examples))
+
+
+def _try_image(folder: Path, product: Product, limits: ImageLimits) -> Image.Image | None:
+    try:
+        return decode_image(read_image_bytes(product.image or "", folder, limits), limits, product.image or "image")
+    except ImageProblem:
+        return None
+
+
+def _examples(folder: Path, products: Sequence[Product], title_vecs: np.ndarray, image_vecs: np.ndarray,
+              limits: ImageLimits, top: int = 5) -> list[tuple[str, list[tuple[str, bool]]]]:
+    rows = pick_examples(len(products))
+    order = ranked_rows(title_vecs[rows], image_vecs)[:, :top]
+    out = []
+    for i, ranked in zip(rows, order, strict=True):
+        hits = []
+        for j in ranked.tolist():
+            image = _try_image(folder, products[j], limits)
+            uri = thumbnail_data_uri(image) if image is not None else ""
+            hits.append((uri, j == i))
+        out.append((products[i].title, hits))
+    return out

@@ -1,0 +1,15 @@
+-- The event log (DATA.md events). Plain SQL: runs on SQLite and PostgreSQL alike
+-- (on PostgreSQL write `INSERT ... ON CONFLICT (event_key) DO NOTHING` where SQLite says `INSERT OR IGNORE`).
+-- event_key = 16 hex digits of ts_us + a hash of the natural key (user, product, event, timestamp):
+-- a duplicate delivery is ignored; the time prefix keeps inserts of time-ordered data near the index end.
+CREATE TABLE IF NOT EXISTS events (
+    event_key  TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    event      TEXT NOT NULL CHECK (event IN ('view', 'cart', 'purchase')),
+    ts_us      BIGINT NOT NULL,  -- microseconds since 1970-01-01 UTC
+    session_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (ts_us);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, ts_us);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, ts_us);

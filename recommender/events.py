@@ -1,0 +1,384 @@
+"""The event log: browsing/purchase events (DATA.md) validated, stored in SQLite (WAL) and queried.
+
+Events arrive two ways through the same code: imported from a file (``events.csv`` or ``events.jsonl``)
+and appended live (the API). A bad row is reported (file, line, field, reason) and skipped; it never
+stops the import. Writes are idempotent: each event is keyed by a hash of (user, product, event,
+timestamp), so a duplicate delivery or a re-import of the same file inserts nothing.
+The schema (``event_schema.sql``) is plain SQL so a PostgreSQL log can follow.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from recommender.domain import RowError
+from recommender.errors import RecommenderError
+
+EVENT_TYPES = ("view", "cart", "purchase")
+EVENT_COLUMNS = ("user_id", "product_id", "event", "timestamp", "session_id")
+REQUIRED_COLUMNS = ("user_id", "product_id", "event", "timestamp")
+MAX_ID_CHARS = 256
+_SCHEMA = Path(__file__).with_name("event_schema.sql")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLUMNS = "event_key, user_id, product_id, event, ts_us, session_id"
+_BAD_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
+_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+class EventLogError(RecommenderError):
+    """The event log or an events file cannot be used at all (not: a bad row, which is reported)."""
+
+
+class EventRejected(ValueError):
+    """An event breaks DATA.md; carries the offending field."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Event:
+    """One valid event. ``timestamp`` is timezone-aware UTC; ``session_id`` is never empty."""
+
+    user_id: str
+    product_id: str
+    event: str
+    timestamp: datetime
+    session_id: str
+
+    @property
+    def ts_us(self) -> int:
+        """Microseconds since the epoch (what the log stores and sorts by)."""
+        return to_us(self.timestamp)
+
+    @property
+    def key(self) -> str:
+        """Idempotency key: the time, then a hash of the natural key (user, product, event, timestamp)."""
+        return _key(self.user_id, self.product_id, self.event, self.ts_us)
+
+    def row(self) -> tuple[str, str, str, str, int, str]:
+        """The SQL row (event_key, user_id, product_id, event, ts_us, session_id)."""
+        ts = self.ts_us
+        return _key(self.user_id, self.product_id, self.event, ts), self.user_id, self.product_id, self.event, ts, \
+            self.session_id
+
+
+def _key(user: str, product: str, kind: str, ts_us: int) -> str:
+    # The time prefix makes keys of a time-ordered import arrive in index order: far fewer pages rewritten.
+    digest = hashlib.blake2b(f"{user}\x1f{product}\x1f{kind}\x1f{ts_us}".encode(), digest_size=12).hexdigest()
+    return f"{ts_us:016x}{digest}"
+
+
+def to_us(ts: datetime) -> int:
+    """A datetime as whole microseconds since the epoch (exact, no float rounding); naive means UTC."""
+    delta = (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    """Inverse of ``to_us``."""
+    return datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """DATA.md timestamp: ISO 8601; a value without an offset is taken as UTC."""
+    text = str(value or "").strip()
+    if not text:
+        raise EventRejected("timestamp", "empty timestamp")
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise EventRejected("timestamp", f"not an ISO 8601 timestamp: {text[:40]!r}") from exc
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None = None) -> Event:
+    """Validate one row (CSV strings or JSON values) into an Event, or raise EventRejected naming the field."""
+    user = _id(row, "user_id")
+    product = _id(row, "product_id")
+    if known_products is not None and product not in known_products:
+        raise EventRejected("product_id", f"unknown product {product!r} (not in the catalog)")
+    kind = str(row.get("event") or "").strip().lower()
+    if kind not in EVENT_TYPES:
+        raise EventRejected("event", f"unknown event type {str(row.get('event') or '')[:20]!r} "
+                                     f"(expected {', '.join(EVENT_TYPES)})")
+    ts = parse_timestamp(row.get("timestamp"))
+    session = row.get("session_id")
+    session = str(session).strip() if session is not None else ""
+    if len(session) > MAX_ID_CHARS:
+        raise EventRejected("session_id", f"longer than {MAX_ID_CHARS} characters")
+    return Event(user, product, kind, ts, session or default_session(user, ts))
+
+
+def default_session(user_id: str, ts: datetime) -> str:
+    """DATA.md's default session: the user's UTC day (``<user>-YYYY-MM-DD``)."""
+    return f"{user_id}-{ts.date().isoformat()}"
+
+
+def _id(row: Mapping[str, Any], name: str) -> str:
+    value = row.get(name)
+    if type(value) is not str:  # exact type checks: this runs twice per event
+        if value is not None and type(value) is not int:
+            raise EventRejected(name, "must be a string")
+        value = "" if value is None else str(value)
+    text = value.strip()
+    if not text:
+        raise EventRejected(name, f"empty {name}")
+    if len(text) > MAX_ID_CHARS:
+        raise EventRejected(name, f"longer than {MAX_ID_CHARS} characters")
+    return text
+
+
+# ------------------------------------------------------------------------------------------- files
+def find_events_file(folder: Path) -> Path | None:
+    """A catalog's events file (events.csv, else events.jsonl), or None when it has none."""
+    for name in ("events.csv", "events.jsonl"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+@dataclass
+class EventReader:
+    """Streams the valid events of a file; rejected rows (``errors``) and ``rows_read`` accumulate."""
+
+    path: Path
+    known_products: Collection[str] | None = None
+    errors: list[RowError] = field(default_factory=list)
+    rows_read: int = 0
+
+    def __iter__(self) -> Iterator[Event]:
+        if not self.path.is_file():
+            raise EventLogError(f"events file not found: {self.path}")
+        rows = _jsonl_rows(self.path) if self.path.suffix == ".jsonl" else _csv_rows(self.path)
+        for line, raw in rows:
+            self.rows_read += 1
+            try:
+                if isinstance(raw, EventRejected):
+                    raise raw
+                yield parse_event(raw, self.known_products)
+            except EventRejected as exc:
+                self.errors.append(RowError(self.path.name, line, exc.field, exc.reason, _pid(raw)))
+
+
+def _pid(raw: Mapping[str, Any] | EventRejected) -> str | None:
+    value = raw.get("product_id") if isinstance(raw, Mapping) else None
+    return value.strip() or None if isinstance(value, str) and not _has_bad_bytes(value) else None
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | EventRejected]]:
+    # surrogateescape keeps a bad byte inside its own row instead of failing the whole file.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise EventLogError(f"{path}: header lacks required column(s) {', '.join(missing)}")
+        end_of_previous = reader.line_num
+        for cells in reader:
+            start, end_of_previous = end_of_previous + 1, reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            yield start, _cells_to_row(header, cells)
+
+
+def _cells_to_row(header: list[str], cells: list[str]) -> dict[str, Any] | EventRejected:
+    if len(cells) != len(header):
+        return EventRejected("(row)", f"has {len(cells)} fields, the header has {len(header)}")
+    if _has_bad_bytes("".join(cells)):
+        bad = next(name for name, value in zip(header, cells, strict=True) if _has_bad_bytes(value))
+        return EventRejected(bad, "not valid UTF-8")
+    return dict(zip(header, cells, strict=True))
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | EventRejected]]:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        for line_no, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            if _has_bad_bytes(text):
+                yield line_no, EventRejected("(row)", "not valid UTF-8")
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield line_no, EventRejected("(row)", f"not valid JSON: {exc.msg}")
+                continue
+            yield line_no, obj if isinstance(obj, dict) else EventRejected("(row)", "not a JSON object")
+
+
+def _has_bad_bytes(text: str) -> bool:
+    return _BAD_BYTES.search(text) is not None
+
+
+# ------------------------------------------------------------------------------------------- the log
+@dataclass(frozen=True)
+class AppendResult:
+    """What an append did: new events stored, and duplicates (already in the log) ignored."""
+
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """One file import: rows read, events stored, duplicates ignored, rows rejected (with reasons)."""
+
+    file: str
+    rows_read: int
+    imported: int
+    duplicates: int
+    errors: tuple[RowError, ...] = ()
+
+    @property
+    def rejected(self) -> int:
+        """Rows reported and skipped."""
+        return len(self.errors)
+
+    def line(self) -> str:
+        """One-line summary."""
+        return (f"{self.file}: {self.rows_read} rows read, {self.imported} imported, "
+                f"{self.duplicates} duplicates ignored, {self.rejected} rejected")
+
+
+class EventLog:
+    """Events in one SQLite database (WAL). One instance per thread; ``close()`` when done."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports of random keys stay in memory
+            self._db.executescript(_SCHEMA.read_text(encoding="utf-8"))
+        except sqlite3.Error as exc:
+            raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> EventLog:
+        """The log at its default place, ``<data_dir>/events.sqlite3``."""
+        return cls(data_dir / "events.sqlite3")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- writing
+    def append(self, events: Iterable[Event], batch_size: int = 100_000) -> AppendResult:
+        """Store events, one transaction per batch; events already in the log are ignored."""
+        inserted = seen = 0
+        batch: list[tuple[str, str, str, str, int, str]] = []
+        for event in events:
+            batch.append(event.row())
+            if len(batch) >= batch_size:
+                inserted, seen = inserted + self._write(batch), seen + len(batch)
+                batch = []
+        if batch:
+            inserted, seen = inserted + self._write(batch), seen + len(batch)
+        return AppendResult(inserted, seen - inserted)
+
+    def _write(self, rows: Sequence[tuple[str, str, str, str, int, str]]) -> int:
+        before = self._db.total_changes
+        try:
+            with self._db:  # commits on success, rolls back on any exception
+                self._db.execute("BEGIN")
+                self._db.executemany(_INSERT, rows)
+        except sqlite3.Error as exc:
+            raise EventLogError(f"cannot write to event log {self.path}: {exc}") from exc
+        return self._db.total_changes - before
+
+    def import_file(self, path: Path, known_products: Collection[str] | None = None,
+                    progress: bool = False) -> ImportSummary:
+        """Validate and store a whole events file; bad rows are reported in the summary and skipped."""
+        reader = EventReader(path, known_products)
+        events = tqdm(reader, unit="event", desc=f"import {path.name}", disable=not progress)
+        result = self.append(events)
+        return ImportSummary(path.name, reader.rows_read, result.inserted, result.duplicates, tuple(reader.errors))
+
+    # ----------------------------------------------------------------- reading
+    def count(self) -> int:
+        """Number of stored events."""
+        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def events(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Event]:
+        """Events with ``since <= timestamp < until``, in time order."""
+        where, params = _range(since, until)
+        sql = f"SELECT user_id, product_id, event, ts_us, session_id FROM events {where} ORDER BY ts_us, event_key"
+        for user, product, kind, ts, session in self._db.execute(sql, params):
+            yield Event(user, product, kind, from_us(ts), session)
+
+    def rows(self, since: datetime | None = None, until: datetime | None = None
+             ) -> Iterator[tuple[str, str, str, int]]:
+        """Like ``events`` but bare ``(user_id, product_id, event, ts_us)`` tuples: the fast path for training."""
+        where, params = _range(since, until)
+        sql = f"SELECT user_id, product_id, event, ts_us FROM events {where} ORDER BY ts_us, event_key"
+        yield from self._db.execute(sql, params)
+
+    def user_history(self, user_id: str, until: datetime | None = None, limit: int | None = None) -> list[Event]:
+        """A user's events before ``until``, most recent first (at most ``limit``)."""
+        sql = ("SELECT user_id, product_id, event, ts_us, session_id FROM events WHERE user_id = ? AND ts_us < ? "
+               "ORDER BY ts_us DESC, event_key LIMIT ?")
+        end = to_us(until) if until is not None else 2**62
+        rows = self._db.execute(sql, (user_id, end, -1 if limit is None else limit))
+        return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
+
+    def session_items(self, since: datetime | None = None, until: datetime | None = None
+                      ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+        """Per session (in the range): its (product_id, event) pairs in time order."""
+        where, params = _range(since, until)
+        sql = f"SELECT session_id, product_id, event FROM events {where} ORDER BY session_id, ts_us, event_key"
+        current: str | None = None
+        items: list[tuple[str, str]] = []
+        for session, product, kind in self._db.execute(sql, params):
+            if session != current:
+                if current is not None:
+                    yield current, items
+                current, items = session, []
+            items.append((product, kind))
+        if current is not None:
+            yield current, items
+
+    def popularity(self, since: datetime | None = None, until: datetime | None = None
+                   ) -> dict[str, dict[str, int]]:
+        """Event counts per product and event type in the range: ``{product_id: {event: count}}``."""
+        where, params = _range(since, until)
+        sql = f"SELECT product_id, event, COUNT(*) FROM events {where} GROUP BY product_id, event"
+        out: dict[str, dict[str, int]] = {}
+        for product, kind, n in self._db.execute(sql, params):
+            out.setdefault(product, {})[kind] = int(n)
+        return out
+
+
+def _range(since: datetime | None, until: datetime | None) -> tuple[str, tuple[int, ...]]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("ts_us >= ?")
+        params.append(to_us(since))
+    if until is not None:
+        clauses.append("ts_us < ?")
+        params.append(to_us(until))
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(params)

@@ -1,0 +1,159 @@
+"""Per-(anchor, candidate) signals the fusion ranker scores: similarities, behaviour, business context.
+
+Every feature is a number where larger means "more related" (price distance is negated), computed the same
+way online and offline, so a model learned offline scores live requests without skew.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recommender.collaborative import CollaborativeModel
+from recommender.cooccurrence import CoOccurrence
+from recommender.domain import Candidate, ItemView, RankQuery
+
+FEATURES = (
+    "text", "image", "behavior",            # anchor ↔ candidate cosine per named vector
+    "cooccurrence", "copurchase",           # anchor ↔ candidate session evidence
+    "history_text", "history_image",        # best match to the shopper's recent products
+    "session", "als_user",                  # session co-occurrence, the shopper's ALS preference
+    "popularity", "same_category", "same_variant", "price_distance",
+    "rr_text", "rr_image", "rr_behavior", "rr_cooccurrence", "rr_session", "rr_als_user", "rr_popularity",
+)
+RECENT_HISTORY = 5
+
+
+def _cos(a: ItemView, b: ItemView, name: str) -> float:
+    va, vb = a.vectors.get(name), b.vectors.get(name)
+    return float(np.dot(va, vb)) if va is not None and vb is not None else 0.0
+
+
+def shared_category_depth(a: Sequence[str], b: Sequence[str]) -> float:
+    """Share of category levels the two paths have in common from the top (0..1)."""
+    if not a or not b:
+        return 0.0
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared / max(len(a), len(b))
+
+
+def price_distance(a: float | None, b: float | None) -> float:
+    """−|log(price ratio)|: 0 for equal prices, more negative the further apart; 0 when unknown."""
+    if not a or not b or a <= 0 or b <= 0:
+        return 0.0
+    return -abs(math.log(b / a))
+
+
+@dataclass(frozen=True)
+class BehaviourContext:
+    """The behavioural evidence features draw on (any part may be absent for a cold start)."""
+
+    cooccurrence: CoOccurrence | None = None
+    model: CollaborativeModel | None = None
+    popularity: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def max_log_popularity(self) -> float:
+        """Normaliser that maps popularity into 0..1."""
+        return math.log1p(max(self.popularity.values(), default=0.0)) or 1.0
+
+
+class FeatureBuilder:
+    """Computes FEATURES for every candidate of one query."""
+
+    def __init__(self, behaviour: BehaviourContext) -> None:
+        self.behaviour = behaviour
+        self._max_pop = behaviour.max_log_popularity
+
+    def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
+             history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
+        """A (len(candidates), len(FEATURES)) float32 matrix, rows in ``candidates`` order."""
+        reciprocal = _reciprocal_ranks(proposals)
+        user_scores = self._user_scores(query, list(candidates))
+        co = self._co_rows(anchor.product_id if anchor else None, query.history[:RECENT_HISTORY])
+        out = np.zeros((len(candidates), len(FEATURES)), dtype=np.float32)
+        for row, (pid, item) in enumerate(candidates.items()):
+            feats = self._pair(anchor, item, history)
+            feats["als_user"] = user_scores.get(pid, 0.0)
+            feats["cooccurrence"] = co.anchor_view.get(pid, 0.0)
+            feats["copurchase"] = math.log1p(co.anchor_purchase.get(pid, 0.0))
+            feats["session"] = sum(r.get(pid, 0.0) for r in co.history_view)
+            for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity"):
+                feats[f"rr_{source}"] = reciprocal.get((source, pid), 0.0)
+            out[row] = [feats.get(name, 0.0) for name in FEATURES]
+        return out
+
+    def _pair(self, anchor: ItemView | None, item: ItemView, history: Sequence[ItemView]) -> dict[str, float]:
+        b = self.behaviour
+        feats = {
+            "popularity": math.log1p(b.popularity.get(item.product_id, 0.0)) / self._max_pop,
+            "history_text": max((_cos(h, item, "text") for h in history[:RECENT_HISTORY]), default=0.0),
+            "history_image": max((_cos(h, item, "image") for h in history[:RECENT_HISTORY]), default=0.0),
+        }
+        if anchor is not None:
+            feats.update(text=_cos(anchor, item, "text"), image=_cos(anchor, item, "image"),
+                         behavior=_cos(anchor, item, "behavior"),
+                         same_category=shared_category_depth(anchor.category, item.category),
+                         same_variant=float(anchor.variant_group == item.variant_group),
+                         price_distance=price_distance(anchor.price, item.price))
+        return feats
+
+    def _co_rows(self, anchor_id: str | None, history: Sequence[str]) -> _CoRows:
+        cooc = self.behaviour.cooccurrence
+        if cooc is None:
+            return _CoRows({}, {}, [])
+        anchor_view = co_similarities(cooc, anchor_id, "view") if anchor_id else {}
+        anchor_purchase = co_counts(cooc, anchor_id, "purchase") if anchor_id else {}
+        return _CoRows(anchor_view, anchor_purchase, [co_similarities(cooc, h, "view") for h in history])
+
+    def _user_scores(self, query: RankQuery, pids: list[str]) -> dict[str, float]:
+        model = self.behaviour.model
+        if model is None or not query.user_id:
+            return {}
+        u = model.users.index(query.user_id)
+        if u is None:
+            return {}
+        out = {}
+        for pid in pids:
+            j = model.items.index(pid)
+            if j is not None and model.trained[j]:
+                out[pid] = float(model.item_factors[j] @ model.user_factors[u])
+        return out
+
+
+@dataclass(frozen=True)
+class _CoRows:
+    anchor_view: dict[str, float]
+    anchor_purchase: dict[str, float]
+    history_view: list[dict[str, float]]
+
+
+def co_counts(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str, float]:
+    """Sessions shared with ``product_id`` at ``kind`` or stronger, per co-occurring product."""
+    i = cooc.items.index(product_id)
+    if i is None:
+        return {}
+    row = cooc.counts[kind].getrow(i)
+    return {cooc.items.id(int(j)): float(c) for j, c in zip(row.indices, row.data, strict=True)}
+
+
+def co_similarities(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str, float]:
+    """Cosine of session incidence with ``product_id``: count / sqrt(sessions(a) · sessions(b))."""
+    i = cooc.items.index(product_id)
+    if i is None:
+        return {}
+    row = cooc.counts[kind].getrow(i)
+    spi = cooc.sessions_per_item
+    return {cooc.items.id(int(j)): float(c) / math.sqrt(float(spi[i]) * float(spi[j]))
+            for j, c in zip(row.indices, row.data, strict=True)}
+
+
+def _reciprocal_ranks(proposals: Mapping[str, list[Candidate]]) -> dict[tuple[str, str], float]:
+    return {(source, c.product_id): 1.0 / c.rank for source, cands in proposals.items() for c in cands}

@@ -1,0 +1,79 @@
+"""A bounded read-through cache of ItemViews (properties + named vectors) over the product store.
+
+Ranking needs the vectors of the anchor, of every candidate and of the shopper's history; fetching them
+per request in one batch, and keeping the hot ones, is what keeps the recommendation path fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from recommender.domain import CATEGORY_SEPARATOR, ItemView
+
+
+class ItemSource(Protocol):
+    """Where items come from (the ProductStore): properties and vectors of many products at once."""
+
+    def items(self, product_ids: list[str]) -> Mapping[str, tuple[dict[str, Any], dict[str, np.ndarray]]]: ...
+
+
+class ItemLookup(Protocol):
+    """Read access to ItemViews: what retrieval and ranking depend on (an ItemCache, or an overlay of one)."""
+
+    def get_many(self, product_ids: Iterable[str]) -> dict[str, ItemView]: ...
+
+    def get(self, product_id: str) -> ItemView | None: ...
+
+
+def item_view(props: Mapping[str, Any], vectors: Mapping[str, np.ndarray]) -> ItemView:
+    """An ItemView from stored properties and vectors."""
+    category = tuple(c for c in str(props.get("category") or "").split(CATEGORY_SEPARATOR) if c)
+    price = props.get("price")
+    return ItemView(
+        product_id=str(props["product_id"]), vectors=dict(vectors), category=category,
+        price=float(price) if price is not None else None,
+        variant_group=str(props.get("variant_group") or props["product_id"]),
+        in_stock=bool(props.get("in_stock", True)), title=str(props.get("title") or ""),
+        color=str(props.get("color") or ""), image=str(props.get("image") or ""))
+
+
+class ItemCache:
+    """LRU of ItemViews; misses are fetched from the source in one batch. Thread-safe."""
+
+    def __init__(self, source: ItemSource, max_items: int = 50_000) -> None:
+        self._source = source
+        self._max = max_items
+        self._items: OrderedDict[str, ItemView] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
+        """The known products among ``product_ids`` (unknown ones are absent from the result)."""
+        wanted = list(dict.fromkeys(product_ids))
+        with self._lock:
+            found = {pid: self._items[pid] for pid in wanted if pid in self._items}
+            for pid in found:
+                self._items.move_to_end(pid)
+        missing = [pid for pid in wanted if pid not in found]
+        if missing:
+            fetched = {pid: item_view(p, v) for pid, (p, v) in self._source.items(missing).items()}
+            with self._lock:
+                for pid, view in fetched.items():
+                    self._items[pid] = view
+                while len(self._items) > self._max:
+                    self._items.popitem(last=False)
+            found.update(fetched)
+        return found
+
+    def get(self, product_id: str) -> ItemView | None:
+        """One product, or None if the store does not have it."""
+        return self.get_many([product_id]).get(product_id)
+
+    def clear(self) -> None:
+        """Forget everything (after a new model version or catalog refresh)."""
+        with self._lock:
+            self._items.clear()

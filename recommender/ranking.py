@@ -1,0 +1,122 @@
+"""The ranker: candidate sources → features → fusion → rules/diversity → top k with per-signal breakdown."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from recommender.domain import Candidate, ItemView, RankedItem, RankQuery
+from recommender.features import FEATURES, FeatureBuilder
+from recommender.fusion import FusionModel, Rules, allowed, select
+from recommender.item_cache import ItemLookup
+from recommender.retrieval import CandidateSource
+
+EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history_text", "history_image",
+             "session", "als_user", "popularity", "same_category", "same_variant", "price_distance")
+
+
+class Recommender(Protocol):
+    """Ranks products for a query.
+
+    Contract: at most ``query.k`` items, best first, no duplicates, never the anchor or an excluded item;
+    each item carries its fused score and a per-signal breakdown (empty for single-signal baselines).
+    """
+
+    name: str
+
+    def rank(self, query: RankQuery) -> list[RankedItem]: ...
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Candidates that passed the rules, in pool order, with their feature rows (one per id)."""
+
+    ids: list[str]
+    views: dict[str, ItemView]
+    rows: np.ndarray
+    proposals: dict[str, list[Candidate]]
+
+
+class FusionRanker:
+    """Unions the candidates of every source and orders them by a fusion model."""
+
+    def __init__(self, name: str, sources: Sequence[CandidateSource], items: ItemLookup, features: FeatureBuilder,
+                 model: FusionModel, rules: Rules, per_source: int = 100) -> None:
+        self.name = name
+        self.sources = list(sources)
+        self.items = items
+        self.features = features
+        self.model = model
+        self.rules = rules
+        self.per_source = per_source
+
+    def propose(self, query: RankQuery) -> dict[str, list[Candidate]]:
+        """Every source's candidates for the query."""
+        return {s.name: s.candidates(query, self.per_source) for s in self.sources}
+
+    def candidate_set(self, query: RankQuery) -> CandidateSet:
+        """The allowed candidates with their views and feature rows — shared by ranking and offline training."""
+        proposals = self.propose(query)
+        pool = list(dict.fromkeys(c.product_id for cands in proposals.values() for c in cands))
+        wanted = [*([query.anchor_id] if query.anchor_id else []), *pool, *query.history[:5]]
+        views = self.items.get_many(wanted)
+        anchor = views.get(query.anchor_id) if query.anchor_id else None
+        ids = [p for p in pool if p in views and allowed(views[p], query, self.rules)]
+        history = [views[h] for h in query.history[:5] if h in views]
+        rows = self.features.rows(query, anchor, {p: views[p] for p in ids}, history, proposals)
+        return CandidateSet(ids, views, rows, proposals)
+
+    def rank(self, query: RankQuery) -> list[RankedItem]:
+        """The top ``query.k`` products with scores and per-signal breakdowns."""
+        cs = self.candidate_set(query)
+        ids, views, rows, proposals = cs.ids, cs.views, cs.rows, cs.proposals
+        if not ids:
+            return []
+        scores, contributions = self.model.score(rows)
+        by_id = {pid: float(s) for pid, s in zip(ids, scores, strict=True)}
+        order = sorted(ids, key=lambda p: (-by_id[p], p))
+        chosen = select(order, by_id, views, query.k, self.rules)
+        index = {pid: i for i, pid in enumerate(ids)}
+        sources = {pid: tuple(n for n, cands in proposals.items() if any(c.product_id == pid for c in cands))
+                   for pid in chosen}
+        return [RankedItem(pid, by_id[pid], _signals(rows[index[pid]], contributions[index[pid]]), sources[pid])
+                for pid in chosen]
+
+
+def _signals(row: Sequence[float], contributions: Sequence[float]) -> dict[str, float]:
+    out = {}
+    for i, name in enumerate(FEATURES):
+        if name in EXPLAINED:
+            out[name] = round(float(row[i]), 5)
+            out[f"{name}_contribution"] = round(float(contributions[i]), 5)
+    return out
+
+
+class SourceRanker:
+    """A single-signal baseline: one source's own order, with the same rules as the fused ranker."""
+
+    def __init__(self, source: CandidateSource, items: ItemLookup, rules: Rules,
+                 fallback: CandidateSource | None = None, depth: int = 100) -> None:
+        self.name = source.name
+        self.source = source
+        self.items = items
+        self.rules = rules
+        self.fallback = fallback
+        self.depth = depth
+
+    def rank(self, query: RankQuery) -> list[RankedItem]:
+        """The source's candidates in its own order (then the fallback's), rules applied."""
+        cands = self.source.candidates(query, self.depth)
+        if self.fallback is not None and len(cands) < self.depth:
+            cands += self.fallback.candidates(query, self.depth)
+        ids = list(dict.fromkeys(c.product_id for c in cands))
+        views = self.items.get_many(ids)
+        scores: dict[str, float] = {}
+        for c in cands:
+            scores.setdefault(c.product_id, c.score if c.source == self.name else -1e9 - c.rank)
+        order = [p for p in ids if p in views and allowed(views[p], query, self.rules)]
+        chosen = select(order, scores, views, query.k, self.rules)
+        return [RankedItem(pid, scores[pid], {self.name: scores[pid]}, (self.name,)) for pid in chosen]

@@ -1,0 +1,131 @@
+"""Named candidate sources: each proposes products for a query from one kind of evidence.
+
+Sources are cheap to combine: the ranker asks each for up to ``n`` candidates, unions them, and scores the
+union with every signal. A source with nothing to say (cold anchor, unknown shopper) returns ``[]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from recommender.collaborative import CollaborativeModel
+from recommender.cooccurrence import CoOccurrence
+from recommender.domain import Candidate, RankQuery
+from recommender.item_cache import ItemLookup
+
+NearVector = Callable[[np.ndarray, str, int], Sequence[tuple[str, float]]]
+
+
+class CandidateSource(Protocol):
+    """Proposes candidates for a query.
+
+    Contract: at most ``n`` candidates, best first, each with this source's ``name``, its own score
+    (higher is better) and rank (1-based); never the anchor itself; ``[]`` when it has no evidence.
+    """
+
+    name: str
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]: ...
+
+
+def _ranked(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n: int) -> list[Candidate]:
+    out: list[Candidate] = []
+    for pid, score in scored:
+        if pid != query.anchor_id and pid not in query.exclude:
+            out.append(Candidate(pid, name, float(score), len(out) + 1))
+            if len(out) >= n:
+                break
+    return out
+
+
+class VectorNeighbours:
+    """Nearest neighbours of the anchor by one named vector, from the vector store."""
+
+    def __init__(self, vector: str, items: ItemLookup, near: NearVector) -> None:
+        self.name = vector
+        self._items = items
+        self._near = near
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """Neighbours of the anchor's ``vector``; [] when the anchor has no such vector."""
+        anchor = self._items.get(query.anchor_id) if query.anchor_id else None
+        if anchor is None or self.name not in anchor.vectors:
+            return []
+        return _ranked(self.name, self._near(anchor.vectors[self.name], self.name, n + 1), query, n)
+
+
+class CoOccurring:
+    """Products seen (or bought) in the same sessions as the anchor."""
+
+    def __init__(self, cooc: CoOccurrence, kind: str = "view", name: str = "cooccurrence") -> None:
+        self.name = name
+        self._cooc = cooc
+        self._kind = kind
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """Co-occurring products, most similar first."""
+        if not query.anchor_id:
+            return []
+        items = self._cooc.co_occurring(query.anchor_id, n + 1, self._kind)
+        return _ranked(self.name, [(c.product_id, c.similarity) for c in items], query, n)
+
+
+class SessionCoOccurring:
+    """Products that co-occur with the shopper's recent products (the session's momentum)."""
+
+    def __init__(self, cooc: CoOccurrence, recent: int = 5, name: str = "session") -> None:
+        self.name = name
+        self._cooc = cooc
+        self._recent = recent
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """Summed co-occurrence similarity over the most recent history items."""
+        scores: dict[str, float] = {}
+        for pid in query.history[: self._recent]:
+            for c in self._cooc.co_occurring(pid, n):
+                scores[c.product_id] = scores.get(c.product_id, 0.0) + c.similarity
+        return _ranked(self.name, sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])), query, n)
+
+
+class AlsSimilar:
+    """Items whose ALS factors are closest to the anchor's (item–item collaborative filtering)."""
+
+    def __init__(self, model: CollaborativeModel, name: str = "als_item") -> None:
+        self.name = name
+        self._model = model
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """ALS item–item neighbours of the anchor."""
+        if not query.anchor_id:
+            return []
+        return _ranked(self.name, self._model.similar_items(query.anchor_id, n + 1), query, n)
+
+
+class AlsForUser:
+    """ALS recommendations for a known shopper."""
+
+    def __init__(self, model: CollaborativeModel, name: str = "als_user") -> None:
+        self.name = name
+        self._model = model
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """The shopper's top predicted items; [] for an unknown shopper."""
+        if not query.user_id:
+            return []
+        recs = self._model.recommend(query.user_id, n + 1, exclude=query.purchased)
+        return _ranked(self.name, recs, query, n)
+
+
+class Popular:
+    """The most popular products: the fallback that always has an answer."""
+
+    def __init__(self, popularity: Mapping[str, float], name: str = "popularity") -> None:
+        self.name = name
+        self._ordered = sorted(popularity.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """Top products by popularity."""
+        return _ranked(self.name, self._ordered[: n + len(query.exclude) + 1], query, n)

@@ -1,0 +1,132 @@
+"""The API under a real gunicorn process on loopback: a search over HTTP, and readiness when Weaviate is gone."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
+from recommender.encoders.image import OpenClipImageEncoder
+from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.store import ProductStore
+from recommender.vectorize import Vectorizer
+from recommender.weaviate_server import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "fixtures"
+IMAGE_SIZE = 64
+STARTUP_S = 60.0
+
+
+def small_catalog(dest: Path, n: int) -> Path:
+    """The first n fixture products (and their images) copied to dest."""
+    (dest / "images").mkdir(parents=True)
+    with (FIXTURES / "products.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:n]
+    with (dest / "products.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for row in rows:
+        shutil.copy(FIXTURES / row["image"], dest / row["image"])
+    return dest
+
+
+@pytest.fixture(scope="module")
+def small_weaviate(weaviate_server, tmp_path_factory: pytest.TempPathFactory  # type: ignore[no-untyped-def]
+                   ) -> Iterator[WeaviateSettings]:
+    """A collection holding the first 40 fixture products, vectorized by the real encoders."""
+    settings = WeaviateSettings(host=weaviate_server.host, http_port=weaviate_server.http_port,
+                                grpc_port=weaviate_server.grpc_port, collection=f"E2E_{uuid.uuid4().hex[:12]}")
+    catalog = small_catalog(tmp_path_factory.mktemp("catalog"), 40)
+    with ProductStore.open(settings) as store:
+        Vectorizer(store, SentenceTransformerEncoder(Settings().text_encoder),
+                   OpenClipImageEncoder(ImageEncoderSettings(image_size=IMAGE_SIZE)), Settings().vectorize,
+                   progress=False).run(catalog)
+        try:
+            yield settings
+        finally:
+            store.drop()
+
+
+def call(url: str, body: dict[str, Any] | None = None, timeout: float = 60.0) -> tuple[int, str, dict[str, Any]]:
+    """(status, content type, JSON body) of a GET (or a JSON POST when body is given); HTTP errors included."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers.get_content_type(), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get_content_type(), json.loads(exc.read())
+
+
+@contextmanager
+def gunicorn(weaviate: WeaviateSettings, log: Path) -> Iterator[str]:
+    """`gunicorn api.wsgi:app` on a free loopback port, configured by env; always terminated afterwards."""
+    port = free_port("127.0.0.1")
+    env = dict(os.environ, RECSYS_WEAVIATE__HOST=weaviate.host, RECSYS_WEAVIATE__HTTP_PORT=str(weaviate.http_port),
+               RECSYS_WEAVIATE__GRPC_PORT=str(weaviate.grpc_port), RECSYS_WEAVIATE__COLLECTION=weaviate.collection,
+               RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(IMAGE_SIZE), TOKENIZERS_PARALLELISM="false")
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                                 "--timeout", "120", "api.wsgi:app"], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            assert proc.poll() is None, f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            try:
+                if call(f"{base}/healthz", timeout=2)[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass  # not listening yet
+            assert time.monotonic() < deadline, f"gunicorn not up after {STARTUP_S}s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_search_over_http_under_gunicorn(small_weaviate: WeaviateSettings, tmp_path: Path) -> None:
+    with gunicorn(small_weaviate, tmp_path / "gunicorn.log") as base:
+        assert call(f"{base}/readyz")[:2] == (200, "application/json")
+        status, ctype, body = call(f"{base}/v1/search", {"text": "yellow jeans", "k": 3})
+        assert (status, ctype) == (200, "application/json"), body
+        assert body["results"][0]["product_id"] == "P00003"  # the only yellow jeans among the first 40
+        assert set(body["results"][0]["scores"]) == {"text->text", "text->image"}
+        status, _, body = call(f"{base}/v1/search", {"text": "jeans", "k": 500})
+        assert status == 400 and body["error"]["field"] == "k"
+
+
+def test_readyz_is_503_json_when_weaviate_is_unreachable(tmp_path: Path) -> None:
+    closed = WeaviateSettings(host="127.0.0.1", http_port=free_port("127.0.0.1"),
+                              grpc_port=free_port("127.0.0.1"), collection="Nowhere")
+    with gunicorn(closed, tmp_path / "gunicorn.log") as base:
+        assert call(f"{base}/healthz") == (200, "application/json", {"status": "ok"})
+        status, ctype, body = call(f"{base}/readyz")
+        assert (status, ctype) == (503, "application/json")
+        assert body["error"]["code"] == "store_unavailable"
+        status, ctype, body = call(f"{base}/v1/search", {"text": "jeans"})
+        assert (status, ctype, body["error"]["code"]) == (503, "application/json", "store_unavailable")

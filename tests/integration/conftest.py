@@ -1,0 +1,51 @@
+"""Integration fixtures shared across modules: the real encoders (loaded once per session) and the fixture
+catalog vectorized ONCE per session into its own collection on the session's Weaviate."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
+from recommender.encoders.image import OpenClipImageEncoder
+from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.store import ProductStore
+from recommender.vectorize import Vectorizer
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "fixtures"
+IMAGE_SIZE = 64  # the untrained tower at 64 px keeps the suite fast; the code path is the real one
+
+
+@pytest.fixture(scope="session")
+def text_encoder() -> SentenceTransformerEncoder:
+    """The real default text encoder (all-MiniLM-L6-v2), loaded once."""
+    return SentenceTransformerEncoder(Settings().text_encoder)
+
+
+@pytest.fixture(scope="session")
+def image_encoder() -> OpenClipImageEncoder:
+    """The real open_clip tower, untrained (seeded), at IMAGE_SIZE px."""
+    return OpenClipImageEncoder(ImageEncoderSettings(image_size=IMAGE_SIZE))
+
+
+@pytest.fixture(scope="session")
+def fixtures_weaviate(weaviate_server, text_encoder: SentenceTransformerEncoder,  # type: ignore[no-untyped-def]
+                      image_encoder: OpenClipImageEncoder) -> Iterator[WeaviateSettings]:
+    """Weaviate settings of a collection holding the whole fixture catalog, vectorized once per session.
+
+    Read-only for tests: a test that writes makes its own collection.
+    """
+    settings = WeaviateSettings(host=weaviate_server.host, http_port=weaviate_server.http_port,
+                                grpc_port=weaviate_server.grpc_port,
+                                collection=f"Fixtures_{uuid.uuid4().hex[:12]}")
+    with ProductStore.open(settings) as store:
+        summary = Vectorizer(store, text_encoder, image_encoder, Settings().vectorize, progress=False).run(FIXTURES)
+        assert summary.written > 0 and summary.invalid == 0, summary
+        try:
+            yield settings
+        finally:
+            store.drop()

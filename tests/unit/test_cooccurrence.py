@@ -1,0 +1,58 @@
+"""Co-occurrence on a tiny hand-made set of sessions: counts per kind, similarity, artifacts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from recommender.cooccurrence import CoItem, CoOccurrence, build_cooccurrence
+
+SESSIONS = [
+    ("s1", [("a", "view"), ("b", "view"), ("b", "cart"), ("a", "cart"), ("a", "purchase"), ("b", "purchase")]),
+    ("s2", [("a", "view"), ("b", "view"), ("c", "view"), ("a", "view")]),
+    ("s3", [("a", "view"), ("c", "cart"), ("a", "cart")]),
+    ("s4", [("d", "purchase")]),
+]
+
+
+def test_counts_per_kind_by_hand() -> None:
+    co = build_cooccurrence(SESSIONS)
+    assert co.sessions == 4 and list(co.items) == ["a", "b", "c", "d"]
+    assert [co.count("a", "b", k) for k in ("view", "cart", "purchase")] == [2, 1, 1]
+    assert [co.count("a", "c", k) for k in ("view", "cart", "purchase")] == [2, 1, 0]
+    assert [co.count("b", "c", k) for k in ("view", "cart", "purchase")] == [1, 0, 0]
+    assert co.count("a", "a") == 0 and co.count("a", "d") == 0 and co.count("a", "zzz") == 0
+    assert co.count("b", "a", "cart") == co.count("a", "b", "cart")  # symmetric
+    assert co.sessions_per_item.tolist() == [3, 2, 2, 1]
+
+
+def test_co_occurring_ranks_by_similarity_and_reports_the_strongest_kind() -> None:
+    co = build_cooccurrence(SESSIONS)
+    got = co.co_occurring("b", 5)
+    assert got == [CoItem("a", 1, "purchase", round(2 / math.sqrt(2 * 3), 6), 2),
+                   CoItem("c", 1, "view", round(1 / math.sqrt(2 * 2), 6), 1)]
+    assert [c.product_id for c in co.co_occurring("a", 5, kind="purchase")] == ["b"]
+    assert co.co_occurring("d", 5) == [] and co.co_occurring("nope", 5) == []
+
+
+def test_long_sessions_keep_their_last_items_and_a_fixed_id_map_ignores_others() -> None:
+    from recommender.interactions import IdMap
+
+    long = [("s", [(p, "view") for p in "abcdef"])]
+    co = build_cooccurrence(long, max_session_items=3)
+    assert co.count("d", "f") == 1 and co.count("a", "b") == 0
+    fixed = build_cooccurrence(SESSIONS, items=IdMap(["a", "c"]))
+    assert list(fixed.items) == ["a", "c"] and fixed.count("a", "c") == 2
+
+
+def test_save_load_round_trip_without_pickle(tmp_path: Path) -> None:
+    co = build_cooccurrence(SESSIONS)
+    co.save(tmp_path)
+    back = CoOccurrence.load(tmp_path)
+    assert back.items == co.items and back.sessions == co.sessions
+    for kind, m in co.counts.items():
+        assert (back.counts[kind] != m).nnz == 0
+    assert np.array_equal(back.sessions_per_item, co.sessions_per_item)
+    assert back.co_occurring("a", 3) == co.co_occurring("a", 3)

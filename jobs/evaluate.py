@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from recommender import service
 from recommender.catalog import load_catalog
 from recommender.config import Settings
+from recommender.domain import ProductFilter
 from recommender.errors import RecommenderError
 from recommender.evaluation.protocol import build_tasks, split_point, time_split
 from recommender.evaluation.report import write_metrics, write_report
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     unknown = set(wanted) - set(METHODS)
     if unknown:
         raise RecommenderError(f"unknown method(s): {', '.join(sorted(unknown))}")
-    with service.open_store(settings) as store:
+    # implicit's ALS wants single-threaded BLAS (it parallelises itself); set here, at the entry point.
+    with service.open_store(settings) as store, threadpool_limits(1, "blas"):
         payload = _evaluate(store, settings, args, train, tasks, wanted, len(known), progress=not args.no_progress)
     payload.update(split_at=split_at.isoformat() if split_at else None, train_events=len(train),
                    test_events=len(test), rejected_events=rejected, catalog=str(args.catalog))
@@ -114,8 +117,8 @@ def _evaluate(store: ProductStore, settings: Settings, args: argparse.Namespace,
               "run `recsys vectorize` on this catalog first", file=sys.stderr)
     items = ItemCache(store)
 
-    def near(vector: np.ndarray, name: str, n: int) -> list[tuple[str, float]]:
-        return [(h.product_id, 1.0 - h.distance) for h in store.near_vector(vector, name, n, properties=[])]
+    def near(vector: np.ndarray, name: str, n: int, filters: ProductFilter | None) -> list[tuple[str, float]]:
+        return [(h.product_id, 1.0 - h.distance) for h in store.near_vector(vector, name, n, filters, properties=[])]
 
     rules = Rules()
     seconds: dict[str, float] = {}

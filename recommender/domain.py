@@ -67,6 +67,27 @@ class CatalogLoad:
 
 
 @dataclass(frozen=True)
+class ProductFilter:
+    """Store-level filter pushed down into a query; every set field must hold (AND).
+
+    ``category`` is a path prefix on whole levels: ``("Women", "Bottoms")`` matches ``Women > Bottoms > Jeans``
+    but not ``Women > Bottomwear``; levels compare exactly (case-sensitive). ``in_stock=True`` keeps only
+    in-stock products; ``None`` anywhere means "no condition". Price bounds are inclusive; a product without
+    a price fails any price bound.
+    """
+
+    category: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+    in_stock: bool | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the filter keeps everything."""
+        return not self.category and self.price_min is None and self.price_max is None and self.in_stock is None
+
+
+@dataclass(frozen=True)
 class RankQuery:
     """One recommendation request: an anchor product page and/or a known shopper with recent history."""
 
@@ -76,6 +97,7 @@ class RankQuery:
     purchased: frozenset[str] = frozenset()  # excluded by the "already bought" rule
     k: int = 10
     exclude: frozenset[str] = frozenset()
+    filters: ProductFilter | None = None  # pushed down into every vector-store query
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.domain import ItemView, RankQuery
+from recommender.domain import ItemView, ProductFilter, RankQuery
 from recommender.errors import RecommenderError
 from recommender.features import FEATURES
 
@@ -125,7 +125,22 @@ def allowed(item: ItemView, query: RankQuery, rules: Rules) -> bool:
         return False
     if rules.exclude_out_of_stock and not item.in_stock:
         return False
-    return not (rules.exclude_purchased and item.product_id in query.purchased)
+    if rules.exclude_purchased and item.product_id in query.purchased:
+        return False
+    return query.filters is None or matches(item, query.filters)
+
+
+def matches(item: ItemView, f: ProductFilter) -> bool:
+    """The same filter semantics the store applies, for candidates that did not come from a filtered query."""
+    if f.category and tuple(item.category[: len(f.category)]) != tuple(f.category):
+        return False
+    if f.in_stock is not None and item.in_stock != f.in_stock:
+        return False
+    if (f.price_min is not None or f.price_max is not None) and item.price is None:
+        return False
+    if f.price_min is not None and item.price is not None and item.price < f.price_min:
+        return False
+    return not (f.price_max is not None and item.price is not None and item.price > f.price_max)
 
 
 def select(order: Sequence[str], scores: Mapping[str, float], items: Mapping[str, ItemView], k: int,

@@ -13,10 +13,11 @@ import numpy as np
 
 from recommender.collaborative import CollaborativeModel
 from recommender.cooccurrence import CoOccurrence
-from recommender.domain import Candidate, RankQuery
+from recommender.domain import Candidate, ProductFilter, RankQuery
 from recommender.item_cache import ItemLookup
 
-NearVector = Callable[[np.ndarray, str, int], Sequence[tuple[str, float]]]
+# (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
+NearVector = Callable[[np.ndarray, str, int, ProductFilter | None], Sequence[tuple[str, float]]]
 
 
 class CandidateSource(Protocol):
@@ -54,7 +55,8 @@ class VectorNeighbours:
         anchor = self._items.get(query.anchor_id) if query.anchor_id else None
         if anchor is None or self.name not in anchor.vectors:
             return []
-        return _ranked(self.name, self._near(anchor.vectors[self.name], self.name, n + 1), query, n)
+        hits = self._near(anchor.vectors[self.name], self.name, n + 1, query.filters)
+        return _ranked(self.name, hits, query, n)
 
 
 class CoOccurring:

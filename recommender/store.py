@@ -22,7 +22,7 @@ from weaviate.exceptions import WeaviateBaseError
 
 from recommender.changes import Fingerprints
 from recommender.config import WeaviateSettings
-from recommender.domain import CATEGORY_SEPARATOR, Product
+from recommender.domain import CATEGORY_SEPARATOR, Product, ProductFilter
 from recommender.errors import StoreError, StoreUnavailable
 
 VECTOR_NAMES = ("text", "image", "behavior")
@@ -79,27 +79,6 @@ class Hit:
     product_id: str
     distance: float
     properties: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ProductFilter:
-    """Store-level filter pushed down into a query; every set field must hold (AND).
-
-    ``category`` is a path prefix on whole levels: ``("Women", "Bottoms")`` matches ``Women > Bottoms > Jeans``
-    but not ``Women > Bottomwear``; levels compare exactly (case-sensitive). ``in_stock=True`` keeps only
-    in-stock products; ``None`` anywhere means "no condition". Price bounds are inclusive; a product without
-    a price fails any price bound.
-    """
-
-    category: tuple[str, ...] = ()
-    price_min: float | None = None
-    price_max: float | None = None
-    in_stock: bool | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        """True when the filter keeps everything."""
-        return not self.category and self.price_min is None and self.price_max is None and self.in_stock is None
 
 
 def weaviate_filter(f: ProductFilter | None) -> Any:

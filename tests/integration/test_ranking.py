@@ -12,7 +12,7 @@ import pytest
 from jobs.cli import main
 from recommender.catalog import load_catalog
 from recommender.config import Settings
-from recommender.domain import RankQuery
+from recommender.domain import ProductFilter, RankQuery
 from recommender.evaluation.metrics import ndcg_at_k
 from recommender.evaluation.protocol import build_tasks, split_point, time_split
 from recommender.evaluation.runner import fit_behaviour, learn_fusion, method_set
@@ -41,7 +41,8 @@ def split() -> tuple[list, list]:
 
 
 def near_for(store: ProductStore):  # type: ignore[no-untyped-def]
-    return lambda v, name, n: [(h.product_id, 1 - h.distance) for h in store.near_vector(v, name, n, properties=[])]
+    return lambda v, name, n, f: [(h.product_id, 1 - h.distance)
+                                  for h in store.near_vector(v, name, n, f, properties=[])]
 
 
 def test_learned_fusion_beats_popularity_and_keeps_its_evidence(store, split) -> None:  # type: ignore[no-untyped-def]
@@ -107,3 +108,25 @@ def test_evaluate_job_writes_metrics_and_report(fixtures_weaviate, tmp_path, mon
 
 def test_evaluate_rejects_unknown_methods(fixtures_weaviate, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert main(["evaluate", "--catalog", str(FIXTURES), "--out", str(tmp_path), "--methods", "magic"]) == 2
+
+
+def test_filters_are_pushed_down_and_hold_for_every_source(store, split) -> None:  # type: ignore[no-untyped-def]
+    from recommender.fusion import DEFAULT_WEIGHTS, configured_model
+
+    train, _ = split
+    pushed: list[ProductFilter | None] = []
+    base = near_for(store)
+
+    def near(v, name, n, f):  # type: ignore[no-untyped-def]
+        pushed.append(f)
+        return base(v, name, n, f)
+
+    ms = method_set(fit_behaviour(train, Settings().collaborative), ItemCache(store), near, Rules(), 50)
+    fused = ms.fused("fused", configured_model(DEFAULT_WEIGHTS))
+    anchor = next(p for p in load_catalog(FIXTURES).products if p.category[0] == "Men")
+    wanted = ProductFilter(category=("Women",), price_max=60.0, in_stock=True)
+    ranked = fused.rank(RankQuery(anchor.product_id, k=10, filters=wanted))
+    assert ranked and pushed and all(f == wanted for f in pushed)
+    for r in ranked:
+        p = store.get(r.product_id)
+        assert p is not None and p["category_l1"] == "Women" and p["price"] <= 60.0 and p["in_stock"]

@@ -219,11 +219,12 @@ def test_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, settings,
                RECSYS_WEAVIATE__COLLECTION=settings.weaviate.collection,
                RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(IMAGE_SIZE), RECSYS_VECTORIZE__CHUNK_SIZE="8",
                RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8")
+    catalog = small_catalog(tmp_path / "cat", 120)
     store.ensure_collection()
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "vectorize", "--catalog", str(FIXTURES),
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "vectorize", "--catalog", str(catalog),
                              "--no-progress"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    total = len(load_catalog(FIXTURES).products)
+    total = len(load_catalog(catalog).products)
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -236,14 +237,14 @@ def test_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, settings,
     partial = store.count()
     assert 0 < partial < total, f"could not catch the job mid-run (count={partial})"
 
-    resumed = run_job(store, settings, text_encoder, image_encoder, FIXTURES)
+    resumed = run_job(store, settings, text_encoder, image_encoder, catalog)
     assert resumed.skipped_unchanged == partial  # what was written before the kill is not redone
     killed_then_resumed = snapshot(store)
 
     clean = replace(settings.weaviate, collection=settings.weaviate.collection + "Clean")
     with ProductStore.open(clean) as fresh:
         try:
-            run_job(fresh, settings, text_encoder, image_encoder, FIXTURES)
+            run_job(fresh, settings, text_encoder, image_encoder, catalog)
             assert_same_state(snapshot(fresh), killed_then_resumed)
         finally:
             fresh.drop()

@@ -112,14 +112,19 @@ def main() -> None:
         catalog = work / f"catalog-{args.products}"
         if not catalog.exists():
             generate_catalog(catalog, n_products=args.products, n_shoppers=50, n_events=100, seed=11)
-        text_rate, image_rate = raw_rates(settings, catalog, min(args.raw_sample, args.products))
-        ideal = 1 / (1 / text_rate + 1 / image_rate)
+        # raw rates measured before and after the job and averaged: the machine's load drifts meanwhile
+        before = raw_rates(settings, catalog, min(args.raw_sample, args.products))
         job = job_run(settings, catalog)
+        after = raw_rates(settings, catalog, min(args.raw_sample, args.products))
+        text_rate, image_rate = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+        ideal = 1 / (1 / text_rate + 1 / image_rate)
         rate = job["products"] / job["seconds"]
+        busy = (job.get("stage_encode_text", 0.0) + job.get("stage_encode_image", 0.0)) / job["seconds"]
         print(f"raw encoders (pre-decoded inputs): text {text_rate:.1f}/s, image {image_rate:.1f}/s, "
               f"both in series {ideal:.1f} products/s")
         print(f"vectorize job on {args.products} products: {rate:.1f} products/s "
-              f"({job['seconds']:.1f}s) -> ratio to raw encoders {rate / ideal:.2f}")
+              f"({job['seconds']:.1f}s) -> ratio to raw encoders {rate / ideal:.2f}; "
+              f"encoders busy {busy:.0%} of the job's wall time")
         for size in [int(s) for s in args.rss_sizes.split(",") if s]:
             cat = work / f"catalog-{size}"
             if not cat.exists():

@@ -129,9 +129,15 @@ class Vectorizer:
         bar = tqdm(total=count_rows(catalog_dir), unit="product", desc="vectorize", disable=not self.progress)
         try:
             prepare = self._preparer(catalog_dir, stored, text_id, image_id)
-            for chunk in self._chunks(self._prepared(reader, prepare, summary), summary):
-                self._process(chunk, summary)
-                bar.update(len(chunk))
+            # One write in flight on its own thread, so the encoders work on the next chunk meanwhile.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer:
+                pending: Future[None] | None = None
+                for chunk in self._chunks(self._prepared(reader, prepare, summary), summary):
+                    items = self._encode_chunk(chunk, summary)
+                    self._finish_write(pending, summary)
+                    pending = writer.submit(self._write, items, summary) if items else None
+                    bar.update(len(chunk))
+                self._finish_write(pending, summary)
         finally:
             bar.close()
             summary.rows_read, summary.errors = reader.rows_read, list(reader.errors)
@@ -202,12 +208,26 @@ class Vectorizer:
         if chunk:
             yield chunk
 
-    def _process(self, chunk: list[Prepared], summary: VectorizeSummary) -> None:
-        """Encode what changed in one chunk, reuse stored vectors for the rest, and write it."""
+    @staticmethod
+    def _finish_write(pending: Future[None] | None, summary: VectorizeSummary) -> None:
+        if pending is not None:
+            with _Timer(summary, "wait_writer"):
+                pending.result()  # re-raises a failed write here, in the job's thread
+
+    def _write(self, items: list[StoredProduct], summary: VectorizeSummary) -> None:
+        with _Timer(summary, "write"):
+            try:
+                summary.written += self.store.upsert(items, self.settings.write_batch_size)
+            except RecommenderError:
+                summary.failed += len(items)
+                raise
+
+    def _encode_chunk(self, chunk: list[Prepared], summary: VectorizeSummary) -> list[StoredProduct]:
+        """Encode what changed in one chunk and reuse stored vectors for the rest: the objects to write."""
         todo = [p for p in chunk if p.plan.write]
         summary.skipped_unchanged += len(chunk) - len(todo)
         if not todo:
-            return
+            return []
         vectors: dict[str, dict[str, np.ndarray]] = {p.product.product_id: {} for p in todo}
         self._encode_texts([p for p in todo if p.plan.encode_text], vectors, summary)
         self._encode_images([p for p in todo if p.image_tensor is not None], vectors, summary)
@@ -215,12 +235,7 @@ class Vectorizer:
         items = [StoredProduct(p.product, p.fingerprints, vectors[p.product.product_id],
                                p.image_error or notes.get(p.product.product_id, "")) for p in todo]
         summary.without_image += sum(1 for i in items if "image" not in i.vectors)
-        with _Timer(summary, "write"):
-            try:
-                summary.written += self.store.upsert(items, self.settings.write_batch_size)
-            except RecommenderError:
-                summary.failed += len(items)
-                raise
+        return items
 
     def _encode_texts(self, todo: list[Prepared], out: dict[str, dict[str, np.ndarray]],
                       summary: VectorizeSummary) -> None:

@@ -123,6 +123,7 @@ class ItemView:
     title: str = ""
     color: str = ""
     image: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()  # the catalog's extra columns (pattern, department, …)
 
 
 @dataclass(frozen=True)

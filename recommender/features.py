@@ -21,7 +21,8 @@ FEATURES = (
     "cooccurrence", "copurchase",           # anchor ↔ candidate session evidence
     "history_text", "history_image",        # best match to the shopper's recent products
     "session", "als_user",                  # session co-occurrence, the shopper's ALS preference
-    "popularity", "same_category", "same_variant", "price_distance",
+    "popularity", "recent_popularity", "same_category", "same_variant", "same_color", "shared_attributes",
+    "price_distance",
     "rr_text", "rr_image", "rr_behavior", "rr_cooccurrence", "rr_session", "rr_als_user", "rr_popularity",
 )
 RECENT_HISTORY = 5
@@ -44,6 +45,14 @@ def shared_category_depth(a: Sequence[str], b: Sequence[str]) -> float:
     return shared / max(len(a), len(b))
 
 
+def shared_attributes(a: Sequence[tuple[str, str]], b: Sequence[tuple[str, str]]) -> float:
+    """Share of the anchor's extra attributes (pattern, department, …) the candidate has with equal values."""
+    if not a:
+        return 0.0
+    other = dict(b)
+    return sum(1 for k, v in a if other.get(k) == v) / len(a)
+
+
 def price_distance(a: float | None, b: float | None) -> float:
     """−|log(price ratio)|: 0 for equal prices, more negative the further apart; 0 when unknown."""
     if not a or not b or a <= 0 or b <= 0:
@@ -58,11 +67,17 @@ class BehaviourContext:
     cooccurrence: CoOccurrence | None = None
     model: CollaborativeModel | None = None
     popularity: Mapping[str, float] = field(default_factory=dict)
+    recent_popularity: Mapping[str, float] = field(default_factory=dict)  # the last weeks only: what's trending
 
     @property
     def max_log_popularity(self) -> float:
         """Normaliser that maps popularity into 0..1."""
         return math.log1p(max(self.popularity.values(), default=0.0)) or 1.0
+
+    @property
+    def max_log_recent_popularity(self) -> float:
+        """Normaliser that maps recent popularity into 0..1."""
+        return math.log1p(max(self.recent_popularity.values(), default=0.0)) or 1.0
 
 
 class FeatureBuilder:
@@ -71,6 +86,7 @@ class FeatureBuilder:
     def __init__(self, behaviour: BehaviourContext) -> None:
         self.behaviour = behaviour
         self._max_pop = behaviour.max_log_popularity
+        self._max_recent = behaviour.max_log_recent_popularity
 
     def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
              history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
@@ -94,6 +110,7 @@ class FeatureBuilder:
         b = self.behaviour
         feats = {
             "popularity": math.log1p(b.popularity.get(item.product_id, 0.0)) / self._max_pop,
+            "recent_popularity": math.log1p(b.recent_popularity.get(item.product_id, 0.0)) / self._max_recent,
             "history_text": max((_cos(h, item, "text") for h in history[:RECENT_HISTORY]), default=0.0),
             "history_image": max((_cos(h, item, "image") for h in history[:RECENT_HISTORY]), default=0.0),
         }
@@ -102,6 +119,8 @@ class FeatureBuilder:
                          behavior=_cos(anchor, item, "behavior"),
                          same_category=shared_category_depth(anchor.category, item.category),
                          same_variant=float(anchor.variant_group == item.variant_group),
+                         same_color=float(bool(anchor.color) and anchor.color == item.color),
+                         shared_attributes=shared_attributes(anchor.attributes, item.attributes),
                          price_distance=price_distance(anchor.price, item.price))
         return feats
 

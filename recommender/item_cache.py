@@ -6,6 +6,7 @@ per request in one batch, and keeping the hot ones, is what keeps the recommenda
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -39,7 +40,16 @@ def item_view(props: Mapping[str, Any], vectors: Mapping[str, np.ndarray]) -> It
         price=float(price) if price is not None else None,
         variant_group=str(props.get("variant_group") or props["product_id"]),
         in_stock=bool(props.get("in_stock", True)), title=str(props.get("title") or ""),
-        color=str(props.get("color") or ""), image=str(props.get("image") or ""))
+        color=str(props.get("color") or ""), image=str(props.get("image") or ""),
+        attributes=_attributes(props.get("attributes_json")))
+
+
+def _attributes(raw: Any) -> tuple[tuple[str, str], ...]:
+    try:
+        values = json.loads(raw) if raw else {}
+    except ValueError:
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in values.items() if k != "variant_group" and v))
 
 
 class ItemCache:

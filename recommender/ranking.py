@@ -15,7 +15,8 @@ from recommender.item_cache import ItemLookup
 from recommender.retrieval import CandidateSource
 
 EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history_text", "history_image",
-             "session", "als_user", "popularity", "same_category", "same_variant", "price_distance")
+             "session", "als_user", "popularity", "recent_popularity", "same_category", "same_variant",
+             "same_color", "shared_attributes", "price_distance")
 
 
 class Recommender(Protocol):

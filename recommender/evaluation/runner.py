@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -60,23 +60,30 @@ class Behaviour:
     model: CollaborativeModel | None
     popularity: dict[str, float]
     users: int
+    recent_popularity: dict[str, float] = field(default_factory=dict)
 
     @property
     def context(self) -> BehaviourContext:
         """What the feature builder needs."""
-        return BehaviourContext(self.cooccurrence, self.model, self.popularity)
+        return BehaviourContext(self.cooccurrence, self.model, self.popularity, self.recent_popularity)
+
+
+RECENT_DAYS = 28
 
 
 def fit_behaviour(events: Sequence[Event], settings: CollaborativeSettings) -> Behaviour:
-    """Co-occurrence, ALS and popularity (distinct users per product) from events."""
+    """Co-occurrence, ALS and popularity (distinct users per product; overall and in the last weeks)."""
     sessions: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for e in sorted(events, key=lambda e: e.timestamp):
         sessions[e.session_id].append((e.product_id, e.event))
     cooc = build_cooccurrence(sessions.items(), max_session_items=settings.max_session_items)
     interactions = build_interactions(events, settings)
     model = fit_als(interactions, settings) if interactions.matrix.nnz else None
-    pop = Counter({pid: len(users) for pid, users in _users_per_item(events).items()})
-    return Behaviour(cooc, model, {k: float(v) for k, v in pop.items()}, len({e.user_id for e in events}))
+    pop = {pid: float(len(users)) for pid, users in _users_per_item(events).items()}
+    newest = max((e.timestamp for e in events), default=None)
+    recent = [e for e in events if newest is not None and (newest - e.timestamp).days < RECENT_DAYS]
+    recent_pop = {pid: float(len(users)) for pid, users in _users_per_item(recent).items()}
+    return Behaviour(cooc, model, pop, len({e.user_id for e in events}), recent_pop)
 
 
 def _users_per_item(events: Sequence[Event]) -> dict[str, set[str]]:
@@ -146,29 +153,39 @@ def method_set(behaviour: Behaviour, base_items: ItemLookup, near: NearVector, r
 
 
 def learn_fusion(train: Sequence[Event], base_items: ItemLookup, near: NearVector, settings: CollaborativeSettings,
-                 rules: Rules, per_source: int, max_tasks: int, seed: int = 0, progress: bool = True
-                 ) -> tuple[FusionModel, FusionModel]:
-    """Configured (standardised on inner candidates) and learned fusion models from an inner time split."""
-    cut = split_point(train, 0.2)
-    inner_fit, inner_label = time_split(train, cut)
-    tasks = build_tasks(inner_fit, inner_label)
+                 rules: Rules, per_source: int, max_tasks: int, seed: int = 0, progress: bool = True,
+                 folds: Sequence[float] = (0.3, 0.2, 0.1)) -> tuple[FusionModel, FusionModel]:
+    """Configured (standardised on inner candidates) and learned fusion models from inner time splits.
+
+    Each fold cuts the training events at a point leaving ``fraction`` of them for labels, fits behaviour on
+    the part before and labels the candidates of the part after; several folds give more positives.
+    """
+    rows: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     rng = np.random.default_rng(seed)
-    if len(tasks) > max_tasks:
-        tasks = [tasks[i] for i in sorted(rng.choice(len(tasks), max_tasks, replace=False))]
-    ms = method_set(fit_behaviour(inner_fit, settings), base_items, near, rules, per_source)
-    ranker = ms.fused("inner", configured_model(DEFAULT_WEIGHTS))
-    rows, labels = [], []
-    for task in tqdm(tasks, desc="fusion training tasks", disable=not progress):
-        cs = ranker.candidate_set(task.query(10))
-        if not cs.ids:
+    cuts = []
+    for fraction in folds:
+        cut = split_point(train, fraction)
+        inner_fit, inner_label = time_split(train, cut)
+        tasks = build_tasks(inner_fit, inner_label)
+        if not tasks or not inner_fit:
             continue
-        rows.append(cs.rows)
-        labels.append(np.array([pid in task.relevant for pid in cs.ids], dtype=np.int8))
+        per_fold = max(1, max_tasks // len(folds))
+        if len(tasks) > per_fold:
+            tasks = [tasks[i] for i in sorted(rng.choice(len(tasks), per_fold, replace=False))]
+        ms = method_set(fit_behaviour(inner_fit, settings), base_items, near, rules, per_source)
+        ranker = ms.fused("inner", configured_model(DEFAULT_WEIGHTS))
+        for task in tqdm(tasks, desc=f"fusion training (fold {fraction:.0%})", disable=not progress):
+            cs = ranker.candidate_set(task.query(10))
+            if cs.ids:
+                rows.append(cs.rows)
+                labels.append(np.array([pid in task.relevant for pid in cs.ids], dtype=np.int8))
+        cuts.append(cut.isoformat())
     if not rows:
         raise ValueError("no training candidates for the learned fusion")
     x, y = np.vstack(rows), np.concatenate(labels)
     learned = learn_model(x, y, seed=seed)
-    learned = replace(learned, meta={**learned.meta, "inner_tasks": len(tasks), "inner_split_at": cut.isoformat()})
+    learned = replace(learned, meta={**learned.meta, "inner_tasks": len(rows), "inner_splits": cuts})
     return configured_model(DEFAULT_WEIGHTS, x), learned
 
 

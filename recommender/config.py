@@ -105,9 +105,46 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """The HTTP API: request size limit (larger bodies get a 413 JSON error)."""
+    """The HTTP API: request size limit (larger bodies get a 413 JSON error), the catalog folder product images
+    are served from, the API key write endpoints require (None = open), and the shop origins CORS allows
+    (comma-separated; ``*`` = any; empty = none)."""
 
     max_content_length: int = 16 * 1024 * 1024
+    catalog_dir: Path | None = None
+    api_key: str | None = None
+    cors_origins: str = ""
+    max_events_per_request: int = 500
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    """Online recommendations: candidates per source, business rules, and how often a new model is looked for."""
+
+    per_source: int = 50
+    max_per_variant_group: int = 1
+    diversity: float = 0.0  # default MMR λ (0 = pure relevance); a request may override it
+    exclude_out_of_stock: bool = True
+    exclude_purchased: bool = True
+    max_k: int = 50
+    history_items: int = 200  # most recent events of a shopper read per request
+    reload_interval_s: float = 5.0  # how often the published model version is checked
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """"Why this?" sentences: backend ``template`` | ``transformers`` (``model`` = name or path) | ``http``
+    (OpenAI-compatible ``url``, optional ``api_key``), the strict LLM timeout, output limits, and the cache file
+    (None = ``<data_dir>/explanations.sqlite``). ``llm_online = false`` serves only cached LLM sentences."""
+
+    backend: str = "template"
+    model: str = ""
+    url: str = ""
+    api_key: str | None = None
+    timeout_s: float = 1.5
+    max_chars: int = 160
+    max_new_tokens: int = 40
+    cache_path: Path | None = None
+    llm_online: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,6 +183,8 @@ class Settings:
     collaborative: CollaborativeSettings = field(default_factory=CollaborativeSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    ranking: RankingSettings = field(default_factory=RankingSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -160,7 +199,8 @@ class Settings:
         return self.cache_dir / "weaviate" / self.weaviate.version / "weaviate-server"
 
 
-_SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api"}
+_SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api", "ranking",
+             "explain"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),
     "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),

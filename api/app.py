@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import health, search
+from api import events, health, metrics, openapi, products, recommendations, search, widget
+from api.cors import init_cors
 from api.errors import register_error_handlers
+from api.metrics import init_metrics
 from api.state import init_state
 from recommender.config import Settings, load_settings
 
@@ -18,6 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     init_state(app, settings)
     register_error_handlers(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(search.bp)
+    init_metrics(app)
+    init_cors(app, settings.api.cors_origins)
+    for module in (health, search, recommendations, products, events, metrics, openapi, widget):
+        app.register_blueprint(module.bp)
     return app

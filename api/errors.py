@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from recommender.errors import StoreError, StoreUnavailable
+from recommender.recommendations import ProductNotFound
 from recommender.search import SearchInputError
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def register_error_handlers(app: Flask) -> None:
             allowed = exc.get_headers()
             response.headers.extend([h for h in allowed if h[0].lower() == "allow"])
         return response, status
+
+    @app.errorhandler(ProductNotFound)
+    def _unknown_product(exc: ProductNotFound) -> tuple[Response, int]:
+        return error_response(404, "not_found", str(exc), "product_id")
 
     @app.errorhandler(StoreUnavailable)
     def _store(exc: StoreUnavailable) -> tuple[Response, int]:

@@ -7,16 +7,21 @@ finds Weaviate unreachable the connection is dropped, so the next request reconn
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+import numpy as np
 from flask import Flask, current_app
 
 from recommender import service
 from recommender.config import Settings
+from recommender.domain import ProductFilter
 from recommender.errors import StoreUnavailable
+from recommender.explain_cache import ExplanationService, open_explanation_service
+from recommender.recommendations import RecommendationService
 from recommender.search import QueryEncoders
-from recommender.store import ProductStore
+from recommender.store import Hit, ProductStore
 
 EXTENSION = "recsys"
 
@@ -30,6 +35,8 @@ class AppState:
                                       lambda: service.image_encoder(settings))
         self._store: ProductStore | None = None
         self._lock = threading.Lock()
+        self._recommendations: RecommendationService | None = None
+        self._explanations: ExplanationService | None = None
 
     @contextmanager
     def store(self) -> Iterator[ProductStore]:
@@ -43,6 +50,21 @@ class AppState:
         except StoreUnavailable:
             self.reset(store)
             raise
+
+    def recommendations(self) -> RecommendationService:
+        """The recommendation service (built on first use; it never loads the query encoders)."""
+        with self._lock:
+            if self._recommendations is None:
+                self._recommendations = RecommendationService(ReconnectingStore(self), self.settings.data_dir,
+                                                              self.settings.ranking)
+            return self._recommendations
+
+    def explanations(self) -> ExplanationService:
+        """The explanation service ``[explain]`` configures (built on first use)."""
+        with self._lock:
+            if self._explanations is None:
+                self._explanations = open_explanation_service(self.settings.explain, self.settings.data_dir)
+            return self._explanations
 
     def is_ready(self) -> bool:
         """True when Weaviate answers its readiness probe; drops the connection when it does not."""
@@ -64,8 +86,34 @@ class AppState:
         old.close()
 
     def close(self) -> None:
-        """Release the store connection."""
+        """Release the store connection and the explanation service."""
         self.reset()
+        if self._explanations is not None:
+            self._explanations.close()
+            self._explanations = None
+
+
+class ReconnectingStore:
+    """The store calls the recommendation service makes, each through ``AppState.store()`` (so it reconnects)."""
+
+    def __init__(self, app_state: AppState) -> None:
+        self._state = app_state
+
+    def items(self, product_ids: list[str]) -> Mapping[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """Properties and vectors of products."""
+        with self._state.store() as store:
+            return store.items(product_ids)
+
+    def near_vector(self, vector: np.ndarray, target: str, k: int = 10, filters: ProductFilter | None = None,
+                    properties: Sequence[str] | None = None) -> list[Hit]:
+        """Near-vector query on one named vector."""
+        with self._state.store() as store:
+            return store.near_vector(vector, target, k, filters, properties)
+
+    def get(self, product_id: str) -> dict[str, Any] | None:
+        """One product's properties."""
+        with self._state.store() as store:
+            return store.get(product_id)
 
 
 def init_state(app: Flask, settings: Settings) -> AppState:

@@ -55,7 +55,8 @@ def ensure_image_encoder(settings: Settings, catalog: Path) -> None:
         return
     print("No trained image encoder yet: training one on the catalog (a short run, a few minutes on 2 cores)")
     summary = train_image_encoder(catalog, service.image_encoder_dir(settings), service.text_encoder(settings),
-                                  TrainConfig(epochs=DEMO_EPOCHS, max_minutes=DEMO_MINUTES, threads=s.threads))
+                                  TrainConfig(epochs=DEMO_EPOCHS, max_minutes=DEMO_MINUTES,
+                                              threads=s.threads or TrainConfig.threads))
     print(summary.line())
 
 

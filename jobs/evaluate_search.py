@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     result = evaluate_catalog(args.catalog, service.text_encoder(settings), encoder, only=only,
                               limits=ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
                               batch_size=settings.image_encoder.batch_size, progress=not args.no_progress)
-    metrics = {**result.metrics, "products_from": str(source) if source else None, "untrained": encoder.is_untrained}
+    metrics = {**result.metrics, "products_from": str(source) if source else None}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (args.out / "report.html").write_text(result.report_html, encoding="utf-8")

@@ -45,7 +45,7 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> TrainConfi
     return replace(TrainConfig(), model=model, pretrained=args.pretrained or settings.image_encoder.pretrained,
                    image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    val_fraction=args.val_fraction, max_minutes=args.max_minutes, seed=args.seed,
-                   threads=settings.image_encoder.threads)
+                   threads=settings.image_encoder.threads or TrainConfig.threads)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/install-weaviate.sh
+# the widget's browser test needs chromium (CI runs as root on a fresh machine)
+command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check .
 .venv/bin/mypy

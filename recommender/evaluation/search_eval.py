@@ -150,6 +150,7 @@ def evaluate_catalog(folder: Path, text_encoder: Encoder[str], image_encoder: En
     metrics: dict[str, object] = {
         "catalog": str(folder), "products": len(kept), "without_image": len(products) - len(kept),
         "text_encoder": text_encoder.identity, "image_encoder": image_encoder.identity,
+        "image_encoder_untrained": bool(getattr(image_encoder, "is_untrained", False)),
         "text_to_image": t2i.as_dict(), "image_to_text": i2t.as_dict(), "chance": chance(len(kept))}
     examples = _examples(folder, kept, title_vecs, image_vecs, limits)
     return SearchEvaluation(metrics, html_report(f"Search evaluation: {folder.name}", metrics, examples))

@@ -1,0 +1,105 @@
+"""``POST /v1/events``: a batch of shopper events (``{"events": [...]}``) appended to the event log.
+
+Each event is validated on its own (DATA.md: ``user_id, product_id, event, timestamp, session_id``;
+``timestamp`` defaults to the server's now; ``product_id`` must be in the store). ``event`` is ``view``,
+``cart``, ``purchase`` or ``click``: a click on a recommendation is stored as a ``view`` of the clicked
+product (it is the shopper's intent to look at it; DATA.md has no click type). Responses:
+``200`` every event valid · ``207`` some rejected (the valid ones are stored) · ``400`` none valid or the
+body itself malformed · ``413`` more than ``ApiSettings.max_events_per_request`` events or an oversized body.
+Rejections name ``index``, ``field`` and ``reason``. Idempotent: the log keys each event by
+(user, product, event, timestamp), so a retried batch stores nothing twice (``duplicates`` counts them).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.errors import ApiError
+from api.metrics import metrics
+from api.state import state
+from recommender.events import Event, EventLog, EventRejected, parse_event
+
+bp = Blueprint("events", __name__, url_prefix="/v1")
+
+CLICK = "click"
+_TYPES = f"view, cart, purchase, {CLICK}"
+_KEYS = {"user_id", "product_id", "event", "timestamp", "session_id"}
+
+
+def require_api_key() -> None:
+    """401 unless the request carries the configured key in ``X-API-Key`` (no key configured = open)."""
+    key = state().settings.api.api_key
+    if key and not hmac.compare_digest(request.headers.get("X-API-Key", ""), key):
+        raise ApiError(401, "unauthorized", "a valid X-API-Key header is required", "X-API-Key")
+
+
+@bp.post("/events")
+def post_events() -> tuple[Response, int]:
+    """Validate and store a batch of events."""
+    require_api_key()
+    raw = _batch()
+    events, rejected, kinds = validate(raw)
+    st = state()
+    if events:
+        with EventLog.in_data_dir(st.settings.data_dir) as log:
+            result = log.append(events)
+        inserted, duplicates = result.inserted, result.duplicates
+    else:
+        inserted = duplicates = 0
+    metrics().count_events(kinds)
+    body: dict[str, Any] = {"received": len(raw), "accepted": len(events), "inserted": inserted,
+                            "duplicates": duplicates, "rejected": rejected}
+    if not events:
+        first = rejected[0] if rejected else {"index": None, "field": "events", "reason": "no events"}
+        field = f"events[{first['index']}].{first['field']}" if first["index"] is not None else "events"
+        body["error"] = {"code": "invalid_events", "message": f"no valid event: {first['reason']}", "field": field}
+        return jsonify(body), 400
+    return jsonify(body), 207 if rejected else 200
+
+
+def _batch() -> list[Any]:
+    body = request.get_json(silent=True) if request.mimetype == "application/json" else None
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send application/json", "body")
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise ApiError(400, "invalid_json", 'the body must be a JSON object {"events": [...]}', "events")
+    limit = state().settings.api.max_events_per_request
+    if len(body["events"]) > limit:
+        raise ApiError(413, "too_large", f"at most {limit} events per request, got {len(body['events'])}", "events")
+    return list(body["events"])
+
+
+def validate(raw: list[Any]) -> tuple[list[Event], list[dict[str, Any]], Counter[str]]:
+    """Valid events, rejections (index, field, reason) and counts per incoming event type."""
+    rows: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[dict[str, Any]] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            rejected.append({"index": i, "field": "event", "reason": "each event must be a JSON object"})
+            continue
+        unknown = sorted(set(item) - _KEYS)
+        if unknown:
+            rejected.append({"index": i, "field": unknown[0], "reason": f"unknown field {unknown[0]!r}"})
+            continue
+        rows.append((i, item))
+    wanted = [str(item.get("product_id")) for _, item in rows if isinstance(item.get("product_id"), str)]
+    known = set(state().recommendations().views(wanted))
+    events: list[Event] = []
+    kinds: Counter[str] = Counter()
+    now = datetime.now(UTC).isoformat()
+    for i, item in rows:
+        kind = str(item.get("event") or "").strip().lower()
+        row = {**item, "event": "view" if kind == CLICK else kind, "timestamp": item.get("timestamp") or now}
+        try:
+            events.append(parse_event(row, known))
+            kinds[kind] += 1
+        except EventRejected as exc:
+            reason = exc.reason if exc.field != "event" else f"unknown event type (expected {_TYPES})"
+            rejected.append({"index": i, "field": exc.field, "reason": reason})
+    rejected.sort(key=lambda r: r["index"])
+    return events, rejected, kinds

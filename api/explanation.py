@@ -1,0 +1,39 @@
+"""The "why this?" of each recommended item: evidence from the ranking, sentence from ``recommender.explain``.
+
+A request's ``explain`` mode picks the writer: ``none`` (no explanation), ``template`` (the deterministic
+sentence), ``llm`` (cache → LLM under its strict timeout → template, as ``[explain]`` configures; with the
+default ``backend = "template"`` it is the template too). The evidence is the item's own signals, the two
+products' facts, the anchor/item session counts and the shopper's recent products, so a sentence can state
+nothing else (the guard checks LLM text against it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from recommender.domain import ItemView, RankedItem
+from recommender.explain import build_evidence
+from recommender.explain_cache import ExplanationService
+
+MODES = ("none", "template", "llm")
+HISTORY_ITEMS = 5
+
+
+def explain_items(mode: str, service: ExplanationService, ranked: Sequence[RankedItem],
+                  views: Mapping[str, ItemView], anchor: ItemView | None, history: Sequence[ItemView],
+                  co_counts: Callable[[str, str], Mapping[str, float]]) -> list[dict[str, Any] | None]:
+    """``{"text", "source"}`` per ranked item (None each for mode ``none`` or an item without a view)."""
+    if mode == "none":
+        return [None] * len(ranked)
+    out: list[dict[str, Any] | None] = []
+    for r in ranked:
+        view = views.get(r.product_id)
+        if view is None:
+            out.append(None)
+            continue
+        co = co_counts(anchor.product_id, r.product_id) if anchor is not None else {}
+        evidence = build_evidence(anchor, view, r, co, history[:HISTORY_ITEMS])
+        result = service.explain(evidence) if mode == "llm" else service.template.explain(evidence)
+        out.append({"text": result.text, "source": result.source})
+    return out

@@ -1,0 +1,140 @@
+"""``GET /openapi.json``: a hand-written OpenAPI 3.1 description of every endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+
+def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+_ERR = "#/components/schemas/Error"
+_ERRORS = {"400": _json(_ERR, "a malformed parameter (named in error.field)"),
+           "503": _json(_ERR, "the vector store is unavailable; retry later")}
+_FILTERS = [
+    _q("k", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, "number of items"),
+    _q("session_id", {"type": "string"}, "the shopper's session (its products count as the most recent history)"),
+    _q("category", {"type": "string"}, "category path prefix, levels separated by ' > '"),
+    _q("price_min", {"type": "number"}, "inclusive lower price bound"),
+    _q("price_max", {"type": "number"}, "inclusive upper price bound"),
+    _q("in_stock", {"type": "boolean"}, "only in-stock (true) or out-of-stock (false) products"),
+    _q("diversity", {"type": "number", "minimum": 0, "maximum": 1}, "MMR λ: 0 = relevance only … 1 = novelty"),
+    _q("explain", {"type": "string", "enum": ["none", "template", "llm"], "default": "template"},
+       "explanation mode (llm falls back to the template while no LLM is configured)"),
+]
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Multi-vector product recommender", "version": "1"},
+    "paths": {
+        "/v1/products/{product_id}/recommendations": {"get": {
+            "summary": "More like this / you may also like, for a product page",
+            "parameters": [_path("product_id", "the anchor product"),
+                           _q("user_id", {"type": "string"}, "the shopper (personalises; optional)"), *_FILTERS],
+            "responses": {"200": _json("#/components/schemas/Recommendations", "ranked items"),
+                          "404": _json(_ERR, "unknown product"), **_ERRORS}}},
+        "/v1/users/{user_id}/recommendations": {"get": {
+            "summary": "Recommendations for a shopper (an unknown shopper gets popular products)",
+            "parameters": [_path("user_id", "the shopper"), *_FILTERS],
+            "responses": {"200": _json("#/components/schemas/Recommendations", "ranked items"), **_ERRORS}}},
+        "/v1/products/{product_id}": {"get": {
+            "summary": "A product's public properties",
+            "parameters": [_path("product_id", "the product")],
+            "responses": {"200": _json("#/components/schemas/Product", "the product"),
+                          "404": _json(_ERR, "unknown product"), "503": _ERRORS["503"]}}},
+        "/v1/products/{product_id}/image": {"get": {
+            "summary": "The product's image file from the configured catalog folder",
+            "parameters": [_path("product_id", "the product")],
+            "responses": {"200": {"description": "the image", "content": {"image/*": {}}},
+                          "302": {"description": "redirect to the product's own http(s) image URL"},
+                          "404": _json(_ERR, "unknown product or no image served"), "503": _ERRORS["503"]}}},
+        "/v1/events": {"post": {
+            "summary": "Record shopper events (idempotent). A click is stored as a view of the clicked product.",
+            "parameters": [{"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"},
+                            "description": "required when the API is configured with a key"}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/EventBatch"}}}},
+            "responses": {"200": _json("#/components/schemas/EventResult", "all events accepted"),
+                          "207": _json("#/components/schemas/EventResult", "some rejected; valid ones stored"),
+                          "400": _json("#/components/schemas/EventResult", "no valid event, or a malformed body"),
+                          "401": _json(_ERR, "missing or wrong API key"),
+                          "413": _json(_ERR, "too many events or body too large"),
+                          "415": _json(_ERR, "not application/json"), "503": _ERRORS["503"]}}},
+        "/v1/search": {"post": {
+            "summary": "Multimodal search: text and/or image query → products (JSON or multipart)",
+            "responses": {"200": {"description": "ranked hits"}, "400": _ERRORS["400"],
+                          "413": _json(_ERR, "body too large"), "503": _ERRORS["503"]}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
+        "/readyz": {"get": {"summary": "Readiness (Weaviate reachable)",
+                            "responses": {"200": {"description": "ready"}, "503": _ERRORS["503"]}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (per process)",
+                             "responses": {"200": {"description": "text exposition format",
+                                                   "content": {"text/plain": {}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+        "/widget/{name}": {"get": {"summary": "Widget assets (recsys-widget.js)",
+                                   "parameters": [_path("name", "file name")],
+                                   "responses": {"200": {"description": "the file"}, "404": {"description": "none"}}}},
+        "/demo": {"get": {"summary": "Redirect to the first product's demo page",
+                          "responses": {"302": {"description": "redirect"}}}},
+        "/demo/products/{product_id}": {"get": {
+            "summary": "A demo product page embedding the widget", "parameters": [_path("product_id", "the product")],
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}},
+                          "404": _json(_ERR, "unknown product")}}},
+    },
+    "components": {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                             "field": {"type": ["string", "null"]}}}}},
+        "Item": {"type": "object", "properties": {
+            "product_id": {"type": "string"}, "title": {"type": "string"},
+            "image_url": {"type": ["string", "null"]}, "price": {"type": ["number", "null"]},
+            "score": {"type": "number"},
+            "signals": {"type": "object", "additionalProperties": {"type": "number"},
+                        "description": "per-signal value and <signal>_contribution to the score"},
+            "sources": {"type": "array", "items": {"type": "string"}},
+            "explanation": {"type": ["object", "null"], "properties": {"text": {"type": "string"},
+                                                                       "source": {"type": "string"}}}}},
+        "Recommendations": {"type": "object", "properties": {
+            "product_id": {"type": ["string", "null"]}, "model_version": {"type": ["string", "null"]},
+            "fusion": {"type": "string", "enum": ["configured", "learned"]},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}},
+        "Product": {"type": "object", "properties": {
+            "product_id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+            "category": {"type": "string"}, "color": {"type": "string"}, "brand": {"type": "string"},
+            "price": {"type": ["number", "null"]}, "in_stock": {"type": "boolean"},
+            "variant_group": {"type": "string"}, "attributes": {"type": "object"},
+            "image_url": {"type": ["string", "null"]}}},
+        "Event": {"type": "object", "required": ["user_id", "product_id", "event"], "properties": {
+            "user_id": {"type": "string"}, "product_id": {"type": "string"},
+            "event": {"type": "string", "enum": ["view", "cart", "purchase", "click"]},
+            "timestamp": {"type": "string", "format": "date-time", "description": "default: server time"},
+            "session_id": {"type": "string"}}},
+        "EventBatch": {"type": "object", "required": ["events"], "properties": {
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
+        "EventResult": {"type": "object", "properties": {
+            "received": {"type": "integer"}, "accepted": {"type": "integer"}, "inserted": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "rejected": {"type": "array", "items": {"type": "object", "properties": {
+                "index": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}},
+            "error": {"$ref": "#/components/schemas/Error/properties/error"}}},
+    }},
+}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI document."""
+    return jsonify(SPEC)

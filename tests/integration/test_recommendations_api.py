@@ -1,0 +1,313 @@
+"""The recommendation service and the product-page API on the fixtures: real Weaviate, real SQLite, real implicit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api.app import create_app
+from api.products import safe_path
+from recommender.collaborative import ArtifactStore
+from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
+from recommender.events import EventLog
+from recommender.fusion import DEFAULT_WEIGHTS, configured_model
+from recommender.recommendations import fusion_model_path
+from recommender.weaviate_server import free_port
+from tests.recsys_data import trained_data_dir
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+ORIGIN = "https://shop.example"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fixture events imported and a collaborative model published (shared, read-mostly)."""
+    folder = tmp_path_factory.mktemp("recs-data")
+    trained_data_dir(folder, FIXTURES)
+    return folder
+
+
+def make_app(weaviate: WeaviateSettings, data_dir: Path, **api: Any) -> Flask:
+    settings = Settings(data_dir=data_dir, weaviate=weaviate,
+                        api=ApiSettings(catalog_dir=FIXTURES, cors_origins=ORIGIN, **api),
+                        ranking=RankingSettings(reload_interval_s=3600))
+    app = create_app(settings)
+    app.config["SERVER_NAME"] = "api.test"
+    return app
+
+
+@pytest.fixture(scope="module")
+def app(fixtures_weaviate: WeaviateSettings, data_dir: Path) -> Iterator[Flask]:
+    application = make_app(fixtures_weaviate, data_dir)
+    yield application
+    application.extensions["recsys"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def fixture_events() -> list[dict[str, str]]:
+    with (FIXTURES / "events.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def products() -> dict[str, dict[str, str]]:
+    with (FIXTURES / "products.csv").open(newline="") as fh:
+        return {r["product_id"]: r for r in csv.DictReader(fh)}
+
+
+def test_product_recommendations_carry_evidence_and_never_load_encoders(app: Flask, client: FlaskClient) -> None:
+    res = client.get("/v1/products/P00001/recommendations?k=6")
+    assert res.status_code == 200, res.json
+    body = res.json
+    items = body["items"]
+    assert len(items) == 6 and body["model_version"] and body["fusion"] == "configured"
+    ids = [i["product_id"] for i in items]
+    assert "P00001" not in ids and len(set(ids)) == 6
+    catalog = products()
+    groups = [catalog[p]["variant_group"] or p for p in ids]
+    assert len(set(groups)) == len(groups)  # max_per_variant_group = 1
+    top = items[0]
+    assert top["title"] == catalog[top["product_id"]]["title"]
+    assert top["price"] == pytest.approx(float(catalog[top["product_id"]]["price"]))
+    assert {"text", "image", "text_contribution", "cooccurrence"} <= set(top["signals"])
+    assert top["explanation"]["source"] == "template" and top["explanation"]["text"].endswith(".")
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    assert top["image_url"] == f"http://api.test/v1/products/{top['product_id']}/image"
+    image = client.get(f"/v1/products/{top['product_id']}/image")
+    assert image.status_code == 200 and image.mimetype == "image/png" and image.data[:4] == b"\x89PNG"
+    assert app.extensions["recsys"].encoders.loaded == ()  # the recommendation path loads no model
+    assert client.get("/v1/products/P00001/recommendations?explain=none").json["items"][0]["explanation"] is None
+    llm = client.get("/v1/products/P00001/recommendations?k=6&explain=llm").json["items"]  # backend: template
+    assert [i["explanation"] for i in llm] == [i["explanation"] for i in items]
+
+
+def test_shopper_history_personalises_and_purchases_are_excluded(client: FlaskClient) -> None:
+    events = fixture_events()
+    buyer = next(e["user_id"] for e in events if e["event"] == "purchase")
+    bought = {e["product_id"] for e in events if e["user_id"] == buyer and e["event"] == "purchase"}
+    anchor = next(iter(sorted(bought)))
+    for url in (f"/v1/products/{anchor}/recommendations?k=20&user_id={buyer}",
+                f"/v1/users/{buyer}/recommendations?k=20"):
+        res = client.get(url)
+        assert res.status_code == 200, res.json
+        ids = {i["product_id"] for i in res.json["items"]}
+        assert len(ids) == 20 and not ids & bought
+    user_items = client.get(f"/v1/users/{buyer}/recommendations?k=5").json["items"]
+    assert any(i["signals"].get("als_user", 0) != 0 for i in user_items)
+    cold = client.get("/v1/users/never-seen/recommendations?k=5")
+    assert cold.status_code == 200 and len(cold.json["items"]) == 5  # popularity answers a stranger
+
+
+def test_filters_and_diversity_are_applied(client: FlaskClient) -> None:
+    catalog = products()
+    res = client.get("/v1/products/P00001/recommendations",
+                     query_string={"k": 5, "category": "Unisex > Shoes", "price_max": 150, "diversity": 0.7})
+    assert res.status_code == 200, res.json
+    assert res.json["items"]
+    for item in res.json["items"]:
+        row = catalog[item["product_id"]]
+        assert row["category"].startswith("Unisex > Shoes") and float(row["price"]) <= 150
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("k=abc", "k"), ("k=0", "k"), ("k=5000", "k"), ("diversity=2", "diversity"), ("diversity=x", "diversity"),
+    ("explain=poem", "explain"), ("price_min=cheap", "price_min"), ("price_min=10&price_max=5", "price_min"),
+    ("in_stock=maybe", "in_stock"), ("colour=red", "colour"), ("price_max=nan", "price_max"),
+])
+def test_malformed_parameters_are_400_naming_the_field(client: FlaskClient, query: str, field: str) -> None:
+    res = client.get(f"/v1/products/P00001/recommendations?{query}")
+    assert res.status_code == 400 and res.json["error"]["field"] == field, res.json
+    assert client.get(f"/v1/users/U0001/recommendations?{query}").json["error"]["field"] == field
+
+
+def test_unknown_products_are_404(client: FlaskClient) -> None:
+    for url in ("/v1/products/NOPE/recommendations", "/v1/products/NOPE", "/v1/products/NOPE/image",
+                "/demo/products/NOPE"):
+        res = client.get(url)
+        assert res.status_code == 404 and res.json["error"]["field"] == "product_id", url
+
+
+def test_product_document_and_demo_page(client: FlaskClient) -> None:
+    res = client.get("/v1/products/P00002")
+    assert res.status_code == 200
+    assert res.json["title"] == products()["P00002"]["title"] and res.json["variant_group"] == "G0001"
+    assert res.json["image_url"].endswith("/v1/products/P00002/image")
+    page = client.get("/demo/products/P00002")
+    assert page.status_code == 200 and b'data-recsys-product="P00002"' in page.data
+    assert b"recsys-widget.js" in page.data
+    home = client.get("/demo")
+    assert home.status_code == 302 and "/demo/products/P" in home.headers["Location"]
+    js = client.get("/widget/recsys-widget.js")
+    assert js.status_code == 200 and b"/v1/events" in js.data
+    assert client.get("/widget/../state.py").status_code == 404
+
+
+def test_image_paths_outside_the_catalog_are_never_served(tmp_path: Path) -> None:
+    (tmp_path / "cat" / "images").mkdir(parents=True)
+    (tmp_path / "cat" / "images" / "a.png").write_bytes(b"x")
+    (tmp_path / "secret.txt").write_text("no")
+    (tmp_path / "cat" / "images" / "link.png").symlink_to(tmp_path / "secret.txt")
+    root = tmp_path / "cat"
+    assert safe_path(root, "images/a.png") == (root / "images" / "a.png").resolve()
+    for bad in ("../secret.txt", str(tmp_path / "secret.txt"), "images/link.png", "images/missing.png", "images"):
+        assert safe_path(root, bad) is None, bad
+
+
+def _post(client: FlaskClient, events: Any, **headers: str) -> Any:
+    return client.post("/v1/events", data=json.dumps({"events": events}), content_type="application/json",
+                       headers=headers)
+
+
+def test_events_are_validated_per_event_and_idempotent(app: Flask, client: FlaskClient) -> None:
+    good = [{"user_id": "web-1", "product_id": "P00003", "event": "view", "timestamp": "2026-01-01T10:00:00Z",
+             "session_id": "s-web-1"},
+            {"user_id": "web-1", "product_id": "P00004", "event": "click", "timestamp": "2026-01-01T10:00:05Z",
+             "session_id": "s-web-1"}]
+    res = _post(client, good)
+    assert res.status_code == 200 and res.json["inserted"] == 2 and res.json["rejected"] == []
+    again = _post(client, good)
+    assert again.status_code == 200 and (again.json["inserted"], again.json["duplicates"]) == (0, 2)
+    mixed = _post(client, [good[0], {"user_id": "web-1", "product_id": "NOPE", "event": "view"},
+                           {"user_id": "web-1", "product_id": "P00003", "event": "like"}, "junk"])
+    assert mixed.status_code == 207
+    assert [(r["index"], r["field"]) for r in mixed.json["rejected"]] == [(1, "product_id"), (2, "event"), (3, "event")]
+    bad = _post(client, [{"user_id": "", "product_id": "P00003", "event": "view"}])
+    assert bad.status_code == 400 and bad.json["error"]["field"] == "events[0].user_id"
+    assert client.post("/v1/events", data="{", content_type="application/json").status_code == 400
+    assert client.post("/v1/events", data="x", content_type="text/plain").status_code == 415
+    with EventLog.in_data_dir(app.extensions["recsys"].settings.data_dir) as log:
+        history = log.user_history("web-1")
+    assert [(e.product_id, e.event, e.session_id) for e in history] == [("P00004", "view", "s-web-1"),
+                                                                         ("P00003", "view", "s-web-1")]
+    # the shopper's session now steers their recommendations: its products are the freshest history
+    shopper = app.extensions["recsys"].recommendations().shopper("web-1", "s-web-1")
+    assert shopper.history == ("P00004", "P00003")
+
+
+def test_oversized_bodies_and_batches_are_413(fixtures_weaviate: WeaviateSettings, data_dir: Path) -> None:
+    client = make_app(fixtures_weaviate, data_dir, max_content_length=2048, max_events_per_request=3).test_client()
+    big = [{"user_id": "u", "product_id": "P00001", "event": "view"}] * 200
+    res = _post(client, big)
+    assert res.status_code == 413 and res.json["error"]["code"] == "request_entity_too_large"
+    res = _post(client, big[:4])
+    assert res.status_code == 413 and res.json["error"]["field"] == "events"
+
+
+def test_api_key_and_cors(fixtures_weaviate: WeaviateSettings, data_dir: Path) -> None:
+    client = make_app(fixtures_weaviate, data_dir, api_key="s3cret").test_client()
+    event = [{"user_id": "key-user", "product_id": "P00001", "event": "view"}]
+    assert _post(client, event).status_code == 401
+    assert _post(client, event, **{"X-API-Key": "wrong"}).json["error"]["field"] == "X-API-Key"
+    assert _post(client, event, **{"X-API-Key": "s3cret"}).status_code == 200
+    ok = client.get("/v1/products/P00001", headers={"Origin": ORIGIN})
+    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Access-Control-Allow-Origin" not in client.get("/v1/products/P00001",
+                                                           headers={"Origin": "https://evil.example"}).headers
+    pre = client.options("/v1/events", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert pre.status_code == 200 and "X-API-Key" in pre.headers["Access-Control-Allow-Headers"]
+
+
+def test_metrics_and_openapi_cover_every_endpoint(app: Flask, client: FlaskClient) -> None:
+    client.get("/v1/products/P00001/recommendations?k=3")
+    text = client.get("/metrics").get_data(as_text=True)
+    rule = "/v1/products/<product_id>/recommendations"
+    assert f'recsys_http_requests_total{{endpoint="{rule}",method="GET",status="200"}}' in text
+    assert f'recsys_http_request_seconds_bucket{{endpoint="{rule}",method="GET",le="+Inf"}}' in text
+    spec = client.get("/openapi.json").json
+    documented = set(spec["paths"])
+    for r in app.url_map.iter_rules():
+        if r.endpoint != "static":
+            path = r.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
+            assert path in documented, path
+
+
+def test_a_newly_published_model_and_a_learned_fusion_are_picked_up(fixtures_weaviate: WeaviateSettings,
+                                                                     tmp_path: Path) -> None:
+    version = trained_data_dir(tmp_path, FIXTURES)
+    app = make_app(fixtures_weaviate, tmp_path)
+    service = app.extensions["recsys"].recommendations()
+    assert service.version == version and service.reload() is False
+    artifacts = ArtifactStore.in_data_dir(tmp_path)
+    current = artifacts.load()
+    newer = artifacts.save(current.model, current.cooccurrence, {"events": 1})
+    fusion_model_path(tmp_path).parent.mkdir(parents=True)
+    replace(configured_model(DEFAULT_WEIGHTS), kind="learned").save(fusion_model_path(tmp_path))
+    assert service.reload() is True and service.version == newer and service.fusion_kind == "learned"
+    artifacts.publish(version)  # roll back
+    assert service.reload() is True and service.version == version
+    assert app.test_client().get("/v1/products/P00001/recommendations?k=3").json["fusion"] == "learned"
+
+
+def test_cold_start_without_artifacts_or_events(fixtures_weaviate: WeaviateSettings, tmp_path: Path) -> None:
+    client = make_app(fixtures_weaviate, tmp_path).test_client()
+    res = client.get("/v1/products/P00001/recommendations?k=4")
+    assert res.status_code == 200 and len(res.json["items"]) == 4 and res.json["model_version"] is None
+    assert {"text", "image"} & set(res.json["items"][0]["sources"])
+
+
+def test_weaviate_unreachable_is_503_json(data_dir: Path) -> None:
+    closed = WeaviateSettings(host="127.0.0.1", http_port=free_port("127.0.0.1"), grpc_port=free_port("127.0.0.1"),
+                              collection="Nowhere")
+    client = make_app(closed, data_dir).test_client()
+    for res in (client.get("/v1/products/P00001/recommendations"), client.get("/v1/users/U0001/recommendations"),
+                client.get("/v1/products/P00001"), _post(client, [{"user_id": "u", "product_id": "P1",
+                                                                   "event": "view"}])):
+        assert res.status_code == 503 and res.json["error"]["code"] == "store_unavailable", res.json
+
+
+def test_for_product_latency_on_the_fixtures(app: Flask) -> None:
+    """In-process latency of ``for_product`` over many anchors (warm cache); prints p50/p99."""
+    service = app.extensions["recsys"].recommendations()
+    events = fixture_events()
+    anchors = sorted({e["product_id"] for e in events})[:120]
+    users = [e["user_id"] for e in events[: len(anchors)]]
+    for pid in anchors[:10]:
+        service.for_product(pid, k=10)
+    times = []
+    for pid, user in zip(anchors, users, strict=True):
+        t0 = time.perf_counter()
+        service.for_product(pid, user_id=user, k=10)
+        times.append((time.perf_counter() - t0) * 1000)
+    p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
+    print(f"\nfor_product over {len(times)} anchors: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert p50 < 100, (p50, p99)
+
+
+def test_recommendations_recover_when_weaviate_returns(fixtures_weaviate: WeaviateSettings, data_dir: Path) -> None:
+    """Down at first (503, fast), then back: the same app serves. (A connection cut mid-flight is not exercised
+    here: weaviate-client retries a gRPC search on UNAVAILABLE with 1+2+…+32 s of backoff, ~63 s.)"""
+    from tests.integration.test_api_reconnect import Forwarder
+
+    http = Forwarder(free_port("127.0.0.1"), fixtures_weaviate.http_port)
+    grpc = Forwarder(free_port("127.0.0.1"), fixtures_weaviate.grpc_port)
+    app = make_app(replace(fixtures_weaviate, http_port=http.listen_port, grpc_port=grpc.listen_port), data_dir)
+    client = app.test_client()
+    url = "/v1/products/P00001/recommendations?k=3"
+    try:
+        t0 = time.perf_counter()
+        down = client.get(url)
+        assert down.status_code == 503 and down.json["error"]["code"] == "store_unavailable"
+        assert time.perf_counter() - t0 < 10
+        http.start()
+        grpc.start()
+        again = client.get(url)
+        assert again.status_code == 200 and len(again.json["items"]) == 3
+    finally:
+        app.extensions["recsys"].close()
+        http.stop()
+        grpc.stop()

@@ -1,0 +1,29 @@
+"""Test helper: a data dir holding fixture events in the event log and a published collaborative model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from recommender.catalog import load_catalog
+from recommender.collaborative import ArtifactStore, fit_als
+from recommender.config import CollaborativeSettings
+from recommender.cooccurrence import build_cooccurrence
+from recommender.events import EventLog
+from recommender.interactions import interactions_from_rows
+
+FAST_ALS = CollaborativeSettings(factors=16, iterations=5, threads=1)
+
+
+def trained_data_dir(data_dir: Path, catalog: Path, settings: CollaborativeSettings = FAST_ALS) -> str:
+    """Import ``catalog``'s events.csv into ``<data_dir>``'s log, fit ALS + co-occurrence, publish; the version."""
+    known = {p.product_id for p in load_catalog(catalog).products}
+    with EventLog.in_data_dir(data_dir) as log:
+        summary = log.import_file(catalog / "events.csv", known)
+        assert summary.imported > 0, summary.line()
+        interactions = interactions_from_rows(log.rows(), settings)
+        with threadpool_limits(1, "blas"):
+            model = fit_als(interactions, settings)
+        co = build_cooccurrence(log.session_items(), interactions.items, settings.max_session_items)
+    return ArtifactStore.in_data_dir(data_dir).save(model, co, {"events": interactions.events}, publish=True)

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with service.open_store(settings, autostart=False) as store:
         job = Vectorizer(store, service.text_encoder(settings), image_encoder, settings.vectorize)
         report(job.run(args.catalog))
+    train_behaviour(settings, args.catalog)
+    with service.open_store(settings, autostart=False) as store:
         show_examples(store, args.catalog, args.examples)
     if image_encoder.is_untrained:
         print("\nNote: the image encoder is an UNTRAINED open_clip tower (random weights, seeded). Its "
@@ -58,6 +60,15 @@ def ensure_image_encoder(settings: Settings, catalog: Path) -> None:
                                   TrainConfig(epochs=DEMO_EPOCHS, max_minutes=DEMO_MINUTES,
                                               threads=s.threads or TrainConfig.threads))
     print(summary.line())
+
+
+def train_behaviour(settings: Settings, catalog: Path) -> None:
+    """Import the catalog's events and fit ALS + co-occurrence (writes the behavior vectors)."""
+    from jobs import train
+
+    ns = argparse.Namespace(catalog=catalog, events=None, until=None, force=False, no_store=False,
+                            no_progress=False)
+    train.run(ns, settings)
 
 
 def show_examples(store: ProductStore, catalog: Path, n: int) -> None:

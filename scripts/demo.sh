@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The demo on the shipped fixtures: install what is missing, start Weaviate, vectorize, show results.
+# The demo on the shipped fixtures: install what is missing, start Weaviate, train the image encoder,
+# vectorize, fit the behaviour model, then serve the API and the widget's demo product page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/install-weaviate.sh
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec .venv/bin/recsys demo --catalog fixtures "$@"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export RECSYS_API__CATALOG_DIR="${RECSYS_API__CATALOG_DIR:-$PWD/fixtures}"
+.venv/bin/recsys demo --catalog fixtures "$@"
+PORT=${PORT:-8000}
+echo
+echo "Serving the API on http://127.0.0.1:$PORT — open http://127.0.0.1:$PORT/demo for the widget (Ctrl-C stops it)"
+(command -v xdg-open >/dev/null && sleep 3 && xdg-open "http://127.0.0.1:$PORT/demo" >/dev/null 2>&1 || true) &
+exec .venv/bin/gunicorn --bind "127.0.0.1:$PORT" --workers 2 --timeout 60 "api.wsgi:app"

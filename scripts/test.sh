@@ -5,7 +5,10 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/install-weaviate.sh
 # the widget's browser test needs chromium (CI runs as root on a fresh machine)
-command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
+if ! command -v chromium >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check .
 .venv/bin/mypy

@@ -38,6 +38,7 @@ class WeaviateSettings:
     binary: Path | None = None
     startup_timeout_s: float = 90.0
     collection: str = "Product"
+    query_timeout_s: float = 5.0  # a read slower than this is reported as Weaviate unavailable (0 = no limit)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,14 @@ unchanged work. Every batch write checks ``failed_objects`` and raises if any ob
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -144,20 +147,47 @@ def _connect_url(settings: WeaviateSettings) -> weaviate.WeaviateClient:
     )
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _bounded(method: Callable[Concatenate[ProductStore, P], R]) -> Callable[Concatenate[ProductStore, P], R]:
+    """Give a read a deadline. The client retries an unreachable gRPC server for about a minute before it
+    fails (not configurable); a product page cannot wait that long, so past ``query_timeout_s`` the caller
+    gets StoreUnavailable while the abandoned call finishes in the background."""
+
+    @functools.wraps(method)
+    def wrapper(self: ProductStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.query_timeout_s <= 0:
+            return method(self, *args, **kwargs)
+        future = self._pool.submit(method, self, *args, **kwargs)
+        try:
+            return future.result(timeout=self.query_timeout_s)
+        except FutureTimeout as exc:
+            future.cancel()
+            raise StoreUnavailable(f"Weaviate did not answer within {self.query_timeout_s:g}s") from exc
+
+    return wrapper
+
+
 class ProductStore:
     """Products in one Weaviate collection. Construct with a connected client; ``close()`` when done."""
 
-    def __init__(self, client: weaviate.WeaviateClient, collection: str = "Product") -> None:
+    def __init__(self, client: weaviate.WeaviateClient, collection: str = "Product",
+                 query_timeout_s: float = 0.0) -> None:
         self._client = client
         self.name = collection
+        self.query_timeout_s = query_timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="weaviate-query")
 
     @classmethod
     def open(cls, settings: WeaviateSettings) -> ProductStore:
         """Connect per settings and return a store for the configured collection."""
-        return cls(connect(settings), settings.collection)
+        return cls(connect(settings), settings.collection, settings.query_timeout_s)
 
     def close(self) -> None:
         """Release the client's connections."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def is_ready(self) -> bool:
@@ -195,6 +225,7 @@ class ProductStore:
         with _errors(f"delete collection {self.name}"):
             self._client.collections.delete(self.name)
 
+    @_bounded
     def count(self) -> int:
         """Number of objects in the collection (0 when it does not exist yet)."""
         with _errors("count objects"):
@@ -213,6 +244,7 @@ class ProductStore:
                     str(p.get("fp_properties") or ""))
         return out
 
+    @_bounded
     def vectors(self, product_ids: Sequence[str], names: Sequence[str] = VECTOR_NAMES
                 ) -> dict[str, dict[str, np.ndarray]]:
         """Stored named vectors of the given products (missing products and vectors are left out)."""
@@ -228,6 +260,7 @@ class ProductStore:
             out[str(obj.properties["product_id"])] = vecs
         return out
 
+    @_bounded
     def items(self, product_ids: Sequence[str], names: Sequence[str] = VECTOR_NAMES
               ) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
         """Properties and named vectors of the given products in one round trip (missing ones left out)."""
@@ -306,6 +339,7 @@ class ProductStore:
                 deleted += int(res.successful)
         return deleted
 
+    @_bounded
     def near_vector(self, vector: np.ndarray, target: str, k: int = 10,
                     filters: ProductFilter | None = None, properties: Sequence[str] | None = None) -> list[Hit]:
         """The k products whose ``target`` vector is nearest (cosine) to ``vector``, among those ``filters`` keep.
@@ -321,6 +355,7 @@ class ProductStore:
         return [Hit(str(o.properties["product_id"]), float(o.metadata.distance or 0.0), o.properties)
                 for o in res.objects]
 
+    @_bounded
     def get(self, product_id: str, with_vectors: bool = False) -> dict[str, Any] | None:
         """A product's properties (and named vectors when asked), or None if absent."""
         with _errors(f"fetch {product_id}"):

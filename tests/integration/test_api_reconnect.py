@@ -114,3 +114,31 @@ def test_store_connection_is_recreated_after_weaviate_comes_back(forwarders: tup
         assert client.get("/healthz").status_code == 200
     finally:
         app.extensions["recsys"].close()
+
+
+def test_a_dropped_live_connection_fails_fast_instead_of_hanging(forwarders: tuple[Forwarder, Forwarder]) -> None:
+    import time
+
+    import numpy as np
+
+    from recommender.errors import StoreUnavailable
+    from recommender.store import ProductStore
+
+    http, grpc = forwarders
+    settings = load_settings(env={}, overrides={"weaviate.http_port": http.listen_port,
+                                                "weaviate.grpc_port": grpc.listen_port,
+                                                "weaviate.collection": "Tiny", "weaviate.query_timeout_s": 2.0})
+    with ProductStore.open(settings.weaviate) as store:
+        store.ensure_collection()
+        try:
+            assert store.near_vector(np.ones(4, dtype=np.float32) / 2, "text", 3) == []  # live and empty
+            http.stop()
+            grpc.stop()
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                store.near_vector(np.ones(4, dtype=np.float32) / 2, "text", 3)
+            assert time.monotonic() - started < 2.0 + 3.0  # not the client's minute of retries
+        finally:
+            http.start()
+            grpc.start()
+            store.drop()

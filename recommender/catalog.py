@@ -7,7 +7,6 @@ Rows are streamed, so a 100,000-product catalog never sits in memory as text. A 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,23 +16,13 @@ from typing import Any
 
 from recommender.domain import CATEGORY_SEPARATOR, CatalogLoad, Product, RowError
 from recommender.errors import CatalogError
+from recommender.rows import RowRejected, has_bad_bytes, read_rows
 
 REQUIRED_COLUMNS = ("product_id", "title")
 KNOWN_COLUMNS = (
     "product_id", "title", "description", "category", "color", "brand", "price", "in_stock", "image",
 )
 MAX_FIELD_CHARS = 20_000
-csv.field_size_limit(1_000_000)
-
-
-class RowRejected(ValueError):
-    """A row breaks DATA.md; carries the offending field."""
-
-    def __init__(self, field_name: str, reason: str, product_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.field = field_name
-        self.reason = reason
-        self.product_id = product_id
 
 
 def find_products_file(folder: Path) -> Path:
@@ -63,8 +52,7 @@ class CatalogReader:
 
     def __iter__(self) -> Iterator[Product]:
         path = self.path
-        rows = _csv_rows(path) if path.suffix == ".csv" else _jsonl_rows(path)
-        for line, raw in rows:
+        for line, raw in read_rows(path, REQUIRED_COLUMNS, CatalogError):
             self.rows_read += 1
             product = self._accept(path.name, line, raw)
             if product is not None:
@@ -72,7 +60,7 @@ class CatalogReader:
 
     def _accept(self, file: str, line: int, raw: Mapping[str, Any] | RowRejected) -> Product | None:
         pid = raw.get("product_id") if isinstance(raw, Mapping) else raw.product_id
-        pid = pid.strip() if isinstance(pid, str) and pid.strip() and not _has_bad_bytes(pid) else None
+        pid = pid.strip() if isinstance(pid, str) and pid.strip() and not has_bad_bytes(pid) else None
         try:
             if isinstance(raw, RowRejected):
                 raise raw
@@ -104,66 +92,6 @@ def load_catalog(folder: Path) -> CatalogLoad:
     reader = CatalogReader(folder)
     products = tuple(reader)
     return CatalogLoad(products, tuple(reader.errors), reader.rows_read, frozenset(reader.seen_ids))
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowRejected]]:
-    """Yield (first line number, row dict) per CSV record, or a RowRejected for a broken record."""
-    # surrogateescape keeps a bad byte inside its own row instead of failing the whole file.
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            return
-        _check_header(path, header)
-        end_of_previous = reader.line_num
-        for cells in reader:
-            start, end_of_previous = end_of_previous + 1, reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            yield start, _cells_to_row(header, cells)
-
-
-def _check_header(path: Path, header: list[str]) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise CatalogError(f"{path}: header lacks required column(s) {', '.join(missing)}")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise CatalogError(f"{path}: duplicate column(s) in header: {', '.join(dupes)}")
-
-
-def _cells_to_row(header: list[str], cells: list[str]) -> dict[str, Any] | RowRejected:
-    pid = cells[header.index("product_id")] if len(cells) > header.index("product_id") else None
-    if len(cells) != len(header):
-        return RowRejected("(row)", f"has {len(cells)} fields, the header has {len(header)}", pid)
-    for name, value in zip(header, cells, strict=True):
-        if _has_bad_bytes(value):
-            return RowRejected(name, "not valid UTF-8", pid)
-    return dict(zip(header, cells, strict=True))
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowRejected]]:
-    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
-        for line_no, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            if _has_bad_bytes(text):
-                yield line_no, RowRejected("(row)", "not valid UTF-8")
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield line_no, RowRejected("(row)", f"not valid JSON: {exc.msg}")
-                continue
-            if not isinstance(obj, dict):
-                yield line_no, RowRejected("(row)", "not a JSON object")
-                continue
-            yield line_no, obj
-
-
-def _has_bad_bytes(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def parse_product(row: Mapping[str, Any], line: int = 0) -> Product:

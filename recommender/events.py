@@ -9,9 +9,7 @@ The schema (``event_schema.sql``) is plain SQL so a PostgreSQL log can follow.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import re
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from recommender.domain import RowError
 from recommender.errors import RecommenderError
+from recommender.rows import RowRejected, has_bad_bytes, read_rows
 
 EVENT_TYPES = ("view", "cart", "purchase")
 EVENT_COLUMNS = ("user_id", "product_id", "event", "timestamp", "session_id")
@@ -40,13 +39,12 @@ class EventLogError(RecommenderError):
     """The event log or an events file cannot be used at all (not: a bad row, which is reported)."""
 
 
-class EventRejected(ValueError):
+class EventRejected(RowRejected):
     """An event breaks DATA.md; carries the offending field."""
 
     def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(f"{field_name}: {reason}")
-        self.field = field_name
-        self.reason = reason
+        super().__init__(field_name, reason)
+        self.args = (f"{field_name}: {reason}",)
 
 
 @dataclass(frozen=True)
@@ -163,68 +161,20 @@ class EventReader:
     def __iter__(self) -> Iterator[Event]:
         if not self.path.is_file():
             raise EventLogError(f"events file not found: {self.path}")
-        rows = _jsonl_rows(self.path) if self.path.suffix == ".jsonl" else _csv_rows(self.path)
+        rows = read_rows(self.path, REQUIRED_COLUMNS, EventLogError)
         for line, raw in rows:
             self.rows_read += 1
             try:
-                if isinstance(raw, EventRejected):
+                if isinstance(raw, RowRejected):
                     raise raw
                 yield parse_event(raw, self.known_products)
-            except EventRejected as exc:
+            except RowRejected as exc:
                 self.errors.append(RowError(self.path.name, line, exc.field, exc.reason, _pid(raw)))
 
 
-def _pid(raw: Mapping[str, Any] | EventRejected) -> str | None:
-    value = raw.get("product_id") if isinstance(raw, Mapping) else None
-    return value.strip() or None if isinstance(value, str) and not _has_bad_bytes(value) else None
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | EventRejected]]:
-    # surrogateescape keeps a bad byte inside its own row instead of failing the whole file.
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            return
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise EventLogError(f"{path}: header lacks required column(s) {', '.join(missing)}")
-        end_of_previous = reader.line_num
-        for cells in reader:
-            start, end_of_previous = end_of_previous + 1, reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            yield start, _cells_to_row(header, cells)
-
-
-def _cells_to_row(header: list[str], cells: list[str]) -> dict[str, Any] | EventRejected:
-    if len(cells) != len(header):
-        return EventRejected("(row)", f"has {len(cells)} fields, the header has {len(header)}")
-    if _has_bad_bytes("".join(cells)):
-        bad = next(name for name, value in zip(header, cells, strict=True) if _has_bad_bytes(value))
-        return EventRejected(bad, "not valid UTF-8")
-    return dict(zip(header, cells, strict=True))
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | EventRejected]]:
-    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
-        for line_no, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            if _has_bad_bytes(text):
-                yield line_no, EventRejected("(row)", "not valid UTF-8")
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield line_no, EventRejected("(row)", f"not valid JSON: {exc.msg}")
-                continue
-            yield line_no, obj if isinstance(obj, dict) else EventRejected("(row)", "not a JSON object")
-
-
-def _has_bad_bytes(text: str) -> bool:
-    return _BAD_BYTES.search(text) is not None
+def _pid(raw: Mapping[str, Any] | RowRejected) -> str | None:
+    value = raw.get("product_id") if isinstance(raw, Mapping) else raw.product_id
+    return value.strip() or None if isinstance(value, str) and not has_bad_bytes(value) else None
 
 
 # ------------------------------------------------------------------------------------------- the log

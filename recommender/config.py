@@ -122,6 +122,8 @@ class RankingSettings:
     """Online recommendations: candidates per source, business rules, and how often a new model is looked for."""
 
     per_source: int = 50
+    # the named candidate sources, in any order (a source left out still scores its signal as a feature)
+    sources: str = "text,image,behavior,cooccurrence,session,als_user,popularity"
     max_per_variant_group: int = 1
     diversity: float = 0.0  # default MMR λ (0 = pure relevance); a request may override it
     exclude_out_of_stock: bool = True

@@ -23,7 +23,7 @@ from recommender.collaborative import Artifacts, ArtifactStore
 from recommender.config import RankingSettings
 from recommender.cooccurrence import CoOccurrence
 from recommender.domain import ItemView, ProductFilter, RankedItem, RankQuery
-from recommender.errors import RecommenderError
+from recommender.errors import ConfigError, RecommenderError
 from recommender.events import EventLog
 from recommender.features import BehaviourContext, FeatureBuilder
 from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
@@ -84,12 +84,26 @@ def fusion_model_path(data_dir: Path) -> Path:
     return data_dir / "models" / "fusion" / "current.json"
 
 
+SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity")
+
+
+def enabled_sources(spec: str) -> frozenset[str]:
+    """The configured candidate source names (comma-separated), checked against the known ones."""
+    names = frozenset(n.strip() for n in spec.split(",") if n.strip())
+    unknown = names - set(SOURCE_NAMES)
+    if unknown or not names:
+        raise ConfigError(f"setting ranking.sources: unknown or empty source name(s) {sorted(unknown)}; "
+                          f"choose from {', '.join(SOURCE_NAMES)}")
+    return names
+
+
 class RecommendationService:
     """Ranks recommendations for product pages and shoppers. Thread-safe; one per process."""
 
     def __init__(self, store: RecommendationStore, data_dir: Path, settings: RankingSettings,
                  weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> None:
         self.settings = settings
+        self._enabled = enabled_sources(settings.sources)
         self.items = ItemCache(store)
         self._store = store
         self._data_dir = data_dir
@@ -184,6 +198,7 @@ class RecommendationService:
             sources += [CoOccurring(artifacts.cooccurrence), SessionCoOccurring(artifacts.cooccurrence),
                         AlsForUser(artifacts.model)]
         sources.append(Popular(popularity))
+        sources = [src for src in sources if src.name in self._enabled]
         context = BehaviourContext(artifacts.cooccurrence if artifacts else None,
                                    artifacts.model if artifacts else None, popularity)
         path = fusion_model_path(self._data_dir)

@@ -20,5 +20,5 @@ def test_a_subset_from_the_environment() -> None:
 
 @pytest.mark.parametrize("spec", ["text,magic", "", " , "])
 def test_unknown_or_empty_is_a_config_error(spec: str) -> None:
-    with pytest.raises(ConfigError, match="ranking.sources"):
+    with pytest.raises(ConfigError, match=r"ranking\.sources"):
         enabled_sources(spec)

@@ -28,9 +28,32 @@ FEATURES = (
 RECENT_HISTORY = 5
 
 
-def _cos(a: ItemView, b: ItemView, name: str) -> float:
-    va, vb = a.vectors.get(name), b.vectors.get(name)
-    return float(np.dot(va, vb)) if va is not None and vb is not None else 0.0
+def _matrix(items: Sequence[ItemView], name: str, dim: int) -> np.ndarray:
+    """Rows of one named vector; an item without it gets a zero row (so its cosine is 0)."""
+    out = np.zeros((len(items), dim), dtype=np.float32)
+    for i, item in enumerate(items):
+        vec = item.vectors.get(name)
+        if vec is not None:
+            out[i] = vec
+    return out
+
+
+def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Sequence[ItemView]
+                 ) -> dict[str, np.ndarray]:
+    """Cosines of every item with the anchor (per named vector) and its best match in the history,
+    as matrix products rather than one dot product per pair; a missing vector counts as cosine 0."""
+    out: dict[str, np.ndarray] = {}
+    for name in ("text", "image", "behavior"):
+        dim = next((len(v.vectors[name]) for v in (*items, *history, *([anchor] if anchor else []))
+                    if name in v.vectors), 0)
+        if dim == 0 or not items:
+            continue
+        m = _matrix(items, name, dim)
+        if anchor is not None:
+            out[name] = m @ _matrix([anchor], name, dim)[0]
+        if history and name in ("text", "image"):
+            out[f"history_{name}"] = (m @ _matrix(history, name, dim).T).max(axis=1)
+    return out
 
 
 def shared_category_depth(a: Sequence[str], b: Sequence[str]) -> float:
@@ -94,9 +117,11 @@ class FeatureBuilder:
         reciprocal = _reciprocal_ranks(proposals)
         user_scores = self._user_scores(query, list(candidates))
         co = self._co_rows(anchor.product_id if anchor else None, query.history[:RECENT_HISTORY])
+        sims = similarities(anchor, list(candidates.values()), history[:RECENT_HISTORY])
         out = np.zeros((len(candidates), len(FEATURES)), dtype=np.float32)
         for row, (pid, item) in enumerate(candidates.items()):
-            feats = self._pair(anchor, item, history)
+            feats = self._pair(anchor, item)
+            feats.update((name, float(values[row])) for name, values in sims.items())
             feats["als_user"] = user_scores.get(pid, 0.0)
             feats["cooccurrence"] = co.anchor_view.get(pid, 0.0)
             feats["copurchase"] = math.log1p(co.anchor_purchase.get(pid, 0.0))
@@ -106,18 +131,14 @@ class FeatureBuilder:
             out[row] = [feats.get(name, 0.0) for name in FEATURES]
         return out
 
-    def _pair(self, anchor: ItemView | None, item: ItemView, history: Sequence[ItemView]) -> dict[str, float]:
+    def _pair(self, anchor: ItemView | None, item: ItemView) -> dict[str, float]:
         b = self.behaviour
         feats = {
             "popularity": math.log1p(b.popularity.get(item.product_id, 0.0)) / self._max_pop,
             "recent_popularity": math.log1p(b.recent_popularity.get(item.product_id, 0.0)) / self._max_recent,
-            "history_text": max((_cos(h, item, "text") for h in history[:RECENT_HISTORY]), default=0.0),
-            "history_image": max((_cos(h, item, "image") for h in history[:RECENT_HISTORY]), default=0.0),
         }
         if anchor is not None:
-            feats.update(text=_cos(anchor, item, "text"), image=_cos(anchor, item, "image"),
-                         behavior=_cos(anchor, item, "behavior"),
-                         same_category=shared_category_depth(anchor.category, item.category),
+            feats.update(same_category=shared_category_depth(anchor.category, item.category),
                          same_variant=float(anchor.variant_group == item.variant_group),
                          same_color=float(bool(anchor.color) and anchor.color == item.color),
                          shared_attributes=shared_attributes(anchor.attributes, item.attributes),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,7 +46,8 @@ class FusionRanker:
     """Unions the candidates of every source and orders them by a fusion model."""
 
     def __init__(self, name: str, sources: Sequence[CandidateSource], items: ItemLookup, features: FeatureBuilder,
-                 model: FusionModel, rules: Rules, per_source: int = 100) -> None:
+                 model: FusionModel, rules: Rules, per_source: int = 100,
+                 pool: ThreadPoolExecutor | None = None) -> None:
         self.name = name
         self.sources = list(sources)
         self.items = items
@@ -53,10 +55,15 @@ class FusionRanker:
         self.model = model
         self.rules = rules
         self.per_source = per_source
+        # a long-lived caller (the API) passes one shared pool; otherwise the ranker owns one
+        self._pool = pool or ThreadPoolExecutor(max_workers=max(1, len(self.sources)), thread_name_prefix="sources")
 
     def propose(self, query: RankQuery) -> dict[str, list[Candidate]]:
-        """Every source's candidates for the query."""
-        return {s.name: s.candidates(query, self.per_source) for s in self.sources}
+        """Every source's candidates for the query, asked concurrently (most wait on the vector store)."""
+        if query.anchor_id:
+            self.items.get_many([query.anchor_id])  # one fetch of the anchor, shared by the vector sources
+        results = self._pool.map(lambda source: source.candidates(query, self.per_source), self.sources)
+        return {source.name: cands for source, cands in zip(self.sources, results, strict=True)}
 
     def candidate_set(self, query: RankQuery) -> CandidateSet:
         """The allowed candidates with their views and feature rows — shared by ranking and offline training."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -104,6 +105,7 @@ class RecommendationService:
                  weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> None:
         self.settings = settings
         self._enabled = enabled_sources(settings.sources)
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sources")
         self.items = ItemCache(store)
         self._store = store
         self._data_dir = data_dir
@@ -188,7 +190,8 @@ class RecommendationService:
         rules = Rules(exclude_out_of_stock=s.exclude_out_of_stock, exclude_purchased=s.exclude_purchased,
                       max_per_variant_group=s.max_per_variant_group,
                       diversity=s.diversity if diversity is None else diversity)
-        return FusionRanker("online", loaded.sources, self.items, loaded.features, loaded.model, rules, s.per_source)
+        return FusionRanker("online", loaded.sources, self.items, loaded.features, loaded.model, rules, s.per_source,
+                            self._pool)
 
     def _load(self, version: str | None, fusion_stamp: float | None) -> _Loaded:
         artifacts = self._artifacts.load(version) if version else None

@@ -102,3 +102,25 @@ def test_feature_helpers() -> None:
     assert price_distance(10.0, 10.0) == 0.0
     assert price_distance(10.0, 20.0) == pytest.approx(-np.log(2))
     assert price_distance(None, 20.0) == 0.0
+
+
+def test_similarities_match_pairwise_cosines() -> None:
+    from recommender.features import similarities
+
+    rng = np.random.default_rng(3)
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.normal(size=n)
+        return v / np.linalg.norm(v)
+
+    anchor = ItemView("a", {"text": unit(4), "image": unit(3)})
+    items = [ItemView("x", {"text": unit(4), "image": unit(3)}), ItemView("y", {"text": unit(4)})]
+    history = [ItemView("h1", {"text": unit(4), "image": unit(3)}), ItemView("h2", {"image": unit(3)})]
+    sims = similarities(anchor, items, history)
+    for i, item in enumerate(items):
+        assert sims["text"][i] == pytest.approx(float(anchor.vectors["text"] @ item.vectors["text"]), abs=1e-6)
+        expected_hist = max(float(h.vectors["text"] @ item.vectors["text"]) if "text" in h.vectors else 0.0
+                            for h in history)
+        assert sims["history_text"][i] == pytest.approx(expected_hist, abs=1e-6)
+    assert sims["image"][1] == 0.0  # y has no image vector
+    assert "behavior" not in sims  # nobody has one

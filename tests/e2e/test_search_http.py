@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +21,13 @@ from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.store import ProductStore
 from recommender.vectorize import Vectorizer
 from recommender.weaviate_server import free_port
+from tests.gunicorn_server import gunicorn as serve
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
 IMAGE_SIZE = 64
-STARTUP_S = 60.0
 
 
 def small_catalog(dest: Path, n: int) -> Path:
@@ -76,37 +72,12 @@ def call(url: str, body: dict[str, Any] | None = None, timeout: float = 60.0) ->
         return exc.code, exc.headers.get_content_type(), json.loads(exc.read())
 
 
-@contextmanager
-def gunicorn(weaviate: WeaviateSettings, log: Path) -> Iterator[str]:
-    """`gunicorn api.wsgi:app` on a free loopback port, configured by env; always terminated afterwards."""
-    port = free_port("127.0.0.1")
-    env = dict(os.environ, RECSYS_WEAVIATE__HOST=weaviate.host, RECSYS_WEAVIATE__HTTP_PORT=str(weaviate.http_port),
-               RECSYS_WEAVIATE__GRPC_PORT=str(weaviate.grpc_port), RECSYS_WEAVIATE__COLLECTION=weaviate.collection,
-               RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(IMAGE_SIZE), TOKENIZERS_PARALLELISM="false")
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                                 "--timeout", "120", "api.wsgi:app"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert proc.poll() is None, f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            try:
-                if call(f"{base}/healthz", timeout=2)[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass  # not listening yet
-            assert time.monotonic() < deadline, f"gunicorn not up after {STARTUP_S}s:\n{log.read_text()[-3000:]}"
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def gunicorn(weaviate: WeaviateSettings, log: Path) -> AbstractContextManager[str]:
+    """The API under gunicorn, pointed at ``weaviate``."""
+    return serve({"RECSYS_WEAVIATE__HOST": weaviate.host, "RECSYS_WEAVIATE__HTTP_PORT": str(weaviate.http_port),
+                  "RECSYS_WEAVIATE__GRPC_PORT": str(weaviate.grpc_port),
+                  "RECSYS_WEAVIATE__COLLECTION": weaviate.collection,
+                  "RECSYS_IMAGE_ENCODER__IMAGE_SIZE": str(IMAGE_SIZE)}, log)
 
 
 def test_search_over_http_under_gunicorn(small_weaviate: WeaviateSettings, tmp_path: Path) -> None:

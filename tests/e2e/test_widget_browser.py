@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from recommender.events import EventLog
 from recommender.store import ProductStore
 from recommender.vectorize import Vectorizer
 from recommender.weaviate_server import free_port
+from tests.gunicorn_server import gunicorn as serve
 from tests.recsys_data import trained_data_dir
 
 pytestmark = pytest.mark.integration
@@ -37,7 +36,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 N_PRODUCTS = 60
 IMAGE_SIZE = 64
-STARTUP_S = 60.0
 
 
 def require_chromium() -> None:
@@ -100,35 +98,9 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-@contextmanager
-def gunicorn(env_extra: dict[str, str], log: Path) -> Iterator[str]:
-    """`gunicorn api.wsgi:app` on a free loopback port; always terminated afterwards."""
-    port = free_port("127.0.0.1")
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **env_extra)
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                                 "--threads", "4", "--timeout", "120", "api.wsgi:app"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert proc.poll() is None, f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            try:
-                if _get(f"{base}/healthz", timeout=2)[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass  # not listening yet
-            assert time.monotonic() < deadline, f"gunicorn not up after {STARTUP_S}s:\n{log.read_text()[-3000:]}"
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def gunicorn(env_extra: dict[str, str], log: Path) -> AbstractContextManager[str]:
+    """The API under gunicorn (4 threads: the page, its images and the widget's calls arrive together)."""
+    return serve(env_extra, log, threads=4)
 
 
 def _env(weaviate: WeaviateSettings, catalog: Path, data_dir: Path) -> dict[str, str]:

@@ -1,0 +1,52 @@
+"""Test helper: the API under a real gunicorn on a free loopback port, always terminated afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from recommender.weaviate_server import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+STARTUP_S = 120.0
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False  # not listening yet
+
+
+@contextmanager
+def gunicorn(env_extra: Mapping[str, str], log: Path, threads: int = 1) -> Iterator[str]:
+    """`gunicorn api.wsgi:app` (1 worker) with ``env_extra`` on top of the environment; yields its base URL."""
+    port = free_port("127.0.0.1")
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **env_extra)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                                 "--threads", str(threads), "--timeout", "120", "api.wsgi:app"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while not _healthy(base):
+            assert proc.poll() is None, f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"gunicorn not up after {STARTUP_S}s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -109,7 +109,11 @@ SPEC: dict[str, Any] = {
                                                                        "source": {"type": "string"}}}}},
         "Recommendations": {"type": "object", "properties": {
             "product_id": {"type": ["string", "null"]}, "model_version": {"type": ["string", "null"]},
+            "release": {"type": ["string", "null"], "description": "the published refresh release served"},
             "fusion": {"type": "string", "enum": ["configured", "learned"]},
+            "served_from": {"type": "string", "enum": ["live", "precomputed", "fallback"]},
+            "degraded": {"type": "boolean", "description": "true when served from the precomputed fallback "
+                                                           "because the vector store is unreachable"},
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}},
         "Product": {"type": "object", "properties": {
             "product_id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},

@@ -4,6 +4,8 @@ Query parameters: ``k``, ``user_id`` (product page only), ``session_id``, ``cate
 ``price_min``, ``price_max``, ``in_stock``, ``diversity`` (0..1, MMR λ), ``explain`` (none|template|llm).
 Each item: ``product_id, title, image_url, price, score, signals`` (per-signal values and contributions),
 ``sources`` (candidate sources that proposed it) and ``explanation`` (``{"text", "source"}`` or null).
+The body also says what served it: ``release``, ``model_version``, ``fusion``, ``served_from`` (``live`` |
+``precomputed`` | ``fallback``) and ``degraded`` (true for the fallback: Weaviate unreachable, stock may be stale).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from werkzeug.datastructures import MultiDict
 from api.errors import ApiError
 from api.explanation import MODES, explain_items
 from api.state import state
-from recommender.domain import CATEGORY_SEPARATOR, ItemView, ProductFilter, RankedItem
+from recommender.domain import CATEGORY_SEPARATOR, ItemView, ProductFilter
+from recommender.recommendations import Recommendations
 from recommender.events import MAX_ID_CHARS
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1")
@@ -31,8 +34,8 @@ def for_product(product_id: str) -> Response:
     args = request.args
     _check_known(args, _PARAMS)
     user_id, session_id = _opt_id(args, "user_id"), _opt_id(args, "session_id")
-    ranked = service.for_product(product_id, user_id, session_id, _k(args), filters_from(args), _diversity(args))
-    return jsonify(_body(product_id, user_id, session_id, ranked, _explain(args)))
+    recs = service.for_product(product_id, user_id, session_id, _k(args), filters_from(args), _diversity(args))
+    return jsonify(_body(product_id, user_id, session_id, recs, _explain(args)))
 
 
 @bp.get("/users/<user_id>/recommendations")
@@ -42,15 +45,16 @@ def for_user(user_id: str) -> Response:
     args = request.args
     _check_known(args, _PARAMS - {"user_id"})
     session_id = _opt_id(args, "session_id")
-    ranked = service.for_user(user_id, session_id, _k(args), filters_from(args), _diversity(args))
-    return jsonify(_body(None, user_id, session_id, ranked, _explain(args)))
+    recs = service.for_user(user_id, session_id, _k(args), filters_from(args), _diversity(args))
+    return jsonify(_body(None, user_id, session_id, recs, _explain(args)))
 
 
-def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, ranked: list[RankedItem],
+def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, recs: Recommendations,
           explain: str) -> dict[str, Any]:
     st = state()
     service = st.recommendations()
-    history = service.shopper(user_id, session_id).history[:5] if explain != "none" else ()
+    ranked = recs.items
+    history = service.shopper(user_id, session_id).history[:5] if explain != "none" and user_id else ()
     views = service.views([*([anchor_id] if anchor_id else []), *(r.product_id for r in ranked), *history])
     anchor = views.get(anchor_id) if anchor_id else None
     explanations = explain_items(explain, st.explanations(), ranked, views, anchor,
@@ -63,8 +67,8 @@ def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, ra
             "price": view.price if view else None, "score": round(r.score, 6), "signals": r.signals,
             "sources": list(r.sources), "explanation": explanation,
         })
-    return {"product_id": anchor_id, "items": items, "model_version": service.version,
-            "fusion": service.fusion_kind}
+    return {"product_id": anchor_id, "items": items, "model_version": service.version, "release": service.release,
+            "fusion": service.fusion_kind, "served_from": recs.served_from, "degraded": recs.degraded}
 
 
 def image_url(view: ItemView | None) -> str | None:

@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate,
         evaluate_search,
         generate_catalog,
+        refresh,
+        releases_cmd,
         search,
         similar,
         train,
@@ -34,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="where data, models and the local Weaviate live")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (weaviate_cmd, generate_catalog, vectorize, train, evaluate, similar, search, demo,
-                   train_image_encoder, evaluate_search):
+    for module in (weaviate_cmd, generate_catalog, vectorize, train, refresh, releases_cmd, evaluate, similar, search,
+                   demo, train_image_encoder, evaluate_search):
         module.add_parser(sub)
     return parser
 

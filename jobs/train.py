@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         model, refit = _fit(args, settings, log, summary, progress)
     if not args.no_store:
         with summary.stage("vectors"), service.open_store(settings) as store:
-            _write_vectors(store, model, refit, summary, progress)
+            write_vectors(store, model, refit, summary, progress)
     if refit:
         with summary.stage("publish"):
             ArtifactStore.in_data_dir(settings.data_dir).publish(summary.version)
@@ -149,7 +149,7 @@ def _fit(args: argparse.Namespace, settings: Settings, log: EventLog, summary: T
     return model, True
 
 
-def _write_vectors(store: ProductStore, model: CollaborativeModel, refit: bool, summary: TrainSummary,
+def write_vectors(store: ProductStore, model: CollaborativeModel, refit: bool, summary: TrainSummary,
                    progress: bool) -> None:
     """Set `behavior` on stored products the model knows; remove it from those it no longer knows."""
     store.ensure_collection()

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,14 @@ class CollaborativeModel:
     params: Mapping[str, Any] = field(default_factory=dict)
     data_hash: str = ""
 
+    @cached_property
+    def unit_item_factors(self) -> np.ndarray:
+        """L2-normalised float32 item factors (computed once per loaded model)."""
+        return _normalised(self.item_factors)
+
     def behavior_vectors(self) -> dict[str, np.ndarray]:
         """L2-normalised float32 item factors of every trained item (the ``behavior`` named vector)."""
-        unit = _normalised(self.item_factors)
+        unit = self.unit_item_factors
         return {self.items.id(int(i)): unit[i] for i in np.flatnonzero(self.trained)}
 
     def similar_items(self, product_id: str, n: int = 10) -> list[tuple[str, float]]:
@@ -57,7 +63,7 @@ class CollaborativeModel:
         i = self.items.index(product_id)
         if i is None or not self.trained[i]:
             return []
-        unit = _normalised(self.item_factors)
+        unit = self.unit_item_factors
         scores = unit @ unit[i]
         scores[~self.trained] = -np.inf
         scores[i] = -np.inf

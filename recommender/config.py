@@ -174,6 +174,26 @@ class CollaborativeSettings:
 
 
 @dataclass(frozen=True)
+class RefreshSettings:
+    """The nightly refresh: its quality gate and the precomputed lists.
+
+    The gate evaluates the candidate's fusion model and the served one on the newest ``holdout_fraction`` of
+    the events (both with behaviour fitted on the events before), and publishes when the candidate's
+    ``metric`` is at least ``(1 - tolerance)`` times the served one's. With fewer than ``min_gate_tasks``
+    test tasks there is nothing to judge by, and the candidate is published on the data alone.
+    """
+
+    metric: str = "ndcg@10"
+    tolerance: float = 0.02
+    holdout_fraction: float = 0.2
+    max_gate_tasks: int = 1000
+    min_gate_tasks: int = 20
+    inner_tasks: int = 1200  # tasks the learned fusion is fitted on (inner time splits of the pre-holdout events)
+    list_k: int = 30  # items precomputed per product page
+    explain_items: int = 5  # top items per list whose LLM sentences are written in the batch (LLM backends)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, read once at the entry point."""
 
@@ -188,6 +208,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     ranking: RankingSettings = field(default_factory=RankingSettings)
     explain: ExplainSettings = field(default_factory=ExplainSettings)
+    refresh: RefreshSettings = field(default_factory=RefreshSettings)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -203,7 +224,7 @@ class Settings:
 
 
 _SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api", "ranking",
-             "explain"}
+             "explain", "refresh"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),
     "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),

@@ -10,6 +10,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -87,3 +88,29 @@ class ItemCache:
         """Forget everything (after a new model version or catalog refresh)."""
         with self._lock:
             self._items.clear()
+
+
+class BehaviourOverlay:
+    """Item views whose ``behavior`` vector comes from a given set (a loaded ALS model's), not the store's.
+
+    The store's ``behavior`` vectors are rewritten after a model is published; ranking with the model's own
+    vectors keeps a request consistent with the model version it ranks with, and lets evaluation use its own fit.
+    """
+
+    def __init__(self, base: ItemLookup, vectors: Mapping[str, np.ndarray]) -> None:
+        self._base = base
+        self._vectors = vectors
+
+    def get(self, product_id: str) -> ItemView | None:
+        """One view (None if unknown)."""
+        return self.get_many([product_id]).get(product_id)
+
+    def get_many(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
+        """Views from the base lookup with the overlay's behaviour vectors (none for items it lacks)."""
+        out = {}
+        for pid, view in self._base.get_many(product_ids).items():
+            vectors = {k: v for k, v in view.vectors.items() if k != "behavior"}
+            if pid in self._vectors:
+                vectors["behavior"] = self._vectors[pid]
+            out[pid] = replace(view, vectors=vectors)
+        return out

@@ -1,18 +1,24 @@
 """The online recommendation facade: product page ("more like this") and shopper ("for you") lists.
 
-``RecommendationService`` wires the published behaviour artifacts (ALS + co-occurrence, if any: a cold start
-works without), the fusion model (learned ``<data_dir>/models/fusion/current.json``, else the configured
-weights), the vector store (near-vector neighbours per named vector) and the event log (the shopper's recent
-and purchased products) into a ``FusionRanker``. It never loads a text or image encoder: every vector it needs
-is already in the store. A newly published version is picked up without restart: the ``current`` pointer is
-re-read at most every ``reload_interval_s``, and ``reload()`` forces it.
+``RecommendationService`` serves the published release (``recsys refresh``: collaborative artifacts, fusion model
+and precomputed product-page lists); without one, the published behaviour artifacts of ``recsys train`` (if any:
+a cold start works without) and the fusion model at ``<data_dir>/models/fusion/current.json`` (else the
+configured weights). It wires them with the vector store (text/image neighbours) and the event log (the
+shopper's recent and purchased products) into a ``FusionRanker``; the ``behavior`` signal uses the loaded ALS
+model's own factors, so a request never mixes two model versions. It never loads a text or image encoder.
+
+An anonymous product-page request is answered from the precomputed list when it has enough allowed items
+(stock and filters checked live); a personal one is ranked live. When Weaviate is unreachable, a product page
+with a precomputed list is still answered from it and the release's render snapshot, labelled ``fallback``.
+A newly published version is picked up without restart: the pointers are re-read at most every
+``reload_interval_s``, and ``reload()`` forces it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,23 +30,27 @@ from recommender.collaborative import Artifacts, ArtifactStore
 from recommender.config import RankingSettings
 from recommender.cooccurrence import CoOccurrence
 from recommender.domain import ItemView, ProductFilter, RankedItem, RankQuery
-from recommender.errors import ConfigError, RecommenderError
+from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
 from recommender.events import EventLog
 from recommender.features import BehaviourContext, FeatureBuilder
-from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
-from recommender.item_cache import ItemCache
+from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, allowed, configured_model
+from recommender.item_cache import BehaviourOverlay, ItemCache, ItemLookup
+from recommender.precomputed import PrecomputedLists
 from recommender.ranking import FusionRanker
+from recommender.releases import Release, ReleaseStore
 from recommender.retrieval import (
     AlsForUser,
+    AlsSimilar,
     CandidateSource,
     CoOccurring,
+    NearVector,
     Popular,
     SessionCoOccurring,
     VectorNeighbours,
 )
 from recommender.store import Hit
 
-NEIGHBOUR_VECTORS = ("text", "image", "behavior")
+NEIGHBOUR_VECTORS = ("text", "image")
 
 
 class ProductNotFound(RecommenderError):
@@ -69,15 +79,32 @@ class Shopper:
 
 
 @dataclass(frozen=True)
+class Recommendations:
+    """A ranked list and where it came from: ``live`` ranking, ``precomputed`` by the refresh, or ``fallback``
+    (the precomputed list with its refresh-time snapshot, served because the vector store is unreachable)."""
+
+    items: tuple[RankedItem, ...]
+    served_from: str = "live"
+
+    @property
+    def degraded(self) -> bool:
+        """True when stock, prices and personalisation may be stale or missing."""
+        return self.served_from == "fallback"
+
+
+@dataclass(frozen=True)
 class _Loaded:
     """One consistent snapshot of the models a request ranks with (swapped whole on reload)."""
 
+    key: tuple[str | float | None, ...]
+    release: str | None
     version: str | None
-    fusion_stamp: float | None
     sources: tuple[CandidateSource, ...]
+    items: ItemLookup
     features: FeatureBuilder
     model: FusionModel
     cooccurrence: CoOccurrence | None
+    lists: PrecomputedLists | None
 
 
 def fusion_model_path(data_dir: Path) -> Path:
@@ -110,11 +137,12 @@ class RecommendationService:
         self._store = store
         self._data_dir = data_dir
         self._artifacts = ArtifactStore.in_data_dir(data_dir)
+        self._releases = ReleaseStore.in_data_dir(data_dir)
         self._weights = dict(weights)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._checked = 0.0
-        self._loaded = self._load(self._artifacts.current_version(), _stamp(fusion_model_path(data_dir)))
+        self._checked = time.monotonic()
+        self._loaded = self._load(self._key())
 
     # ----------------------------------------------------------------- public API
     @property
@@ -123,29 +151,53 @@ class RecommendationService:
         return self._loaded.version
 
     @property
+    def release(self) -> str | None:
+        """The release in use (None = no refresh published yet: the ``train`` artifacts are served)."""
+        return self._loaded.release
+
+    @property
     def fusion_kind(self) -> str:
         """``learned`` or ``configured``."""
         return self._loaded.model.kind
 
     def for_product(self, product_id: str, user_id: str | None = None, session_id: str | None = None, k: int = 10,
-                    filters: ProductFilter | None = None, diversity: float | None = None) -> list[RankedItem]:
+                    filters: ProductFilter | None = None, diversity: float | None = None) -> Recommendations:
         """Products to show on ``product_id``'s page, best first; raises ProductNotFound for an unknown anchor."""
-        if self.items.get(product_id) is None:
-            raise ProductNotFound(product_id)
+        loaded = self._current()
         shopper = self.shopper(user_id, session_id)
         query = RankQuery(product_id, user_id, shopper.history, shopper.purchased, k, filters=filters)
-        return self._ranker(diversity).rank(query)
+        try:
+            if loaded.lists is not None and not shopper.history and diversity in (None, self.settings.diversity):
+                hit = self._precomputed(loaded.lists, query, self.items.get_many)
+                if hit is not None:
+                    return Recommendations(hit, "precomputed")
+            if loaded.items.get(product_id) is None:
+                raise ProductNotFound(product_id)
+            return Recommendations(tuple(self._ranker(loaded, diversity).rank(query)))
+        except StoreUnavailable:
+            hit = self._precomputed(loaded.lists, query, loaded.lists.views) if loaded.lists is not None else None
+            if hit is None:
+                raise
+            return Recommendations(hit, "fallback")
 
     def for_user(self, user_id: str, session_id: str | None = None, k: int = 10,
-                 filters: ProductFilter | None = None, diversity: float | None = None) -> list[RankedItem]:
+                 filters: ProductFilter | None = None, diversity: float | None = None) -> Recommendations:
         """Products for a shopper with no anchor page (an unknown shopper gets the popular products)."""
+        loaded = self._current()
         shopper = self.shopper(user_id, session_id)
         query = RankQuery(None, user_id, shopper.history, shopper.purchased, k, filters=filters)
-        return self._ranker(diversity).rank(query)
+        return Recommendations(tuple(self._ranker(loaded, diversity).rank(query)))
 
     def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
-        """Cached views of products (for rendering the ranked items)."""
-        return self.items.get_many(product_ids)
+        """Views of products for rendering (the release's snapshot when the store is unreachable)."""
+        ids = list(product_ids)
+        try:
+            return self.items.get_many(ids)
+        except StoreUnavailable:
+            lists = self._loaded.lists
+            if lists is None:
+                raise
+            return lists.views(ids)
 
     def co_counts(self, anchor_id: str, product_id: str) -> dict[str, float]:
         """Sessions the two products share, per kind (``view``, ``purchase``); {} without a behaviour model."""
@@ -165,15 +217,17 @@ class RecommendationService:
         return Shopper(history, frozenset(e.product_id for e in events if e.event == "purchase"))
 
     def reload(self) -> bool:
-        """Switch to the published artifact / fusion model when either changed; True when it switched."""
+        """Switch to the published release / artifacts / fusion model when one changed; True when it switched."""
         with self._lock:
             self._checked = time.monotonic()
-            version, stamp = self._artifacts.current_version(), _stamp(fusion_model_path(self._data_dir))
-            if version == self._loaded.version and stamp == self._loaded.fusion_stamp:
+            key = self._key()
+            if key == self._loaded.key:
                 return False
-            self._loaded = self._load(version, stamp)
-            self.items.clear()  # cached `behavior` vectors belong to the old version
-            return True
+            old, self._loaded = self._loaded, self._load(key)
+            self.items.clear()  # stock and prices are re-read with the new version
+        if old.lists is not None:
+            old.lists.close()
+        return True
 
     def close(self) -> None:
         """Close this thread's event-log connection (others close with their threads)."""
@@ -183,37 +237,69 @@ class RecommendationService:
             self._local.log = None
 
     # ----------------------------------------------------------------- internals
-    def _ranker(self, diversity: float | None) -> FusionRanker:
+    def _current(self) -> _Loaded:
         if time.monotonic() - self._checked >= self.settings.reload_interval_s:
             self.reload()
-        s, loaded = self.settings, self._loaded
-        rules = Rules(exclude_out_of_stock=s.exclude_out_of_stock, exclude_purchased=s.exclude_purchased,
-                      max_per_variant_group=s.max_per_variant_group,
-                      diversity=s.diversity if diversity is None else diversity)
-        return FusionRanker("online", loaded.sources, self.items, loaded.features, loaded.model, rules, s.per_source,
-                            self._pool)
+        return self._loaded
 
-    def _load(self, version: str | None, fusion_stamp: float | None) -> _Loaded:
+    def _precomputed(self, lists: PrecomputedLists, query: RankQuery,
+                     views_of: Callable[[Iterable[str]], Mapping[str, ItemView]]) -> tuple[RankedItem, ...] | None:
+        """The anchor's precomputed list, rules and filters applied to ``views_of``'s views; None when it has no
+        list, the anchor is gone, or too few items remain (then the request is ranked live)."""
+        assert query.anchor_id is not None
+        ranked = lists.get(query.anchor_id)
+        if ranked is None:
+            return None
+        views = views_of([query.anchor_id, *(r.product_id for r in ranked)])
+        if query.anchor_id not in views:
+            return None
+        rules = self._rules(None)
+        kept = [r for r in ranked if r.product_id in views and allowed(views[r.product_id], query, rules)]
+        if len(kept) < query.k and len(kept) < len(ranked):
+            return None
+        return tuple(kept[: query.k])
+
+    def _rules(self, diversity: float | None) -> Rules:
+        s = self.settings
+        return Rules(exclude_out_of_stock=s.exclude_out_of_stock, exclude_purchased=s.exclude_purchased,
+                     max_per_variant_group=s.max_per_variant_group,
+                     diversity=s.diversity if diversity is None else diversity)
+
+    def _ranker(self, loaded: _Loaded, diversity: float | None) -> FusionRanker:
+        return FusionRanker("online", loaded.sources, loaded.items, loaded.features, loaded.model,
+                            self._rules(diversity), self.settings.per_source, self._pool)
+
+    def _key(self) -> tuple[str | float | None, ...]:
+        release = self._releases.current_version()
+        if release is not None:
+            return (release,)
+        return (None, self._artifacts.current_version(), _stamp(fusion_model_path(self._data_dir)))
+
+    def _load(self, key: tuple[str | float | None, ...]) -> _Loaded:
+        release: Release | None = self._releases.load(str(key[0])) if key[0] is not None else None
+        version = release.collaborative_version if release is not None else (str(key[1]) if key[1] else None)
         artifacts = self._artifacts.load(version) if version else None
-        popularity = self._popularity(artifacts)
-        sources: list[CandidateSource] = [VectorNeighbours(v, self.items, self._near) for v in NEIGHBOUR_VECTORS]
-        if artifacts is not None:
-            sources += [CoOccurring(artifacts.cooccurrence), SessionCoOccurring(artifacts.cooccurrence),
-                        AlsForUser(artifacts.model)]
-        sources.append(Popular(popularity))
-        sources = [src for src in sources if src.name in self._enabled]
-        context = BehaviourContext(artifacts.cooccurrence if artifacts else None,
-                                   artifacts.model if artifacts else None, popularity)
-        path = fusion_model_path(self._data_dir)
-        model = FusionModel.load(path) if fusion_stamp is not None else configured_model(self._weights)
-        return _Loaded(version, fusion_stamp, tuple(sources), FeatureBuilder(context), model, context.cooccurrence)
+        if release is not None:
+            model = FusionModel.load(release.fusion_path)
+        else:
+            model = FusionModel.load(fusion_model_path(self._data_dir)) if key[2] is not None \
+                else configured_model(self._weights)
+        lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
+        popularity, recent = self._popularity(release, artifacts)
+        sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near, self._enabled)
+        return _Loaded(key, release.version if release else None, version, sources, items, features, model,
+                       artifacts.cooccurrence if artifacts else None, lists)
 
-    def _popularity(self, artifacts: Artifacts | None) -> dict[str, float]:
-        """Sessions per item from the published co-occurrence; else event counts from the log (cold start)."""
+    def _popularity(self, release: Release | None, artifacts: Artifacts | None
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+        """(popularity, recent popularity): the release's (what its gate evaluated with); else sessions per item
+        from the published co-occurrence; else event counts from the log (cold start)."""
+        if release is not None and (pop := release.popularity()) is not None:
+            return pop
         if artifacts is not None:
             co = artifacts.cooccurrence
-            return {co.items.id(i): float(n) for i, n in enumerate(co.sessions_per_item) if n > 0}
-        return {pid: float(sum(kinds.values())) for pid, kinds in self._log().popularity().items()}
+            return {co.items.id(i): float(n) for i, n in enumerate(co.sessions_per_item) if n > 0}, {}
+        return {pid: float(sum(kinds.values())) for pid, kinds in self._log().popularity().items()}, {}
 
     def _near(self, vector: np.ndarray, name: str, n: int, filters: ProductFilter | None
               ) -> list[tuple[str, float]]:
@@ -225,6 +311,22 @@ class RecommendationService:
         if log is None:
             log = self._local.log = EventLog.in_data_dir(self._data_dir)
         return log
+
+
+def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], recent: Mapping[str, float],
+                  base_items: ItemLookup, near: NearVector, enabled: frozenset[str]
+                  ) -> tuple[tuple[CandidateSource, ...], ItemLookup, FeatureBuilder]:
+    """The online ranker's sources, item lookup (with the model's own ``behavior`` vectors) and features, for one
+    behaviour model (None: cold start) — shared by the service and the refresh's precomputed lists."""
+    items: ItemLookup = BehaviourOverlay(base_items, artifacts.model.behavior_vectors() if artifacts else {})
+    sources: list[CandidateSource] = [VectorNeighbours(v, items, near) for v in NEIGHBOUR_VECTORS]
+    if artifacts is not None:
+        sources += [AlsSimilar(artifacts.model, name="behavior"), CoOccurring(artifacts.cooccurrence),
+                    SessionCoOccurring(artifacts.cooccurrence), AlsForUser(artifacts.model)]
+    sources.append(Popular(dict(popularity)))
+    context = BehaviourContext(artifacts.cooccurrence if artifacts else None, artifacts.model if artifacts else None,
+                               dict(popularity), dict(recent))
+    return tuple(s for s in sources if s.name in enabled), items, FeatureBuilder(context)
 
 
 def _stamp(path: Path) -> float | None:

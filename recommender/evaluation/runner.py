@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from recommender.collaborative import CollaborativeModel, fit_als
 from recommender.config import CollaborativeSettings
 from recommender.cooccurrence import CoOccurrence, build_cooccurrence
-from recommender.domain import ItemView, RankedItem
+from recommender.domain import RankedItem
 from recommender.evaluation.metrics import (
     catalog_coverage,
     hit_rate_at_k,
@@ -35,7 +35,7 @@ from recommender.events import Event
 from recommender.features import BehaviourContext, FeatureBuilder
 from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model, learn_model
 from recommender.interactions import build_interactions
-from recommender.item_cache import ItemLookup
+from recommender.item_cache import BehaviourOverlay, ItemLookup
 from recommender.ranking import FusionRanker, Recommender, SourceRanker
 from recommender.retrieval import (
     AlsForUser,
@@ -93,28 +93,6 @@ def _users_per_item(events: Sequence[Event]) -> dict[str, set[str]]:
     return out
 
 
-class BehaviourItems:
-    """Item views whose ``behavior`` vector comes from the evaluation's own ALS model, not the store's."""
-
-    def __init__(self, base: ItemLookup, model: CollaborativeModel | None) -> None:
-        self._base = base
-        self._vectors = model.behavior_vectors() if model is not None else {}
-
-    def get(self, product_id: str) -> ItemView | None:
-        """One view (None if unknown)."""
-        return self.get_many([product_id]).get(product_id)
-
-    def get_many(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
-        """Views from the base cache with the evaluation model's behaviour vectors."""
-        out = {}
-        for pid, view in self._base.get_many(product_ids).items():
-            vectors = {k: v for k, v in view.vectors.items() if k != "behavior"}
-            if pid in self._vectors:
-                vectors["behavior"] = self._vectors[pid]
-            out[pid] = replace(view, vectors=vectors)
-        return out
-
-
 @dataclass
 class MethodSet:
     """The recommenders of one evaluation, all sharing one behaviour fit and item cache."""
@@ -135,7 +113,7 @@ class MethodSet:
 def method_set(behaviour: Behaviour, base_items: ItemLookup, near: NearVector, rules: Rules,
                per_source: int = 100) -> MethodSet:
     """Sources and single-signal baselines for one behaviour fit."""
-    items = BehaviourItems(base_items, behaviour.model)
+    items = BehaviourOverlay(base_items, behaviour.model.behavior_vectors() if behaviour.model else {})
     sources: dict[str, CandidateSource] = {
         "text": VectorNeighbours("text", items, near), "image": VectorNeighbours("image", items, near),
         "cooccurrence": CoOccurring(behaviour.cooccurrence), "session": SessionCoOccurring(behaviour.cooccurrence),

@@ -1,0 +1,378 @@
+"""`recsys refresh`: what the nightly scheduler runs.
+
+Stages (each timed): lock · import events · vectorize changed products · fit behaviour · gate · precompute lists ·
+write release · publish · sync `behavior` vectors. Nothing the API serves changes before *publish*, which is one
+atomic rename; a refresh killed anywhere leaves the served release untouched, and a re-run finishes the work
+(every stage is idempotent: import and vectorize skip what is stored, an unpublished behaviour fit with the same
+data is reused, staging folders are swept). Unchanged events and settings keep the served model and re-rank only
+the product pages whose products changed; nothing changed at all means no new release.
+
+Exit status: 0 published (or nothing to do), 3 the gate refused the candidate (the served release stays), 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from jobs import train as train_job
+from recommender import service
+from recommender.catalog import CatalogReader
+from recommender.collaborative import Artifacts, ArtifactStore, model_params
+from recommender.config import Settings
+from recommender.domain import ProductFilter, RankQuery
+from recommender.evaluation.report import write_metrics, write_report
+from recommender.evaluation.runner import Behaviour, fit_behaviour
+from recommender.events import EventLog, find_events_file
+from recommender.explain import build_evidence
+from recommender.explain_cache import ExplanationCache, default_cache_path, generate_batch
+from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
+from recommender.item_cache import ItemCache, item_view
+from recommender.llm import build_explainer
+from recommender.precomputed import ListWriter, PrecomputedLists
+from recommender.ranking import FusionRanker
+from recommender.recommendations import enabled_sources, fusion_model_path, ranking_parts
+from recommender.refresh import (
+    GateDecision,
+    GateEvaluation,
+    ListsSummary,
+    changed_products,
+    evaluate_gate,
+    events_digest,
+    fingerprint_digest,
+    precompute_lists,
+    refresh_lock,
+)
+from recommender.releases import FINGERPRINTS, FUSION, LISTS, POPULARITY, Release, ReleaseStore, write_meta
+from recommender.store import ProductStore
+from recommender.vectorize import Vectorizer
+
+NOT_PUBLISHED = 3
+SYNCED = "behavior_synced"  # in the releases root: the collaborative version the store's `behavior` vectors hold
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("refresh", help="nightly: import events, vectorize changes, retrain, gate, publish")
+    p.add_argument("--catalog", type=Path, required=True, help="catalog folder (DATA.md format)")
+    p.add_argument("--events", type=Path, help="events file to import (default: the catalog's events.csv/.jsonl)")
+    p.add_argument("--allow-mass-delete", action="store_true", help="let vectorize delete over half of the store")
+    p.add_argument("--fusion-weights", type=Path,
+                   help="a fusion model JSON to use instead of learning one (it still has to pass the gate)")
+    p.add_argument("--force", action="store_true", help="refit and re-rank everything even if nothing changed")
+    p.add_argument("--no-publish", action="store_true", help="build and evaluate the release, do not publish it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+@dataclass
+class RefreshSummary:
+    """Counts, decisions and per-stage seconds; ``line()`` is the closing summary."""
+
+    events_imported: int = 0
+    events_rejected: int = 0
+    events_total: int = 0
+    vectorize: str = ""
+    products: int = 0
+    changed: int = 0
+    removed: int = 0
+    refit: bool = False
+    lists: ListsSummary = field(default_factory=ListsSummary)
+    explanations: str = ""
+    release: str = ""
+    decision: str = ""
+    published: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 2)
+
+    def line(self) -> str:
+        """One line of counts and timings."""
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
+        model = "refitted" if self.refit else "kept"
+        return (f"refresh: events +{self.events_imported} (rejected {self.events_rejected}, total "
+                f"{self.events_total}); products {self.products}, changed {self.changed}, removed {self.removed}; "
+                f"model {model}; lists ranked {self.lists.ranked}, carried {self.lists.carried}; release "
+                f"{self.release or '-'} {'PUBLISHED' if self.published else 'not published'}; {stages}")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one refresh under the lock."""
+    summary = RefreshSummary()
+    started = time.perf_counter()
+    with refresh_lock(settings.data_dir / "refresh.lock"), service.open_store(settings) as store, \
+            threadpool_limits(1, "blas"):  # implicit's ALS parallelises itself; BLAS must not
+        Refresh(args, settings, store, summary).run()
+    summary.seconds["total"] = round(time.perf_counter() - started, 2)
+    if summary.vectorize:
+        print(summary.vectorize)
+    if summary.explanations:
+        print(summary.explanations)
+    print(f"gate: {summary.decision}")
+    print(summary.line())
+    return 0 if summary.published or not summary.release or args.no_publish else NOT_PUBLISHED
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the new release serves with."""
+
+    artifacts: Artifacts | None
+    fusion: FusionModel
+    popularity: dict[str, float]
+    recent: dict[str, float]
+    decision: GateDecision
+    gate: dict[str, Any]
+
+
+class Refresh:
+    """One run's state; the stages read top to bottom in ``run``."""
+
+    def __init__(self, args: argparse.Namespace, settings: Settings, store: ProductStore,
+                 summary: RefreshSummary) -> None:
+        self.args, self.settings, self.store, self.summary = args, settings, store, summary
+        self.progress = not args.no_progress
+        self.releases = ReleaseStore.in_data_dir(settings.data_dir)
+        self.artifacts = ArtifactStore.in_data_dir(settings.data_dir)
+        self.items = ItemCache(store)
+
+    def run(self) -> None:
+        """Every stage, in order."""
+        s = self.summary
+        self.releases.clean_staging()
+        with s.stage("import"), EventLog.in_data_dir(self.settings.data_dir) as log:
+            self._import(log)
+            events = list(log.events())
+        s.events_total = len(events)
+        with s.stage("vectorize"):
+            self._vectorize()
+        current = self.releases.load() if self.releases.current_version() else None
+        with s.stage("changes"):
+            fingerprints = {pid: fingerprint_digest(fp) for pid, fp in self.store.fingerprints().items()}
+        changed, removed = changed_products(current.fingerprints() if current else {}, fingerprints)
+        s.products, s.changed, s.removed = len(fingerprints), len(changed), len(removed)
+        digest, params = events_digest(events), self._params()
+        s.refit = (self.args.force or current is None or current.meta.get("events_digest") != digest
+                   or current.meta.get("params") != params)
+        if not s.refit and not changed and not removed:
+            s.decision = f"nothing changed since release {current.version if current else '-'}; nothing to publish"
+            self._sync_behavior()
+            return
+        candidate = self._candidate(events, digest, params) if s.refit else self._kept(current)
+        s.decision = candidate.decision.reason
+        with s.stage("release"):
+            version = self._write_release(candidate, current, fingerprints, changed, digest, params)
+        s.release = version
+        if candidate.decision.publish and not self.args.no_publish:
+            with s.stage("publish"):
+                self.releases.publish(version)
+                if candidate.artifacts is not None:
+                    self.artifacts.publish(candidate.artifacts.version)
+            s.published = True
+            self._sync_behavior()
+
+    # ------------------------------------------------------------------------------------------ stages
+    def _import(self, log: EventLog) -> None:
+        path = self.args.events or find_events_file(self.args.catalog)
+        if path is None:
+            return
+        reader = CatalogReader(self.args.catalog)
+        for _ in reader:
+            pass
+        result = log.import_file(path, reader.seen_ids, progress=self.progress)
+        self.summary.events_imported, self.summary.events_rejected = result.imported, result.rejected
+        for err in result.errors[:train_job.MAX_LISTED]:
+            print(f"rejected event: {err}", file=sys.stderr)
+
+    def _vectorize(self) -> None:
+        job = Vectorizer(self.store, service.text_encoder(self.settings), service.image_encoder(self.settings),
+                         self.settings.vectorize, progress=self.progress)
+        result = job.run(self.args.catalog, allow_mass_delete=self.args.allow_mass_delete)
+        self.summary.vectorize = result.line()
+
+    def _params(self) -> dict[str, Any]:
+        """Everything besides the data that decides the model (a change refits)."""
+        pinned = self.args.fusion_weights.read_text(encoding="utf-8") if self.args.fusion_weights else None
+        refresh = {k: v for k, v in asdict(self.settings.refresh).items() if k != "explain_items"}
+        return {"collaborative": model_params(self.settings.collaborative), "refresh": refresh,
+                "pinned_fusion": pinned, "sources": self.settings.ranking.sources}
+
+    def _candidate(self, events: list, digest: str, params: dict[str, Any]) -> Candidate:
+        """Fit behaviour on every event, learn (or pin) the fusion model and put it through the gate."""
+        cfg = self.settings.collaborative
+        with self.summary.stage("behaviour"):
+            behaviour = fit_behaviour(events, cfg) if events else None
+            artifacts = self._save_behaviour(behaviour, digest, params) if behaviour and behaviour.model else None
+        pinned = FusionModel.load(self.args.fusion_weights) if self.args.fusion_weights else None
+        with self.summary.stage("gate"):
+            gate = self._gate(events, pinned)
+        return Candidate(artifacts, gate.candidate, behaviour.popularity if behaviour else {},
+                         behaviour.recent_popularity if behaviour else {}, gate.decision, gate.payload)
+
+    def _gate(self, events: list, pinned: FusionModel | None) -> GateEvaluation:
+        return evaluate_gate(events, self.items, self._near, self._served_model(), self.settings.refresh,
+                             self.settings.collaborative, Rules(), pinned=pinned, progress=self.progress)
+
+    def _save_behaviour(self, behaviour: Behaviour, digest: str, params: dict[str, Any]) -> Artifacts:
+        """Save the fit as a collaborative version (unpublished), reusing one a killed run already saved."""
+        assert behaviour.model is not None
+        for version in reversed(self.artifacts.versions()):
+            meta = json.loads((self.artifacts.root / version / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("events_digest") == digest and meta.get("refresh_params") == params:
+                return self.artifacts.load(version)
+        meta = {"events_digest": digest, "refresh_params": params, "events": self.summary.events_total,
+                "users": behaviour.users, "items": len(behaviour.model.items),
+                "sessions": behaviour.cooccurrence.sessions}
+        return self.artifacts.load(self.artifacts.save(behaviour.model, behaviour.cooccurrence, meta, publish=False))
+
+    def _kept(self, current: Release | None) -> Candidate:
+        """Only products changed: keep the served release's model, re-rank the changed products' pages."""
+        assert current is not None
+        version = current.collaborative_version
+        artifacts = self.artifacts.load(version) if version else None
+        pop = current.popularity() or ({}, {})
+        decision = GateDecision(True, f"published: the model of release {current.version} is kept (events and "
+                                      f"settings unchanged); {self.summary.changed} changed and "
+                                      f"{self.summary.removed} removed products re-ranked")
+        gate = json.loads((current.folder / "metrics.json").read_text(encoding="utf-8")) \
+            if (current.folder / "metrics.json").is_file() else {}
+        return Candidate(artifacts, FusionModel.load(current.fusion_path), pop[0], pop[1], decision, gate)
+
+    def _served_model(self) -> FusionModel:
+        """The fusion model the API serves now (the gate's baseline)."""
+        if self.releases.current_version():
+            return FusionModel.load(self.releases.load().fusion_path)
+        legacy = fusion_model_path(self.settings.data_dir)
+        return FusionModel.load(legacy) if legacy.is_file() else configured_model(DEFAULT_WEIGHTS)
+
+    def _write_release(self, c: Candidate, current: Release | None, fingerprints: dict[str, str],
+                       changed: set[str], digest: str, params: dict[str, Any]) -> str:
+        with self.releases.create() as (version, folder):
+            c.fusion.save(folder / FUSION)
+            (folder / POPULARITY).write_text(json.dumps({"popularity": c.popularity, "recent_popularity": c.recent}),
+                                             encoding="utf-8")
+            (folder / FINGERPRINTS).write_text(json.dumps(fingerprints, sort_keys=True), encoding="utf-8")
+            self._lists(folder / LISTS, c, current, sorted(fingerprints), changed)
+            if c.gate:
+                write_metrics(folder, c.gate)
+                write_report(folder, c.gate) if c.gate.get("methods") else None
+            s = self.summary
+            write_meta(folder, {
+                "version": version, "created_at": datetime.now(UTC).isoformat(), "catalog": str(self.args.catalog),
+                "collaborative_version": c.artifacts.version if c.artifacts else None, "events_digest": digest,
+                "params": params, "gate": asdict(c.decision), "fusion": c.fusion.kind, "refit": s.refit,
+                "counts": {"events": s.events_total, "products": s.products, "changed": s.changed,
+                           "removed": s.removed, "lists_ranked": s.lists.ranked, "lists_carried": s.lists.carried},
+                "seconds": dict(s.seconds)})
+        return version
+
+    def _lists(self, path: Path, c: Candidate, current: Release | None, products: list[str],
+               changed: set[str]) -> None:
+        """Rank every product page (after a refit), or only the changed ones and carry the rest over."""
+        s = self.summary
+        sources, items, features = ranking_parts(c.artifacts, c.popularity, c.recent, self.items, self._near,
+                                                 enabled_sources(self.settings.ranking.sources))
+        r = self.settings.ranking
+        rules = Rules(r.exclude_out_of_stock, False, r.max_per_variant_group, r.diversity)
+        ranker = FusionRanker("refresh", sources, items, features, c.fusion, rules, r.per_source)
+        writer = ListWriter(path)
+        try:
+            anchors = products if s.refit or current is None else sorted(changed)
+            with s.stage("lists"):
+                s.lists = precompute_lists(ranker, anchors, writer, self.settings.refresh.list_k, self.progress)
+                if not s.refit and current is not None and current.lists_path.is_file():
+                    s.lists.carried = self._carry(current, writer, set(products) - changed)
+            with s.stage("snapshot"):
+                writer.put_views(self._snapshot(products))
+            with s.stage("explanations"):
+                self._explain(ranker, anchors)
+        finally:
+            writer.close()
+
+    def _carry(self, current: Release, writer: ListWriter, keep: set[str]) -> int:
+        old = PrecomputedLists(current.lists_path)
+        try:
+            rows = [row for row in old.rows("lists") if row[0] in keep]
+        finally:
+            old.close()
+        writer.put_raw(rows, "lists")
+        return len(rows)
+
+    def _snapshot(self, products: list[str]) -> Iterator[Any]:
+        """Render snapshots of every stored product (properties only: no vectors are fetched)."""
+        for i in range(0, len(products), 1000):
+            for props, _ in self.store.items(products[i:i + 1000], names=()).values():
+                yield item_view(props, {})
+
+    def _explain(self, ranker: FusionRanker, anchors: list[str]) -> None:
+        """With an LLM backend, write the top items' sentences of every re-ranked list into the cache."""
+        x = self.settings.explain
+        if x.backend == "template" or not anchors:
+            return
+        explainer = build_explainer(x.backend, x.model, x.url, x.api_key, x.timeout_s, x.max_chars, x.max_new_tokens)
+        cache = ExplanationCache(x.cache_path or default_cache_path(self.settings.data_dir))
+        try:
+            result = generate_batch(self._evidence(ranker, anchors), explainer, cache, progress=self.progress)
+            self.summary.explanations = result.line()
+        finally:
+            cache.close()
+            close = getattr(explainer, "close", None)
+            if close is not None:
+                close()
+
+    def _evidence(self, ranker: FusionRanker, anchors: list[str]) -> Iterator[Any]:
+        co = ranker.features.behaviour.cooccurrence
+        n = self.settings.refresh.explain_items
+        for anchor in anchors:
+            ranked = ranker.rank(RankQuery(anchor, k=n))
+            views = ranker.items.get_many([anchor, *(r.product_id for r in ranked)])
+            for r in ranked:
+                counts = {k: float(co.count(anchor, r.product_id, k)) for k in ("view", "purchase")} if co else {}
+                if anchor in views and r.product_id in views:
+                    yield build_evidence(views[anchor], views[r.product_id], r, counts, ())
+
+    def _sync_behavior(self) -> None:
+        """Write the served release's ALS factors into the store's `behavior` vectors (once per model)."""
+        if self.releases.current_version() is None:
+            return
+        with self.summary.stage("behavior_vectors"):
+            sync_behavior(self.store, self.releases, self.artifacts, self.progress)
+
+    def _near(self, vector: Any, name: str, n: int, filters: ProductFilter | None) -> list[tuple[str, float]]:
+        return [(h.product_id, 1.0 - h.distance) for h in self.store.near_vector(vector, name, n, filters,
+                                                                                 properties=[])]
+
+
+def sync_behavior(store: ProductStore, releases: ReleaseStore, artifacts: ArtifactStore, progress: bool) -> None:
+    """Set the store's `behavior` vectors from the served release's ALS model (cleared for a release without one),
+    unless the marker says they already hold that model. The marker is written after the last vector."""
+    release = releases.load()
+    marker = releases.root / SYNCED
+    want = release.collaborative_version or "-"
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == want:
+        return
+    marker.unlink(missing_ok=True)
+    if release.collaborative_version is None:
+        store.clear_vector("behavior", sorted(store.ids_with_vector("behavior")))
+    else:
+        model = artifacts.load(release.collaborative_version).model
+        train_job.write_vectors(store, model, True, train_job.TrainSummary(), progress)
+    marker.write_text(want + "\n", encoding="utf-8")
+

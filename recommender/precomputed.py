@@ -1,0 +1,125 @@
+"""Precomputed product-page lists: what the nightly refresh ranks for every product, served without ranking.
+
+One SQLite file per release: ``lists`` (anchor → its ranked items with scores, signals and sources, as JSON)
+and ``items`` (a render snapshot of every listed product: title, image, price, category, stock, variant group,
+colour, attributes — no vectors). The API serves an anonymous, unfiltered product-page request from ``lists``
+(checked against live stock), and falls back to the snapshot when Weaviate is down, labelled as degraded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from recommender.domain import ItemView, RankedItem
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lists (anchor_id TEXT PRIMARY KEY, items TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (product_id TEXT PRIMARY KEY, view TEXT NOT NULL);
+"""
+
+
+def _ranked_json(items: Iterable[RankedItem]) -> str:
+    return json.dumps([[r.product_id, round(r.score, 6), r.signals, list(r.sources)] for r in items],
+                      separators=(",", ":"))
+
+
+def _ranked_from(raw: str) -> list[RankedItem]:
+    return [RankedItem(pid, float(score), dict(signals), tuple(sources)) for pid, score, signals, sources
+            in json.loads(raw)]
+
+
+def view_json(view: ItemView) -> str:
+    """A render snapshot of a product (everything but its vectors)."""
+    return json.dumps({"product_id": view.product_id, "title": view.title, "image": view.image, "price": view.price,
+                       "category": list(view.category), "in_stock": view.in_stock,
+                       "variant_group": view.variant_group, "color": view.color,
+                       "attributes": [list(kv) for kv in view.attributes]}, separators=(",", ":"))
+
+
+def view_from(raw: str) -> ItemView:
+    """The ItemView of a snapshot (no vectors)."""
+    d: dict[str, Any] = json.loads(raw)
+    return ItemView(product_id=d["product_id"], category=tuple(d["category"]), price=d["price"],
+                    variant_group=d["variant_group"], in_stock=bool(d["in_stock"]), title=d["title"],
+                    color=d["color"], image=d["image"], attributes=tuple(tuple(kv) for kv in d["attributes"]))
+
+
+class ListWriter:
+    """Writes one lists file (the refresh's staging folder); ``close`` commits."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path)
+        self._db.executescript(_SCHEMA)
+
+    def put(self, anchor_id: str, ranked: Iterable[RankedItem]) -> None:
+        """Store (or replace) an anchor's list."""
+        self._db.execute("INSERT OR REPLACE INTO lists VALUES (?, ?)", (anchor_id, _ranked_json(ranked)))
+
+    def put_raw(self, rows: Iterable[tuple[str, str]], table: str) -> None:
+        """Copy rows verbatim from another lists file (``lists`` or ``items``)."""
+        if table not in ("lists", "items"):
+            raise ValueError(f"unknown table {table!r}")
+        self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", rows)
+
+    def put_views(self, views: Iterable[ItemView]) -> None:
+        """Store render snapshots."""
+        self._db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?)", ((v.product_id, view_json(v))
+                                                                             for v in views))
+
+    def close(self) -> None:
+        """Commit and close."""
+        self._db.commit()
+        self._db.close()
+
+
+class PrecomputedLists:
+    """Read access to one lists file; thread-safe (one connection, a lock: each read is a single-row lookup)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def get(self, anchor_id: str) -> list[RankedItem] | None:
+        """The anchor's precomputed list, or None when the refresh did not rank it."""
+        with self._lock:
+            row = self._db.execute("SELECT items FROM lists WHERE anchor_id = ?", (anchor_id,)).fetchone()
+        return _ranked_from(row[0]) if row else None
+
+    def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
+        """Render snapshots of the products (as of the refresh) that have one."""
+        ids = list(dict.fromkeys(product_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT product_id, view FROM items WHERE product_id IN ({marks})",
+                                    ids).fetchall()
+        return {pid: view_from(raw) for pid, raw in rows}
+
+    def rows(self, table: str) -> Iterable[tuple[str, str]]:
+        """Every row of ``lists`` or ``items`` (to carry unchanged lists into the next release)."""
+        if table not in ("lists", "items"):
+            raise ValueError(f"unknown table {table!r}")
+        with self._lock:
+            return self._db.execute(f"SELECT * FROM {table}").fetchall()
+
+    def count(self) -> int:
+        """Number of anchors with a list."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM lists").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()
+
+
+def by_id(items: Iterable[RankedItem]) -> Mapping[str, RankedItem]:
+    """Ranked items keyed by product id."""
+    return {r.product_id: r for r in items}

@@ -1,0 +1,190 @@
+"""The pieces of the nightly refresh that are not orchestration: the lock, what changed, the quality gate, and the
+precomputed lists. ``jobs/refresh.py`` runs them in order.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from recommender.changes import Fingerprints
+from recommender.config import CollaborativeSettings, RefreshSettings
+from recommender.domain import ItemView, RankQuery
+from recommender.errors import RecommenderError
+from recommender.evaluation.protocol import AnchorTask, build_tasks, split_point, time_split
+from recommender.evaluation.runner import aggregate, fit_behaviour, learn_fusion, method_set, run_methods
+from recommender.events import Event
+from recommender.fusion import FusionModel, Rules
+from recommender.item_cache import ItemLookup
+from recommender.precomputed import ListWriter
+from recommender.ranking import FusionRanker
+from recommender.retrieval import NearVector
+
+
+class RefreshLocked(RecommenderError):
+    """Another refresh holds the lock."""
+
+
+@contextmanager
+def refresh_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block; raise RefreshLocked at once if another process holds it.
+
+    An OS file lock: a refresh that is killed releases it with its process, so there is never a stale lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RefreshLocked(f"another refresh is running (pid {holder}, lock {path}); "
+                                "try again when it ends") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def fingerprint_digest(fp: Fingerprints) -> str:
+    """One short digest of a stored product's fingerprints (it changes when its text, image or fields do)."""
+    return hashlib.sha256(f"{fp.text}\x1f{fp.image}\x1f{fp.properties}".encode()).hexdigest()[:16]
+
+
+def changed_products(before: Mapping[str, str], now: Mapping[str, str]) -> tuple[set[str], set[str]]:
+    """(new or changed, removed) product ids between two fingerprint digests maps."""
+    changed = {pid for pid, digest in now.items() if before.get(pid) != digest}
+    return changed, set(before) - set(now)
+
+
+def events_digest(events: Sequence[Event]) -> str:
+    """A digest of the event log's content (import is idempotent, so equal logs give equal digests)."""
+    h = hashlib.sha256()
+    for e in sorted(events, key=lambda e: e.key):
+        h.update(e.key.encode())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- gate
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether the candidate may be published, and why (the sentence goes into the release's summary)."""
+
+    publish: bool
+    reason: str
+    candidate: float | None = None
+    current: float | None = None
+
+
+def gate_decision(candidate: float | None, current: float | None, metric: str, tolerance: float, tasks: int,
+                  min_tasks: int) -> GateDecision:
+    """Publish when the candidate's ``metric`` is at least ``(1 - tolerance)`` × the served model's."""
+    if tasks < min_tasks or candidate is None:
+        return GateDecision(True, f"published without a comparison: {tasks} holdout tasks (< {min_tasks})",
+                            candidate, current)
+    if current is None:
+        return GateDecision(True, f"published: no model served yet; candidate {metric} {candidate:.4f}", candidate)
+    floor = current * (1 - tolerance)
+    if candidate >= floor:
+        return GateDecision(True, f"published: candidate {metric} {candidate:.4f} >= {floor:.4f} (served "
+                                  f"{current:.4f} - {tolerance:.0%}) on {tasks} holdout tasks", candidate, current)
+    return GateDecision(False, f"not published: candidate {metric} {candidate:.4f} < {floor:.4f} (served "
+                               f"{current:.4f} - {tolerance:.0%}) on {tasks} holdout tasks", candidate, current)
+
+
+@dataclass(frozen=True)
+class GateEvaluation:
+    """The gate's evidence: the candidate fusion model, the figures of both models, and the decision."""
+
+    candidate: FusionModel
+    decision: GateDecision
+    payload: dict[str, Any]
+
+
+def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, served: FusionModel,
+                  settings: RefreshSettings, collaborative: CollaborativeSettings, rules: Rules,
+                  pinned: FusionModel | None = None, progress: bool = True) -> GateEvaluation:
+    """Fit on all but the newest events, learn the candidate fusion there (unless ``pinned``), and rank the
+    newest events' tasks with the candidate and the served model on the same behaviour fit."""
+    tasks, train, split_at = _gate_tasks(events, settings)
+    k = _metric_k(settings.metric)
+    candidate = pinned
+    if candidate is None:
+        _, candidate = learn_fusion(train, items, near, collaborative, rules, 100, settings.inner_tasks,
+                                    progress=progress)
+    behaviour = fit_behaviour(train, collaborative)
+    ms = method_set(behaviour, items, near, rules)
+    methods = {"candidate": ms.fused("candidate", candidate), "served": ms.fused("served", served)}
+    ev = run_methods(methods, tasks, k, progress) if tasks else None
+    figures = aggregate(ev, k, len(behaviour.popularity), behaviour.popularity, behaviour.users,
+                        lambda ids: np.zeros((0, 1))) if ev else {}
+    value = {m: figures[m]["all"].get(settings.metric) for m in figures} if figures else {}
+    decision = gate_decision(value.get("candidate"), value.get("served"), settings.metric, settings.tolerance,
+                             len(tasks), settings.min_gate_tasks)
+    payload = {"k": k, "tasks": len(tasks), "catalog_size": len(behaviour.popularity), "methods": figures,
+               "split_at": split_at, "headline": decision.reason,
+               "gate": asdict(decision), "candidate_model": candidate.to_json()}
+    return GateEvaluation(candidate, decision, payload)
+
+
+def _gate_tasks(events: Sequence[Event], settings: RefreshSettings
+                ) -> tuple[list[AnchorTask], list[Event], str | None]:
+    if len(events) < 2:
+        return [], list(events), None
+    cut = split_point(events, settings.holdout_fraction)
+    train, test = time_split(events, cut)
+    tasks = build_tasks(train, test)
+    if len(tasks) > settings.max_gate_tasks:
+        rng = np.random.default_rng(0)
+        tasks = [tasks[i] for i in sorted(rng.choice(len(tasks), settings.max_gate_tasks, replace=False))]
+    return tasks, train, cut.isoformat()
+
+
+def _metric_k(metric: str) -> int:
+    name, _, k = metric.partition("@")
+    if name not in ("ndcg", "hit_rate", "recall", "mrr") or (k and not k.isdigit()):
+        raise RecommenderError(f"setting refresh.metric: {metric!r} is not one of ndcg@K, hit_rate@K, recall@K, mrr")
+    return int(k) if k else 10
+
+
+# ----------------------------------------------------------------------------------- precomputed lists
+@dataclass
+class ListsSummary:
+    """What the precompute did."""
+
+    ranked: int = 0
+    carried: int = 0
+    empty: int = 0
+    seconds: float = 0.0
+
+
+def precompute_lists(ranker: FusionRanker, anchors: Iterable[str], writer: ListWriter, k: int,
+                     progress: bool = True, total: int | None = None) -> ListsSummary:
+    """Rank each anchor's product page (anonymous, unfiltered) and store the list."""
+    import time
+
+    summary = ListsSummary()
+    start = time.perf_counter()
+    for anchor in tqdm(anchors, desc="precompute lists", unit="product", total=total, disable=not progress):
+        ranked = ranker.rank(RankQuery(anchor, k=k))
+        writer.put(anchor, ranked)
+        summary.ranked += 1
+        summary.empty += not ranked
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def snapshot_views(items: ItemLookup, product_ids: Sequence[str], batch: int = 500) -> Iterator[ItemView]:
+    """Current views of the products, fetched in batches (for the release's render snapshot)."""
+    for i in range(0, len(product_ids), batch):
+        yield from items.get_many(product_ids[i:i + batch]).values()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ from recommender.releases import FINGERPRINTS, FUSION, LISTS, POPULARITY, Releas
 from recommender.store import ProductStore
 from recommender.vectorize import Vectorizer
 
+log = logging.getLogger(__name__)
 NOT_PUBLISHED = 3
 SYNCED = "behavior_synced"  # in the releases root: the collaborative version the store's `behavior` vectors hold
 
@@ -96,7 +98,8 @@ class RefreshSummary:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage."""
+        """Time a stage (and log its start: an operator, or a fault test, sees where a run is)."""
+        log.info("refresh stage %s", name)
         start = time.perf_counter()
         try:
             yield

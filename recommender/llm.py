@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,7 +22,7 @@ from recommender.explain_guard import Guard
 
 log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
-TRANSIENT = frozenset({"timeout", "busy", "error"})  # fallbacks worth retrying later (not cached)
+TRANSIENT = frozenset({"timeout", "busy", "error", "unavailable"})  # fallbacks worth retrying later (not cached)
 
 
 class LLMError(RecommenderError):
@@ -136,11 +137,13 @@ class LLMExplainer:
     """Explains with an LLM under a strict timeout; the guard decides, the template is the fallback.
 
     At most ``workers`` generations run at once; a request arriving while all are busy (e.g. a generation that
-    outlived its timeout) gets the template at once with reason ``busy`` instead of queueing.
+    outlived its timeout) gets the template at once with reason ``busy`` instead of queueing. After a timeout or
+    an error the LLM counts as down for ``cooldown_s`` (a circuit breaker): meanwhile every call gets the template
+    at once with reason ``unavailable``, so a hung endpoint costs one timeout, not one per item of every page.
     """
 
     def __init__(self, backend: LLMBackend, guard: Guard, fallback: TemplateExplainer | None = None,
-                 timeout_s: float = 2.0, max_chars: int = 160, workers: int = 1) -> None:
+                 timeout_s: float = 2.0, max_chars: int = 160, workers: int = 1, cooldown_s: float = 30.0) -> None:
         self.backend = backend
         self.guard = guard
         self.fallback = fallback or TemplateExplainer()
@@ -151,9 +154,13 @@ class LLMExplainer:
         self._slots = threading.BoundedSemaphore(workers)
         self._count_lock = threading.Lock()
         self.outcomes: Counter[str] = Counter()  # "llm" or the fallback reason, for metrics
+        self.cooldown_s = cooldown_s
+        self._down_until = 0.0
 
     def explain(self, evidence: Evidence) -> Explanation:
         """The LLM's sentence if it arrives in time and passes the guard, else the template's."""
+        if time.monotonic() < self._down_until:
+            return self._fallback(evidence, "unavailable")
         if not self._slots.acquire(blocking=False):
             return self._fallback(evidence, "busy")
         try:
@@ -165,9 +172,10 @@ class LLMExplainer:
         try:
             text = future.result(timeout=self.timeout_s)
         except FutureTimeout:
+            self._trip("timed out")
             return self._fallback(evidence, "timeout")
         except LLMError as exc:
-            log.warning("LLM explanation failed, using the template: %s", exc)
+            self._trip(str(exc))
             return self._fallback(evidence, "error")
         text = text.strip().strip('"“”').strip()
         verdict = self.guard.check(text, evidence)
@@ -175,6 +183,10 @@ class LLMExplainer:
             return self._fallback(evidence, verdict.reason)
         self._count("llm")
         return Explanation(text, "llm")
+
+    def _trip(self, why: str) -> None:
+        self._down_until = time.monotonic() + self.cooldown_s
+        log.warning("LLM explanation failed (%s): templates for the next %.0f s", why, self.cooldown_s)
 
     def _count(self, outcome: str) -> None:
         with self._count_lock:

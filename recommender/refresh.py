@@ -89,17 +89,20 @@ class GateDecision:
 def gate_decision(candidate: float | None, current: float | None, metric: str, tolerance: float, tasks: int,
                   min_tasks: int) -> GateDecision:
     """Publish when the candidate's ``metric`` is at least ``(1 - tolerance)`` × the served model's."""
-    if tasks < min_tasks or candidate is None:
+    if tasks < min_tasks:
         return GateDecision(True, f"published without a comparison: {tasks} holdout tasks (< {min_tasks})",
+                            candidate, current)
+    if candidate is None:
+        return GateDecision(False, f"not published: the evaluation reported no {metric} for the candidate",
                             candidate, current)
     if current is None:
         return GateDecision(True, f"published: no model served yet; candidate {metric} {candidate:.4f}", candidate)
     floor = current * (1 - tolerance)
     if candidate >= floor:
         return GateDecision(True, f"published: candidate {metric} {candidate:.4f} >= {floor:.4f} (served "
-                                  f"{current:.4f} - {tolerance:.0%}) on {tasks} holdout tasks", candidate, current)
+                                  f"{current:.4f} - {tolerance * 100:g}%) on {tasks} holdout tasks", candidate, current)
     return GateDecision(False, f"not published: candidate {metric} {candidate:.4f} < {floor:.4f} (served "
-                               f"{current:.4f} - {tolerance:.0%}) on {tasks} holdout tasks", candidate, current)
+                               f"{current:.4f} - {tolerance * 100:g}%) on {tasks} holdout tasks", candidate, current)
 
 
 @dataclass(frozen=True)
@@ -151,10 +154,13 @@ def _gate_tasks(events: Sequence[Event], settings: RefreshSettings
 
 
 def _metric_k(metric: str) -> int:
-    name, _, k = metric.partition("@")
-    if name not in ("ndcg", "hit_rate", "recall", "mrr") or (k and not k.isdigit()):
+    """The list length a gate metric needs (metrics as the evaluation reports them: ``name@K``, or ``mrr``)."""
+    name, at, k = metric.partition("@")
+    if metric == "mrr":
+        return 10
+    if name not in ("ndcg", "hit_rate", "recall") or not at or not k.isdigit() or int(k) < 1:
         raise RecommenderError(f"setting refresh.metric: {metric!r} is not one of ndcg@K, hit_rate@K, recall@K, mrr")
-    return int(k) if k else 10
+    return int(k)
 
 
 # ----------------------------------------------------------------------------------- precomputed lists

@@ -88,8 +88,9 @@ class ReleaseStore:
         """Saved (complete) releases, oldest first."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and _VERSION_RE.match(p.name) and (p / META).is_file())
+        names = [p.name for p in self.root.iterdir()
+                 if p.is_dir() and _VERSION_RE.match(p.name) and (p / META).is_file()]
+        return sorted(names, key=_order)
 
     def current_version(self) -> str | None:
         """The published release, or None."""
@@ -141,8 +142,10 @@ class ReleaseStore:
         """Atomically make ``version`` the served release and push it on the publication stack."""
         self.load(version)  # must exist and be complete
         stack = [v for v in self.published() if v != version] + [version]
-        self._write_stack(stack)
+        # Pointer first: a publish killed in between leaves a stack whose top is not current, which
+        # rollback reads as "nothing to pop" and so still goes back, never forward.
         self._point(version)
+        self._write_stack(stack)
 
     def rollback(self) -> str:
         """Return to the release published before the current one; returns it."""
@@ -153,8 +156,9 @@ class ReleaseStore:
         stack = [v for v in stack if v in set(self.versions())]
         if not stack:
             raise ReleaseError("no earlier release to roll back to")
-        self._point(stack[-1])
+        # Stack first, for the same reason as in publish.
         self._write_stack(stack)
+        self._point(stack[-1])
         return stack[-1]
 
     def _point(self, version: str) -> None:
@@ -174,6 +178,12 @@ class ReleaseStore:
         while (self.root / version).exists() or (self.root / f".tmp-{version}").exists():
             version, n = f"{base}-{n}", n + 1
         return version
+
+
+def _order(version: str) -> tuple[str, int]:
+    """Creation order: the timestamp, then the same-second counter as a number (``-10`` after ``-2``)."""
+    stamp, _, n = version.partition("Z")
+    return (stamp, int(n[1:]) if n else 0)
 
 
 def write_meta(folder: Path, meta: Mapping[str, Any]) -> None:

@@ -79,8 +79,38 @@ def test_transformers_timeout_returns_the_template_promptly(tiny_model: Path) ->
     out = explainer.explain(evidence(text=1.0))
     assert time.perf_counter() - start < 0.5
     assert (out.source, out.reason) == ("template", "timeout")
-    busy = explainer.explain(evidence(text=1.0))  # the timed-out generation still holds the only worker
-    assert (busy.source, busy.reason) == ("template", "busy")
+    down = explainer.explain(evidence(text=1.0))  # the breaker is open: no second wait
+    assert (down.source, down.reason) == ("template", "unavailable")
+    explainer.close()
+
+
+class _FlakyBackend:
+    """Fails while ``failing`` is set; counts calls."""
+
+    identity = "flaky"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.failing = True
+
+    def complete(self, messages: Any) -> str:
+        self.calls += 1
+        if self.failing:
+            raise LLMError("endpoint down")
+        return "Often viewed together."
+
+
+def test_a_failing_llm_is_not_asked_again_until_the_cooldown_ends() -> None:
+    """Circuit breaker: one failure → templates at once (backend not called) → after the cooldown, tried again."""
+    backend = _FlakyBackend()
+    explainer = LLMExplainer(backend, Guard(), timeout_s=1.0, cooldown_s=0.2)
+    assert explainer.explain(evidence(copurchase=1.0)).reason == "error"
+    outs = [explainer.explain(evidence(copurchase=1.0)) for _ in range(5)]
+    assert backend.calls == 1 and {(o.source, o.reason) for o in outs} == {("template", "unavailable")}
+    backend.failing = False
+    time.sleep(0.25)
+    back = explainer.explain(evidence(copurchase=1.0))
+    assert backend.calls == 2 and back.source in ("llm", "template") and back.reason != "unavailable"
     explainer.close()
 
 

@@ -1,0 +1,411 @@
+"""The nightly refresh against a real Weaviate, real encoders, real implicit and SQLite: publish, serve, incremental
+runs, the quality gate, rollback, the lock, and the faults it must survive (killed at any stage, Weaviate down,
+half the catalog gone, a slow LLM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from flask import Flask
+
+from api.app import create_app
+from jobs.cli import main
+from recommender.config import ExplainSettings, RankingSettings, Settings, WeaviateSettings, load_settings
+from recommender.fusion import FusionModel
+from recommender.refresh import refresh_lock
+from recommender.releases import ReleaseStore
+from recommender.store import ProductStore
+from recommender.weaviate_server import free_port
+from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
+from tests.integration.test_api_reconnect import Forwarder
+
+pytestmark = pytest.mark.integration
+
+PRODUCTS = 120
+
+
+@dataclass(frozen=True)
+class Shop:
+    """One refresh deployment: a data dir, a collection on the session's Weaviate, a catalog folder."""
+
+    data_dir: Path
+    weaviate: WeaviateSettings
+    catalog: Path
+
+    def env(self) -> dict[str, str]:
+        """The environment a refresh process runs with (small gate settings keep the suite fast)."""
+        w = self.weaviate
+        return {"WEAVIATE_URL": f"http://{w.host}:{w.http_port}", "WEAVIATE_GRPC_URL": f"{w.host}:{w.grpc_port}",
+                "RECSYS_WEAVIATE__COLLECTION": w.collection, "RECSYS_DATA_DIR": str(self.data_dir),
+                "RECSYS_IMAGE_ENCODER__IMAGE_SIZE": str(IMAGE_SIZE), "RECSYS_COLLABORATIVE__THREADS": "1",
+                "RECSYS_COLLABORATIVE__FACTORS": "16", "RECSYS_COLLABORATIVE__ITERATIONS": "5",
+                "RECSYS_REFRESH__INNER_TASKS": "150", "RECSYS_REFRESH__MAX_GATE_TASKS": "150",
+                "RECSYS_REFRESH__MIN_GATE_TASKS": "10", "RECSYS_REFRESH__LIST_K": "12"}
+
+    def refresh(self, *args: str, catalog: Path | None = None) -> tuple[int, str, str]:
+        """Run `recsys refresh` in-process; (exit status, stdout, stderr)."""
+        return self.cli("refresh", "--catalog", str(catalog or self.catalog), "--no-progress", *args)
+
+    def cli(self, *argv: str) -> tuple[int, str, str]:
+        """Run a `recsys` command in-process with this shop's environment."""
+        out, err = io.StringIO(), io.StringIO()
+        with mock.patch.dict(os.environ, self.env()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+        return code, out.getvalue(), err.getvalue()
+
+    def settings(self, **sections: Any) -> Settings:
+        """Settings for an app serving this shop (reload checked on every request)."""
+        base = load_settings(env={}, overrides={"data_dir": self.data_dir})
+        return replace(base, weaviate=self.weaviate, ranking=RankingSettings(reload_interval_s=0.0), **sections)
+
+    @property
+    def releases(self) -> ReleaseStore:
+        return ReleaseStore.in_data_dir(self.data_dir)
+
+
+def small_catalog(dest: Path, n: int = PRODUCTS) -> Path:
+    """The first n fixture products, their images, and the fixture events that touch them."""
+    dest.mkdir(parents=True)
+    with (FIXTURES / "products.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:n]
+    write_rows(dest / "products.csv", rows)
+    (dest / "images").mkdir()
+    for row in rows:
+        shutil.copy(FIXTURES / row["image"], dest / row["image"])
+    keep = {r["product_id"] for r in rows}
+    with (FIXTURES / "events.csv").open(newline="") as fh:
+        write_rows(dest / "events.csv", [e for e in csv.DictReader(fh) if e["product_id"] in keep])
+    return dest
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def new_shop(root: Path, weaviate_server: Any, name: str) -> Shop:
+    weaviate = WeaviateSettings(host=weaviate_server.host, http_port=weaviate_server.http_port,
+                                grpc_port=weaviate_server.grpc_port, collection=name)
+    return Shop(root / "data", weaviate, small_catalog(root / "catalog"))
+
+
+def lists_of(path: Path) -> dict[str, list[str]]:
+    """anchor → product ids of a release's precomputed lists."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {a: [row[0] for row in json.loads(items)] for a, items in db.execute("SELECT * FROM lists")}
+
+
+def drop(weaviate: WeaviateSettings) -> None:
+    with ProductStore.open(weaviate) as store:
+        store.drop()
+
+
+@pytest.fixture(scope="module")
+def shop(weaviate_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """A shop after its first refresh (release published)."""
+    s = new_shop(tmp_path_factory.mktemp("shop"), weaviate_server, "RefreshShop")
+    code, out, err = s.refresh()
+    assert code == 0, out + err
+    yield s
+    drop(s.weaviate)
+
+
+def serve(app: Flask, path: str) -> dict[str, Any]:
+    res = app.test_client().get(path)
+    assert res.status_code == 200, res.json
+    return res.json
+
+
+# ------------------------------------------------------------------------------------------------ publish
+def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -> None:
+    """Release with lists for every product, the gate's report, and the API answering from the lists."""
+    release = shop.releases.load()
+    assert release.meta["gate"]["publish"] and release.meta["refit"]
+    assert release.meta["counts"]["products"] == PRODUCTS
+    lists = lists_of(release.lists_path)
+    assert len(lists) == PRODUCTS and sum(1 for ids in lists.values() if len(ids) >= 10) > PRODUCTS * 0.9
+    assert all(anchor not in ids for anchor, ids in lists.items())
+    metrics = json.loads((release.folder / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"candidate", "served"} and metrics["tasks"] >= 10
+    assert (release.folder / "report.html").is_file()
+
+    app = create_app(shop.settings())
+    try:
+        anchor = sorted(lists)[3]
+        body = serve(app, f"/v1/products/{anchor}/recommendations?k=5")
+        assert (body["release"], body["served_from"], body["degraded"]) == (release.version, "precomputed", False)
+        assert [i["product_id"] for i in body["items"]] == lists[anchor][:5]
+        assert all(i["title"] and i["explanation"]["text"] for i in body["items"])
+        history = read_rows(shop.catalog / "events.csv")[0]
+        personal = serve(app, f"/v1/products/{anchor}/recommendations?k=5&user_id={history['user_id']}")
+        assert personal["served_from"] == "live"
+    finally:
+        app.extensions["recsys"].close()
+
+
+def test_a_second_run_with_nothing_changed_publishes_nothing(shop: Shop) -> None:
+    before = shop.releases.versions()
+    code, out, _ = shop.refresh()
+    assert code == 0 and "nothing changed" in out
+    assert shop.releases.versions() == before
+
+
+def test_the_lock_refuses_a_second_refresh(shop: Shop) -> None:
+    with refresh_lock(shop.data_dir / "refresh.lock"):
+        code, _, err = shop.refresh()
+    assert code == 2 and "another refresh is running" in err and str(os.getpid()) in err
+
+
+# ------------------------------------------------------------------------------------------------- faults
+def test_half_the_catalog_vanishing_is_refused_and_nothing_changes(shop: Shop, tmp_path: Path) -> None:
+    half = tmp_path / "half"
+    shutil.copytree(shop.catalog, half)
+    rows = read_rows(half / "products.csv")
+    write_rows(half / "products.csv", rows[: len(rows) // 2 - 1])
+    current = shop.releases.current_version()
+    code, _, err = shop.refresh(catalog=half)
+    assert code == 2 and "--allow-mass-delete" in err
+    with ProductStore.open(shop.weaviate) as store:
+        assert store.count() == PRODUCTS
+    assert shop.releases.current_version() == current
+
+
+def test_product_pages_fall_back_to_the_lists_while_weaviate_is_down(shop: Shop) -> None:
+    """Weaviate unreachable: product pages with a list answer from it (labelled), the rest is 503; then recovery."""
+    http = Forwarder(free_port("127.0.0.1"), shop.weaviate.http_port)
+    grpc = Forwarder(free_port("127.0.0.1"), shop.weaviate.grpc_port)
+    settings = replace(shop.settings(), weaviate=replace(shop.weaviate, http_port=http.listen_port,
+                                                        grpc_port=grpc.listen_port))
+    app = create_app(settings)
+    anchor = sorted(lists_of(shop.releases.load().lists_path))[0]
+    try:
+        down = serve(app, f"/v1/products/{anchor}/recommendations?k=4")
+        assert (down["served_from"], down["degraded"], len(down["items"])) == ("fallback", True, 4)
+        assert all(i["title"] and i["price"] is not None for i in down["items"])
+        user = app.test_client().get("/v1/users/U0001/recommendations?k=4")
+        assert user.status_code == 503 and user.json["error"]["code"] == "store_unavailable"
+        http.start()
+        grpc.start()
+        up = serve(app, f"/v1/products/{anchor}/recommendations?k=4")
+        assert (up["served_from"], up["degraded"]) == ("precomputed", False)
+        assert [i["product_id"] for i in up["items"]] == [i["product_id"] for i in down["items"]]
+    finally:
+        app.extensions["recsys"].close()
+        http.stop()
+        grpc.stop()
+
+
+def test_a_slow_llm_keeps_product_pages_within_budget(shop: Shop) -> None:
+    """An LLM endpoint that hangs: explain=llm answers within its timeout plus margin, with template sentences."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release_hang = threading.Event()
+
+    class Hang(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            release_hang.wait(10)
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    explain = ExplainSettings(backend="http", url=f"http://127.0.0.1:{server.server_port}/v1", timeout_s=0.3,
+                              cache_path=shop.data_dir.parent / "slow-llm-cache.sqlite")
+    app = create_app(shop.settings(explain=explain))
+    anchor = sorted(lists_of(shop.releases.load().lists_path))[1]
+    try:
+        serve(app, f"/v1/products/{anchor}/recommendations?k=2&explain=none")  # warm the item cache
+        t0 = time.perf_counter()
+        body = serve(app, f"/v1/products/{anchor}/recommendations?k=8&explain=llm")
+        elapsed = time.perf_counter() - t0
+        assert elapsed < 1.5, elapsed
+        assert len(body["items"]) == 8 and {i["explanation"]["source"] for i in body["items"]} == {"template"}
+    finally:
+        release_hang.set()
+        app.extensions["recsys"].close()
+        server.shutdown()
+
+
+# ------------------------------------------------------------------------- incremental, gate and rollback
+def test_changed_products_rerank_only_their_pages(shop: Shop, tmp_path: Path) -> None:
+    """Two products retitled, events unchanged: the model is kept and only their lists are re-ranked."""
+    first = shop.releases.load()
+    rows = read_rows(shop.catalog / "products.csv")
+    changed = {rows[5]["product_id"], rows[40]["product_id"]}
+    for r in rows:
+        if r["product_id"] in changed:
+            r["title"] = "Limited edition " + r["title"]
+    write_rows(shop.catalog / "products.csv", rows)
+    code, out, err = shop.refresh()
+    assert code == 0, out + err
+    second = shop.releases.load()
+    assert second.version != first.version and not second.meta["refit"]
+    assert second.collaborative_version == first.collaborative_version
+    counts = second.meta["counts"]
+    assert (counts["changed"], counts["lists_ranked"], counts["lists_carried"]) == (2, 2, PRODUCTS - 2)
+    old, new = lists_of(first.lists_path), lists_of(second.lists_path)
+    assert {a: ids for a, ids in new.items() if a not in changed} == {a: ids for a, ids in old.items()
+                                                                       if a not in changed}
+    assert set(new) == set(old)
+
+
+def test_a_worse_model_is_not_published_and_rollback_returns(shop: Shop, tmp_path: Path) -> None:
+    """A fusion model with inverted weights fails the gate (exit 3, served release unchanged, report says why);
+    a good one is published and the running API switches to it; rollback switches back without restart."""
+    served = shop.releases.load()
+    good = FusionModel.load(served.fusion_path)
+    bad = replace(good, weights=-good.weights, kind="configured")
+    bad.save(tmp_path / "bad.json")
+    app = create_app(shop.settings())
+    try:
+        code, out, _ = shop.refresh("--fusion-weights", str(tmp_path / "bad.json"))
+        assert code == 3 and "not published" in out
+        refused = shop.releases.load(shop.releases.versions()[-1])
+        gate = refused.meta["gate"]
+        assert not gate["publish"] and gate["candidate"] < gate["current"]
+        assert shop.releases.current_version() == served.version
+        anchor = sorted(lists_of(served.lists_path))[2]
+        assert serve(app, f"/v1/products/{anchor}/recommendations?k=3")["release"] == served.version
+
+        code, out, err = shop.refresh("--force")
+        assert code == 0, out + err
+        newest = shop.releases.current_version()
+        assert newest not in (served.version, refused.version)
+        assert serve(app, f"/v1/products/{anchor}/recommendations?k=3")["release"] == newest
+
+        code, out, _ = shop.cli("releases", "rollback", "--no-progress")
+        assert code == 0 and served.version in out
+        assert shop.releases.current_version() == served.version
+        assert serve(app, f"/v1/products/{anchor}/recommendations?k=3")["release"] == served.version
+    finally:
+        app.extensions["recsys"].close()
+
+
+# ------------------------------------------------------------------------------------ killed at any stage
+KILL_AT = ("vectorize", "gate", "lists", "publish")
+
+
+def test_killed_at_each_stage_then_rerun_equals_a_clean_run(weaviate_server: Any, tmp_path: Path) -> None:
+    """A refresh of a changed catalog (new events, retitled products) is SIGKILLed as each stage starts; the API
+    keeps serving the old release meanwhile; a last run finishes, and the result equals one clean run."""
+    shop = new_shop(tmp_path / "killed", weaviate_server, "RefreshKilled")
+    clean = new_shop(tmp_path / "clean", weaviate_server, "RefreshClean")
+    try:
+        for s in (shop, clean):
+            code, out, err = s.refresh()
+            assert code == 0, out + err
+            next_day(s.catalog)
+        old = shop.releases.current_version()
+        served: list[tuple[int, str | None]] = []
+        with polling(create_app(shop.settings()), sorted(lists_of(shop.releases.load().lists_path))[0], served):
+            for stage in KILL_AT:
+                kill_at(shop, stage)
+                assert shop.releases.current_version() in (old, *([] if stage != "publish" else
+                                                                  shop.releases.versions()))
+        assert served and all(code == 200 for code, _ in served), served[:5]
+        assert {release for _, release in served} <= {old, *shop.releases.versions()}
+        for s in (shop, clean):
+            code, out, err = s.refresh()
+            assert code == 0, out + err
+        assert_same_outcome(shop, clean)
+    finally:
+        drop(shop.weaviate)
+        drop(clean.weaviate)
+
+
+def next_day(catalog: Path) -> None:
+    """A day later: three products retitled and the last fixture sessions' events appended (shifted a day on)."""
+    rows = read_rows(catalog / "products.csv")
+    for r in rows[:3]:
+        r["title"] += " (new season)"
+    write_rows(catalog / "products.csv", rows)
+    events = read_rows(catalog / "events.csv")
+    extra = [dict(e, timestamp=e["timestamp"].replace("2024-", "2025-"), session_id=e["session_id"] + "b")
+             for e in events[-150:]]
+    write_rows(catalog / "events.csv", events + extra)
+
+
+def kill_at(shop: Shop, stage: str) -> None:
+    """Start a refresh process and SIGKILL it as soon as it logs the start of ``stage``."""
+    env = dict(os.environ, **shop.env())
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "refresh", "--catalog", str(shop.catalog),
+                             "--no-progress"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if f"refresh stage {stage}" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert any(f"refresh stage {stage}" in line for line in seen), "".join(seen[-20:])
+
+
+@contextlib.contextmanager
+def polling(app: Flask, anchor: str, served: list[tuple[int, str | None]]) -> Iterator[None]:
+    """Ask the app for a product page every 50 ms in a thread while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        client = app.test_client()
+        while not stop.is_set():
+            res = client.get(f"/v1/products/{anchor}/recommendations?k=5")
+            served.append((res.status_code, (res.json or {}).get("release")))
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+        app.extensions["recsys"].close()
+
+
+def assert_same_outcome(a: Shop, b: Shop) -> None:
+    """Same products and fingerprints in the store, same event count, same model data, same lists."""
+    ra, rb = a.releases.load(), b.releases.load()
+    assert ra.fingerprints() == rb.fingerprints() and len(ra.fingerprints()) == PRODUCTS
+    assert ra.meta["events_digest"] == rb.meta["events_digest"]
+    assert ra.meta["counts"]["events"] == rb.meta["counts"]["events"]
+    for s in (a, b):
+        with ProductStore.open(s.weaviate) as store:
+            assert store.count() == PRODUCTS
+    assert ra.popularity() == rb.popularity()
+    la, lb = lists_of(ra.lists_path), lists_of(rb.lists_path)
+    assert set(la) == set(lb)
+    same = sum(la[k] == lb[k] for k in la)
+    assert same == len(la), f"{len(la) - same} of {len(la)} lists differ"
+    assert not [p for p in a.releases.root.iterdir() if p.name.startswith(".tmp-")]

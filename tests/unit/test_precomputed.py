@@ -1,0 +1,229 @@
+"""Precomputed product-page lists: the SQLite writer, the read-only reader and the view snapshots."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.domain import ItemView, RankedItem
+from recommender.precomputed import ListWriter, PrecomputedLists, by_id, view_from, view_json
+
+RANKED = [
+    RankedItem("p2", 0.9, {"text": 0.7, "image": 0.2}, ("text", "image")),
+    RankedItem("p3", 0.45, {"collaborative": 0.45}, ("collaborative",)),
+    RankedItem("p1", -0.125, {}, ()),
+]
+
+VIEW = ItemView(
+    product_id="p1",
+    vectors={"text": np.ones(4, dtype=np.float32)},
+    category=("Men", "Shirts"),
+    price=19.99,
+    variant_group="g1",
+    in_stock=False,
+    title="Red shirt",
+    color="red",
+    image="https://example.invalid/p1.jpg",
+    attributes=(("pattern", "striped"), ("department", "menswear")),
+)
+
+
+def write_lists(path: Path, lists: dict[str, list[RankedItem]], views: Sequence[ItemView] = ()) -> None:
+    """Write a lists file with the given anchors and views, and commit it."""
+    writer = ListWriter(path)
+    for anchor, ranked in lists.items():
+        writer.put(anchor, ranked)
+    writer.put_views(views)
+    writer.close()
+
+
+@pytest.fixture
+def lists_path(tmp_path: Path) -> Path:
+    path = tmp_path / "lists.sqlite"
+    write_lists(path, {"a1": RANKED, "a2": RANKED[:1], "empty": []}, [VIEW])
+    return path
+
+
+def assert_same_ranked(got: list[RankedItem], want: list[RankedItem]) -> None:
+    """Same items in the same order with the same scores, signals and sources (equality ignores signals)."""
+    assert [r.product_id for r in got] == [r.product_id for r in want]
+    for g, w in zip(got, want, strict=True):
+        assert g.score == pytest.approx(w.score, abs=1e-6)
+        assert g.signals == pytest.approx(w.signals)
+        assert g.sources == w.sources
+        assert isinstance(g.sources, tuple)
+
+
+def test_lists_round_trip_in_order(lists_path: Path) -> None:
+    """get() returns each anchor's RankedItems in stored order with score, signals and sources intact."""
+    reader = PrecomputedLists(lists_path)
+    try:
+        a1 = reader.get("a1")
+        a2 = reader.get("a2")
+        empty = reader.get("empty")
+    finally:
+        reader.close()
+    assert a1 is not None and a2 is not None
+    assert_same_ranked(a1, RANKED)
+    assert_same_ranked(a2, RANKED[:1])
+    assert empty == []  # ranked but empty is not "unknown"
+
+
+def test_unknown_anchor_is_none(lists_path: Path) -> None:
+    """An anchor the refresh did not rank has no list (None, not [])."""
+    reader = PrecomputedLists(lists_path)
+    try:
+        assert reader.get("nope") is None
+    finally:
+        reader.close()
+
+
+def test_put_replaces_an_anchors_list(tmp_path: Path) -> None:
+    """Putting the same anchor twice keeps the last list only."""
+    path = tmp_path / "lists.sqlite"
+    writer = ListWriter(path)
+    writer.put("a1", RANKED)
+    writer.put("a1", RANKED[2:])
+    writer.close()
+    reader = PrecomputedLists(path)
+    try:
+        got = reader.get("a1")
+        assert got is not None
+        assert_same_ranked(got, RANKED[2:])
+        assert reader.count() == 1
+    finally:
+        reader.close()
+
+
+def test_scores_are_stored_to_six_decimals(tmp_path: Path) -> None:
+    """Scores are rounded to 1e-6 on disk (documents the precision the API serves)."""
+    path = tmp_path / "lists.sqlite"
+    write_lists(path, {"a": [RankedItem("p", 0.123456789)]})
+    reader = PrecomputedLists(path)
+    try:
+        got = reader.get("a")
+    finally:
+        reader.close()
+    assert got is not None and got[0].score == 0.123457
+
+
+def test_views_snapshot_round_trips_without_vectors(lists_path: Path) -> None:
+    """views() returns every ItemView field as written, but no vectors; unknown ids are left out."""
+    reader = PrecomputedLists(lists_path)
+    try:
+        views = reader.views(["p1", "missing", "p1"])
+        assert reader.views([]) == {}
+    finally:
+        reader.close()
+    assert set(views) == {"p1"}
+    got = views["p1"]
+    assert got == VIEW  # dataclass equality: every field but vectors
+    assert got.vectors == {}
+    assert got.category == ("Men", "Shirts") and isinstance(got.category, tuple)
+    assert got.attributes == (("pattern", "striped"), ("department", "menswear"))
+    assert all(isinstance(kv, tuple) for kv in got.attributes)
+    assert got.in_stock is False and got.price == 19.99 and got.title == "Red shirt"
+
+
+def test_view_json_round_trip_with_defaults() -> None:
+    """A minimal ItemView (price None, no category or attributes) survives view_json/view_from unchanged."""
+    view = ItemView("p9")
+    back = view_from(view_json(view))
+    assert back == view
+    assert back.price is None and back.in_stock is True and back.attributes == ()
+    assert "vectors" not in view_json(VIEW)
+
+
+def test_put_raw_copies_rows_verbatim(lists_path: Path, tmp_path: Path) -> None:
+    """rows() of one file fed to put_raw of another gives identical lists and views."""
+    old = PrecomputedLists(lists_path)
+    try:
+        list_rows = list(old.rows("lists"))
+        item_rows = list(old.rows("items"))
+    finally:
+        old.close()
+    assert sorted(r[0] for r in list_rows) == ["a1", "a2", "empty"]
+    assert [r[0] for r in item_rows] == ["p1"]
+
+    new_path = tmp_path / "next.sqlite"
+    writer = ListWriter(new_path)
+    writer.put_raw([r for r in list_rows if r[0] != "a2"], "lists")
+    writer.put_raw(item_rows, "items")
+    writer.close()
+    new = PrecomputedLists(new_path)
+    try:
+        assert sorted(new.rows("lists")) == sorted(r for r in list_rows if r[0] != "a2")
+        assert list(new.rows("items")) == item_rows
+        assert new.count() == 2
+        assert new.get("a2") is None
+        a1 = new.get("a1")
+        assert a1 is not None
+        assert_same_ranked(a1, RANKED)
+        assert new.views(["p1"])["p1"] == VIEW
+    finally:
+        new.close()
+
+
+def test_count_is_number_of_anchors(lists_path: Path, tmp_path: Path) -> None:
+    """count() counts anchors (lists), not items; an empty file counts 0."""
+    reader = PrecomputedLists(lists_path)
+    try:
+        assert reader.count() == 3
+    finally:
+        reader.close()
+    empty_path = tmp_path / "empty.sqlite"
+    ListWriter(empty_path).close()
+    empty = PrecomputedLists(empty_path)
+    try:
+        assert empty.count() == 0
+        assert list(empty.rows("lists")) == []
+    finally:
+        empty.close()
+
+
+@pytest.mark.parametrize("table", ["views", "lists; DROP TABLE items", "LISTS", ""])
+def test_bad_table_name_raises_value_error(lists_path: Path, tmp_path: Path, table: str) -> None:
+    """Only ``lists`` and ``items`` are accepted, by the writer and the reader alike."""
+    writer = ListWriter(tmp_path / "other.sqlite")
+    try:
+        with pytest.raises(ValueError, match="unknown table"):
+            writer.put_raw([("a", "[]")], table)
+    finally:
+        writer.close()
+    reader = PrecomputedLists(lists_path)
+    try:
+        with pytest.raises(ValueError, match="unknown table"):
+            reader.rows(table)
+        assert reader.count() == 3  # nothing was dropped
+    finally:
+        reader.close()
+
+
+def test_reader_is_read_only(lists_path: Path) -> None:
+    """The reader's connection refuses writes, so serving can never modify a release's lists."""
+    reader = PrecomputedLists(lists_path)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._db.execute("INSERT INTO lists VALUES ('x', '[]')")
+        assert reader.get("x") is None
+    finally:
+        reader.close()
+
+
+def test_reader_does_not_create_a_missing_file(tmp_path: Path) -> None:
+    """Opening a lists file that does not exist fails instead of creating an empty database."""
+    missing = tmp_path / "missing.sqlite"
+    with pytest.raises(sqlite3.OperationalError):
+        PrecomputedLists(missing)
+    assert not missing.exists()
+
+
+def test_by_id_keys_ranked_items() -> None:
+    """by_id maps product id to its RankedItem."""
+    keyed = by_id(RANKED)
+    assert list(keyed) == ["p2", "p3", "p1"]
+    assert keyed["p3"] is RANKED[1]

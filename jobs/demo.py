@@ -1,4 +1,5 @@
-"""`recsys demo`: the shipped fixtures end to end — start Weaviate, vectorize, show what it learned."""
+"""`recsys demo`: the shipped fixtures end to end — start Weaviate, train the image encoder, run the nightly
+refresh once (vectorize, fit behaviour, learn the fusion, precompute the product pages, publish), show neighbours."""
 
 from __future__ import annotations
 
@@ -6,15 +7,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from jobs import refresh
 from jobs.similar import print_similar
-from jobs.vectorize import report
 from recommender import service
 from recommender.alignment.pipeline import train_image_encoder
 from recommender.alignment.train import TrainConfig
 from recommender.catalog import load_catalog
 from recommender.config import Settings
 from recommender.store import ProductStore
-from recommender.vectorize import Vectorizer
 from recommender.weaviate_server import LocalWeaviate
 
 DEMO_EPOCHS = 30
@@ -37,10 +37,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Weaviate ready at {server.url}; stop it with `recsys weaviate stop`")
     ensure_image_encoder(settings, args.catalog)
     image_encoder = service.image_encoder(settings)
-    with service.open_store(settings, autostart=False) as store:
-        job = Vectorizer(store, service.text_encoder(settings), image_encoder, settings.vectorize)
-        report(job.run(args.catalog))
-    train_behaviour(settings, args.catalog)
+    refresh.run(argparse.Namespace(catalog=args.catalog, events=None, allow_mass_delete=False, fusion_weights=None,
+                                   force=False, no_publish=False, no_progress=False), settings)
     with service.open_store(settings, autostart=False) as store:
         show_examples(store, args.catalog, args.examples)
     if image_encoder.is_untrained:
@@ -60,15 +58,6 @@ def ensure_image_encoder(settings: Settings, catalog: Path) -> None:
                                   TrainConfig(epochs=DEMO_EPOCHS, max_minutes=DEMO_MINUTES,
                                               threads=s.threads or TrainConfig.threads))
     print(summary.line())
-
-
-def train_behaviour(settings: Settings, catalog: Path) -> None:
-    """Import the catalog's events and fit ALS + co-occurrence (writes the behavior vectors)."""
-    from jobs import train
-
-    ns = argparse.Namespace(catalog=catalog, events=None, until=None, force=False, no_store=False,
-                            no_progress=False)
-    train.run(ns, settings)
 
 
 def show_examples(store: ProductStore, catalog: Path, n: int) -> None:

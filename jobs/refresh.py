@@ -32,6 +32,7 @@ from recommender.catalog import CatalogReader
 from recommender.collaborative import Artifacts, ArtifactStore, model_params
 from recommender.config import Settings
 from recommender.domain import ProductFilter, RankQuery
+from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
 from recommender.evaluation.runner import Behaviour, fit_behaviour
 from recommender.events import EventLog, find_events_file
@@ -94,12 +95,14 @@ class RefreshSummary:
     release: str = ""
     decision: str = ""
     published: bool = False
+    stage_now: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage (and log its start: an operator, or a fault test, sees where a run is)."""
         log.info("refresh stage %s", name)
+        self.stage_now = name
         start = time.perf_counter()
         try:
             yield
@@ -120,9 +123,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one refresh under the lock."""
     summary = RefreshSummary()
     started = time.perf_counter()
-    with refresh_lock(settings.data_dir / "refresh.lock"), service.open_store(settings) as store, \
-            threadpool_limits(1, "blas"):  # implicit's ALS parallelises itself; BLAS must not
-        Refresh(args, settings, store, summary).run()
+    try:
+        with refresh_lock(settings.data_dir / "refresh.lock"), service.open_store(settings) as store, \
+                threadpool_limits(1, "blas"):  # implicit's ALS parallelises itself; BLAS must not
+            Refresh(args, settings, store, summary).run()
+    except StoreUnavailable as exc:
+        raise StoreUnavailable(f"{exc} (in stage {summary.stage_now or 'connect'}); the served release is "
+                               "unchanged and nothing is lost: re-run the refresh when Weaviate is back") from exc
     summary.seconds["total"] = round(time.perf_counter() - started, 2)
     if summary.vectorize:
         print(summary.vectorize)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo on the shipped fixtures: install what is missing, start Weaviate, train the image encoder,
-# vectorize, fit the behaviour model, then serve the API and the widget's demo product page.
+# run the nightly refresh once (vectorize, fit behaviour, learn the fusion, precompute and publish the product
+# pages), then serve the API and the widget's demo product page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

@@ -409,3 +409,48 @@ def assert_same_outcome(a: Shop, b: Shop) -> None:
     same = sum(la[k] == lb[k] for k in la)
     assert same == len(la), f"{len(la) - same} of {len(la)} lists differ"
     assert not [p for p in a.releases.root.iterdir() if p.name.startswith(".tmp-")]
+
+
+# ------------------------------------------------------------------------------- Weaviate down in a refresh
+def test_weaviate_lost_during_vectorize_fails_clearly_then_the_rerun_resumes(weaviate_server: Any,
+                                                                               tmp_path: Path) -> None:
+    """The connection to Weaviate is cut while the refresh writes products: the job exits 2 with a message naming
+    Weaviate, publishes nothing; once Weaviate is back a re-run completes the store and publishes."""
+    shop = new_shop(tmp_path / "cut", weaviate_server, "RefreshCut")
+    http = Forwarder(free_port("127.0.0.1"), shop.weaviate.http_port)
+    grpc = Forwarder(free_port("127.0.0.1"), shop.weaviate.grpc_port)
+    cut = replace(shop, weaviate=replace(shop.weaviate, http_port=http.listen_port, grpc_port=grpc.listen_port))
+    http.start()
+    grpc.start()
+    env = dict(os.environ, **cut.env(), RECSYS_VECTORIZE__CHUNK_SIZE="8", RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "refresh", "--catalog", str(shop.catalog),
+                                 "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        with ProductStore.open(shop.weaviate) as store:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and proc.poll() is None and store.count() < 16:
+                time.sleep(0.05)
+            http.stop()
+            grpc.stop()
+            t0 = time.monotonic()
+            out, err = proc.communicate(timeout=240)
+            failed_after = time.monotonic() - t0
+            written = store.count()
+        assert proc.returncode == 2, out + err
+        error = [line for line in err.splitlines() if line.startswith("recsys refresh: error:")]
+        assert error and "weaviate" in error[-1].lower() and "Traceback" not in err, err[-2000:]
+        print("\n" + error[-1])
+        assert 0 < written < PRODUCTS and shop.releases.current_version() is None
+        print(f"\nrefresh failed {failed_after:.1f} s after Weaviate was cut, {written} products written")
+        http.start()
+        grpc.start()
+        code, out, err = cut.refresh()
+        assert code == 0, out + err
+        with ProductStore.open(shop.weaviate) as store:
+            assert store.count() == PRODUCTS
+        assert shop.releases.current_version() is not None
+    finally:
+        http.stop()
+        grpc.stop()
+        drop(shop.weaviate)

@@ -75,7 +75,15 @@ SPEC: dict[str, Any] = {
                           "415": _json(_ERR, "not application/json"), "503": _ERRORS["503"]}}},
         "/v1/search": {"post": {
             "summary": "Multimodal search: text and/or image query → products (JSON or multipart)",
-            "responses": {"200": {"description": "ranked hits"}, "400": _ERRORS["400"],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
+                    "vectors": {"type": "string", "description": "comma-separated: text, image"},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 100}, "category": {"type": "string"},
+                    "price_min": {"type": "number"}, "price_max": {"type": "number"},
+                    "in_stock": {"type": "boolean"}}}}}},
+            "responses": {"200": _json("#/components/schemas/SearchResult", "ranked hits"), "400": _ERRORS["400"],
                           "413": _json(_ERR, "body too large"), "503": _ERRORS["503"]}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
         "/readyz": {"get": {"summary": "Readiness (Weaviate reachable)",
@@ -115,6 +123,24 @@ SPEC: dict[str, Any] = {
             "degraded": {"type": "boolean", "description": "true when served from the precomputed fallback "
                                                            "because the vector store is unreachable"},
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}},
+        "SearchRequest": {"type": "object", "description": "at least one of text and image_base64", "properties": {
+            "text": {"type": "string", "maxLength": 1000}, "image_base64": {"type": "string"},
+            "vectors": {"type": "array", "items": {"type": "string", "enum": ["text", "image"]},
+                        "description": "restrict to these named vectors (default: both)"},
+            "filters": {"type": "object", "properties": {
+                "category": {"type": "string"}, "price_min": {"type": "number"}, "price_max": {"type": "number"},
+                "in_stock": {"type": "boolean"}}},
+            "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+            "weights": {"type": "object", "additionalProperties": {"type": "number"},
+                        "description": "per (query, target) weight, e.g. {\"text->image\": 0.5}"}}},
+        "SearchResult": {"type": "object", "properties": {
+            "results": {"type": "array", "items": {"type": "object", "properties": {
+                "rank": {"type": "integer"}, "product_id": {"type": "string"}, "title": {"type": "string"},
+                "image": {"type": ["string", "null"]}, "price": {"type": ["number", "null"]},
+                "category": {"type": "string"}, "score": {"type": "number"},
+                "scores": {"type": "object", "additionalProperties": {"type": "number"}}}}},
+            "weights": {"type": "object", "additionalProperties": {"type": "number"}},
+            "candidates": {"type": "integer"}}},
         "Product": {"type": "object", "properties": {
             "product_id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
             "category": {"type": "string"}, "color": {"type": "string"}, "brand": {"type": "string"},

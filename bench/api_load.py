@@ -1,12 +1,13 @@
 """Benchmark: product-page recommendations under real gunicorn against a bare Weaviate near-vector query.
 
 Prints figures (it is not a test). In one run it
-1. starts a local Weaviate on free loopback ports, vectorizes the catalog and trains ALS (the real `recsys vectorize`
-   and `recsys train` jobs, in subprocesses configured by env),
+1. starts a local Weaviate on free loopback ports and runs the nightly `recsys refresh` once (vectorize, ALS,
+   learned fusion, precomputed product pages, publish), in a subprocess configured by env,
 2. starts `gunicorn api.wsgi:app` (N workers) on a free loopback port,
 3. load-tests `GET /v1/products/<random id>/recommendations?k=10&explain=template` from another process
-   (threads with one requests.Session each, fixed concurrency, bounded by a request count and a time limit),
-   and the same request at concurrency 1 (service time without queueing for the workers),
+   (threads with one requests.Session each, fixed concurrency, bounded by a request count and a time limit):
+   anonymous (answered from the precomputed list) and with a `user_id` whose history makes it ranked live;
+   and the anonymous request at concurrency 1 (service time without queueing for the workers),
 4. measures a bare `ProductStore.near_vector` query of the same k with each product's own `text` vector (threads in
    this process, same concurrency and bounds), and reports p50(API)/p50(bare),
 5. reads each worker's VmRSS and whether torch is mapped, then sends one search request (which loads the text
@@ -40,6 +41,7 @@ import requests
 
 from recommender.catalog import CatalogReader
 from recommender.config import Settings, load_settings
+from recommender.events import EventReader, find_events_file
 from recommender.store import ProductStore
 from recommender.weaviate_server import LocalWeaviate, free_port
 
@@ -92,20 +94,28 @@ def run_load(call: Callable[[int], bool], n: int, concurrency: int, max_seconds:
     return LoadResult([x for lat in latencies for x in lat], sum(errors), time.perf_counter() - t0)
 
 
-def http_load(base: str, ids: list[str], n: int, concurrency: int, max_seconds: float, seed: int) -> LoadResult:
-    """The API load generator (runs in its own process): one requests.Session per thread, random product ids."""
+def http_load(base: str, ids: list[str], n: int, concurrency: int, max_seconds: float, seed: int,
+              users: list[str] | None = None, served_from: str | None = None) -> LoadResult:
+    """The API load generator (runs in its own process): one requests.Session per thread, random product ids
+    (and random shoppers when ``users`` is given); a call counts as ok when it is a 200 with items (served from
+    ``served_from`` when given)."""
     local = threading.local()
     rng = random.Random(seed)
     picks = [rng.choice(ids) for _ in range(n)]
+    shoppers = [rng.choice(users) for _ in range(n)] if users else None
 
     def call(i: int) -> bool:
         if not hasattr(local, "session"):
             local.session = requests.Session()
+        params: dict[str, str | int] = {"k": 10, "explain": "template"}
+        if shoppers:
+            params["user_id"] = shoppers[i]
         try:
-            res = local.session.get(f"{base}/v1/products/{picks[i]}/recommendations",
-                                    params={"k": 10, "explain": "template"}, timeout=10)
-            return res.status_code == 200 and len(res.json()["items"]) > 0
-        except requests.RequestException:
+            res = local.session.get(f"{base}/v1/products/{picks[i]}/recommendations", params=params, timeout=10)
+            body = res.json()
+            return res.status_code == 200 and len(body["items"]) > 0 and \
+                (served_from is None or body["served_from"] == served_from)
+        except (requests.RequestException, ValueError, KeyError):
             return False
 
     return run_load(call, n, concurrency, max_seconds)
@@ -131,6 +141,7 @@ def job_env(settings: Settings, catalog: Path, data_dir: Path, image_size: int) 
                 RECSYS_WEAVIATE__GRPC_PORT=str(ws.grpc_port), RECSYS_WEAVIATE__COLLECTION=ws.collection,
                 RECSYS_DATA_DIR=str(data_dir), RECSYS_API__CATALOG_DIR=str(catalog.resolve()),
                 RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(image_size), RECSYS_RANKING__RELOAD_INTERVAL_S="3600",
+                RECSYS_COLLABORATIVE__THREADS="1",
                 TOKENIZERS_PARALLELISM="false")
 
 
@@ -215,32 +226,49 @@ def text_vectors(store: ProductStore, ids: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def measure(args: argparse.Namespace, settings: Settings, env: dict[str, str], ids: list[str], work: Path) -> None:
+def measure(args: argparse.Namespace, settings: Settings, env: dict[str, str], ids: list[str], users: list[str],
+            work: Path) -> None:
     """Gunicorn up, API load from a separate process, bare Weaviate load in-process, worker memory."""
     with gunicorn(env, args.workers, work / "gunicorn.log") as (base, master):
         ctx = get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=ctx) as loader:
             loader.submit(http_load, base, ids, args.warmup, args.concurrency, 60.0, 1).result()  # warm-up
-            api = loader.submit(http_load, base, ids, args.requests, args.concurrency, args.max_seconds, 2).result()
+            api = loader.submit(http_load, base, ids, args.requests, args.concurrency, args.max_seconds, 2,
+                                None, "precomputed").result()
+            live = loader.submit(http_load, base, ids, args.requests, args.concurrency, args.max_seconds, 4,
+                                 users, "live").result()
             # one client at a time: the per-request service time, without queueing for the workers
-            serial = loader.submit(http_load, base, ids, args.serial_requests, 1, args.max_seconds, 3).result()
+            serial = loader.submit(http_load, base, ids, args.serial_requests, 1, args.max_seconds, 3,
+                                   None, "precomputed").result()
         with ProductStore.open(settings.weaviate) as store:
             vectors = text_vectors(store, ids[:args.bare_products])
             bare_load(store, vectors, args.warmup, args.concurrency, 60.0, 1)
             bare = bare_load(store, vectors, args.requests, args.concurrency, args.max_seconds, 2)
             bare_serial = bare_load(store, vectors, args.serial_requests, 1, args.max_seconds, 3)
-        print(api.line(f"API  GET /v1/products/<id>/recommendations?k=10&explain=template ({args.workers} workers)"))
-        print(serial.line("API  same request at concurrency 1 (service time, no queueing)"))
+        print(api.line(f"API  GET /v1/products/<id>/recommendations?k=10&explain=template, anonymous "
+                       f"(precomputed list) ({args.workers} workers)"))
+        print(live.line("API  same with a user_id with history (ranked live, personalised)"))
+        print(serial.line("API  anonymous at concurrency 1 (service time, no queueing)"))
         print(bare.line("bare ProductStore.near_vector(text, k=10, ids only)"))
         print(bare_serial.line("bare same query at concurrency 1"))
-        print(f"p50(API)/p50(bare) at concurrency {args.concurrency} = {api.p50() / bare.p50():.2f}x, "
-              f"at concurrency 1 = {serial.p50() / bare_serial.p50():.2f}x (goal <= 3x); "
-              f"p99(API) {np.percentile(api.latencies, 99) * 1000:.1f} ms (goal < 100 ms)")
+        for name, r in (("anonymous", api), ("live", live)):
+            print(f"{name}: p50(API)/p50(bare) at concurrency {args.concurrency} = {r.p50() / bare.p50():.2f}x "
+                  f"(goal <= 3x); p99(API) {np.percentile(r.latencies or [0], 99) * 1000:.1f} ms (goal < 100 ms)")
+        print(f"anonymous at concurrency 1: p50(API)/p50(bare) = {serial.p50() / bare_serial.p50():.2f}x")
         print("gunicorn workers after the recommendation load:")
         report_workers(master, "after recommendations")
         res = requests.post(f"{base}/v1/search", json={"text": "blue jeans", "k": 5}, timeout=120)
         print(f"one POST /v1/search (lazy text model load in the worker serving it): HTTP {res.status_code}")
         report_workers(master, "after one search")
+
+
+def shoppers(catalog: Path, n: int = 500) -> list[str]:
+    """Users with events in the catalog's events file (their product pages are ranked live)."""
+    path = find_events_file(catalog)
+    if path is None:
+        return []
+    users = list(dict.fromkeys(e.user_id for e in EventReader(path)))
+    return users[:n]
 
 
 def main() -> None:
@@ -265,12 +293,11 @@ def main() -> None:
         settings = replace(base, weaviate=replace(base.weaviate, host="127.0.0.1", http_port=server.http_port,
                                                   grpc_port=server.grpc_port, collection="BenchApi"))
         env = job_env(settings, args.catalog, work / "data", args.image_size)
-        run_job(env, "vectorize", "--catalog", str(args.catalog))
-        run_job(env, "train", "--catalog", str(args.catalog))
+        run_job(env, "refresh", "--catalog", str(args.catalog))
         ids = [p.product_id for p in CatalogReader(args.catalog)]
         print(f"catalog {args.catalog}: {len(ids)} products; concurrency {args.concurrency}, "
               f"{args.requests} requests or {args.max_seconds:.0f}s per measure")
-        measure(args, settings, env, ids, work)
+        measure(args, settings, env, ids, shoppers(args.catalog), work)
     finally:
         server.stop()
 

@@ -46,7 +46,13 @@ class CoOccurrence:
     def count(self, a: str, b: str, kind: str = "view") -> int:
         """Sessions in which ``a`` and ``b`` co-occurred at least at ``kind``."""
         i, j = self.items.index(a), self.items.index(b)
-        return 0 if i is None or j is None else int(self.counts[kind][i, j])
+        if i is None or j is None:
+            return 0
+        # straight from the CSR arrays: scipy's element indexing costs ~30 µs, this ~2 µs (hot API path)
+        m = self.counts[kind]
+        start, end = m.indptr[i], m.indptr[i + 1]
+        pos = start + int(np.searchsorted(m.indices[start:end], j))
+        return int(m.data[pos]) if pos < end and m.indices[pos] == j else 0
 
     def co_occurring(self, product_id: str, n: int = 10, kind: str = "view") -> list[CoItem]:
         """The ``n`` products that co-occur with ``product_id`` at ``kind`` or stronger, most similar first.
@@ -96,6 +102,8 @@ class CoOccurrence:
             counts = {k: sparse.csr_matrix((z[f"{k}_data"], z[f"{k}_indices"], z[f"{k}_indptr"]), shape=(n, n))
                       for k in meta["kinds"]}
             per_item = z["sessions_per_item"]
+        for m in counts.values():
+            m.sort_indices()  # `count` binary-searches each row
         return cls(items, counts, per_item, int(meta["sessions"]))
 
 

@@ -97,9 +97,12 @@ class BehaviourOverlay:
     vectors keeps a request consistent with the model version it ranks with, and lets evaluation use its own fit.
     """
 
-    def __init__(self, base: ItemLookup, vectors: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, base: ItemLookup, vectors: Mapping[str, np.ndarray], max_items: int = 50_000) -> None:
         self._base = base
         self._vectors = vectors
+        # overlaid views, reused while the base hands out the same view object (a ranking asks for ~200 per request)
+        self._made: dict[str, tuple[ItemView, ItemView]] = {}
+        self._max = max_items
 
     def get(self, product_id: str) -> ItemView | None:
         """One view (None if unknown)."""
@@ -109,8 +112,17 @@ class BehaviourOverlay:
         """Views from the base lookup with the overlay's behaviour vectors (none for items it lacks)."""
         out = {}
         for pid, view in self._base.get_many(product_ids).items():
-            vectors = {k: v for k, v in view.vectors.items() if k != "behavior"}
-            if pid in self._vectors:
-                vectors["behavior"] = self._vectors[pid]
-            out[pid] = replace(view, vectors=vectors)
+            made = self._made.get(pid)
+            if made is None or made[0] is not view:
+                made = (view, self._overlay(pid, view))
+                if len(self._made) >= self._max:
+                    self._made.clear()
+                self._made[pid] = made
+            out[pid] = made[1]
         return out
+
+    def _overlay(self, pid: str, view: ItemView) -> ItemView:
+        vectors = {k: v for k, v in view.vectors.items() if k != "behavior"}
+        if pid in self._vectors:
+            vectors["behavior"] = self._vectors[pid]
+        return replace(view, vectors=vectors)

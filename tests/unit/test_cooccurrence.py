@@ -56,3 +56,23 @@ def test_save_load_round_trip_without_pickle(tmp_path: Path) -> None:
         assert (back.counts[kind] != m).nnz == 0
     assert np.array_equal(back.sessions_per_item, co.sessions_per_item)
     assert back.co_occurring("a", 3) == co.co_occurring("a", 3)
+
+
+def test_count_agrees_with_the_dense_matrix_for_every_pair(tmp_path: Path) -> None:
+    """``count`` reads the CSR arrays directly; it must equal the matrix element for every pair, after a reload."""
+    rng = np.random.default_rng(3)
+    products = [f"p{i}" for i in range(12)]
+    sessions = [(f"s{n}", [(products[int(j)], str(rng.choice(["view", "cart", "purchase"])))
+                           for j in rng.choice(12, size=int(rng.integers(2, 6)), replace=False)]) for n in range(40)]
+    co = build_cooccurrence(sessions)
+    co.save(tmp_path)
+    loaded = CoOccurrence.load(tmp_path)
+    for kind in ("view", "purchase"):
+        dense = co.counts[kind].toarray()
+        assert dense.sum() > 0
+        for a in products:
+            for b in products:
+                i, j = co.items.index(a), co.items.index(b)
+                expected = int(dense[i, j]) if i is not None and j is not None else 0
+                assert co.count(a, b, kind) == loaded.count(a, b, kind) == expected
+    assert co.count("p0", "unknown") == 0

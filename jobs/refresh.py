@@ -31,7 +31,7 @@ from recommender import service
 from recommender.catalog import CatalogReader
 from recommender.collaborative import Artifacts, ArtifactStore, model_params
 from recommender.config import Settings
-from recommender.domain import ProductFilter, RankQuery
+from recommender.domain import ProductFilter, RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
 from recommender.evaluation.runner import Behaviour, fit_behaviour
@@ -305,14 +305,16 @@ class Refresh:
         writer = ListWriter(path)
         try:
             anchors = products if s.refit or current is None else sorted(changed)
+            explain = self.settings.refresh.explain_items if self.settings.explain.backend != "template" else 0
             with s.stage("lists"):
-                s.lists = precompute_lists(ranker, anchors, writer, self.settings.refresh.list_k, self.progress)
+                s.lists, top = precompute_lists(ranker, anchors, writer, self.settings.refresh.list_k,
+                                                self.progress, keep=explain)
                 if not s.refit and current is not None and current.lists_path.is_file():
                     s.lists.carried = self._carry(current, writer, set(products) - changed)
             with s.stage("snapshot"):
                 writer.put_views(self._snapshot(products))
             with s.stage("explanations"):
-                self._explain(ranker, anchors)
+                self._explain(ranker, top)
         finally:
             writer.close()
 
@@ -331,15 +333,15 @@ class Refresh:
             for props, _ in self.store.items(products[i:i + 1000], names=()).values():
                 yield item_view(props, {})
 
-    def _explain(self, ranker: FusionRanker, anchors: list[str]) -> None:
+    def _explain(self, ranker: FusionRanker, top: dict[str, list[RankedItem]]) -> None:
         """With an LLM backend, write the top items' sentences of every re-ranked list into the cache."""
         x = self.settings.explain
-        if x.backend == "template" or not anchors:
+        if x.backend == "template" or not top:
             return
         explainer = build_explainer(x.backend, x.model, x.url, x.api_key, x.timeout_s, x.max_chars, x.max_new_tokens)
         cache = ExplanationCache(x.cache_path or default_cache_path(self.settings.data_dir))
         try:
-            result = generate_batch(self._evidence(ranker, anchors), explainer, cache, progress=self.progress)
+            result = generate_batch(self._evidence(ranker, top), explainer, cache, progress=self.progress)
             self.summary.explanations = result.line()
         finally:
             cache.close()
@@ -347,11 +349,10 @@ class Refresh:
             if close is not None:
                 close()
 
-    def _evidence(self, ranker: FusionRanker, anchors: list[str]) -> Iterator[Any]:
+    def _evidence(self, ranker: FusionRanker, top: dict[str, list[RankedItem]]) -> Iterator[Any]:
+        """The evidence of each listed item as the API will build it for an anonymous product page."""
         co = ranker.features.behaviour.cooccurrence
-        n = self.settings.refresh.explain_items
-        for anchor in anchors:
-            ranked = ranker.rank(RankQuery(anchor, k=n))
+        for anchor, ranked in top.items():
             views = ranker.items.get_many([anchor, *(r.product_id for r in ranked)])
             for r in ranked:
                 counts = {k: float(co.count(anchor, r.product_id, k)) for k in ("view", "purchase")} if co else {}

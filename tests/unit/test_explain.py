@@ -98,6 +98,17 @@ def test_template_is_deterministic_and_says_the_two_strongest_backed_claims() ->
                           "and same category (Jeans) and a similar look.")
 
 
+def test_a_look_is_claimed_only_when_the_image_signal_itself_pushed_the_item_up() -> None:
+    """Image similarity that counted against the item (an uninformative tower) is not sold as "a similar look",
+    even when the shared category pushed the item up."""
+    ranked = RankedItem("P2", 1.0, {"image": 0.9, "image_contribution": -0.2, "same_category": 1.0,
+                                    "same_category_contribution": 0.8})
+    text = TemplateExplainer().explain(build_evidence(ANCHOR, ITEM, ranked)).text
+    assert "look" not in text and "same category (Jeans)" in text
+    looks = RankedItem("P2", 1.0, {**ranked.signals, "image_contribution": 0.3})
+    assert "similar look" in TemplateExplainer().explain(build_evidence(ANCHOR, ITEM, looks)).text
+
+
 def test_template_names_the_anchor_once() -> None:
     ev = evidence(co={"view": 4}, cooccurrence=2.0, behavior=1.5)
     assert TemplateExplainer().explain(ev).text == \

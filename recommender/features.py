@@ -26,6 +26,7 @@ FEATURES = (
     "rr_text", "rr_image", "rr_behavior", "rr_cooccurrence", "rr_session", "rr_als_user", "rr_popularity",
 )
 RECENT_HISTORY = 5
+_COLUMN = {name: i for i, name in enumerate(FEATURES)}
 
 
 def _matrix(items: Sequence[ItemView], name: str, dim: int) -> np.ndarray:
@@ -113,37 +114,40 @@ class FeatureBuilder:
 
     def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
              history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
-        """A (len(candidates), len(FEATURES)) float32 matrix, rows in ``candidates`` order."""
-        reciprocal = _reciprocal_ranks(proposals)
-        user_scores = self._user_scores(query, list(candidates))
-        co = self._co_rows(anchor.product_id if anchor else None, query.history[:RECENT_HISTORY])
-        sims = similarities(anchor, list(candidates.values()), history[:RECENT_HISTORY])
-        out = np.zeros((len(candidates), len(FEATURES)), dtype=np.float32)
-        for row, (pid, item) in enumerate(candidates.items()):
-            feats = self._pair(anchor, item)
-            feats.update((name, float(values[row])) for name, values in sims.items())
-            feats["als_user"] = user_scores.get(pid, 0.0)
-            feats["cooccurrence"] = co.anchor_view.get(pid, 0.0)
-            feats["copurchase"] = math.log1p(co.anchor_purchase.get(pid, 0.0))
-            feats["session"] = sum(r.get(pid, 0.0) for r in co.history_view)
-            for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity"):
-                feats[f"rr_{source}"] = reciprocal.get((source, pid), 0.0)
-            out[row] = [feats.get(name, 0.0) for name in FEATURES]
-        return out
+        """A (len(candidates), len(FEATURES)) float32 matrix, rows in ``candidates`` order.
 
-    def _pair(self, anchor: ItemView | None, item: ItemView) -> dict[str, float]:
+        Built column by column (one comprehension per feature, not one dict per candidate): this runs for every
+        live request and every task the fusion is trained and gated on.
+        """
+        pids, items = list(candidates), list(candidates.values())
+        out = np.zeros((len(pids), len(FEATURES)), dtype=np.float32)
+        if not pids:
+            return out
+
+        def put(name: str, values: Sequence[float] | np.ndarray) -> None:
+            out[:, _COLUMN[name]] = values
+
+        for name, values in similarities(anchor, items, history[:RECENT_HISTORY]).items():
+            put(name, values)
         b = self.behaviour
-        feats = {
-            "popularity": math.log1p(b.popularity.get(item.product_id, 0.0)) / self._max_pop,
-            "recent_popularity": math.log1p(b.recent_popularity.get(item.product_id, 0.0)) / self._max_recent,
-        }
+        put("popularity", [math.log1p(b.popularity.get(p, 0.0)) / self._max_pop for p in pids])
+        put("recent_popularity", [math.log1p(b.recent_popularity.get(p, 0.0)) / self._max_recent for p in pids])
         if anchor is not None:
-            feats.update(same_category=shared_category_depth(anchor.category, item.category),
-                         same_variant=float(anchor.variant_group == item.variant_group),
-                         same_color=float(bool(anchor.color) and anchor.color == item.color),
-                         shared_attributes=shared_attributes(anchor.attributes, item.attributes),
-                         price_distance=price_distance(anchor.price, item.price))
-        return feats
+            put("same_category", [shared_category_depth(anchor.category, i.category) for i in items])
+            put("same_variant", [float(anchor.variant_group == i.variant_group) for i in items])
+            put("same_color", [float(bool(anchor.color) and anchor.color == i.color) for i in items])
+            put("shared_attributes", [shared_attributes(anchor.attributes, i.attributes) for i in items])
+            put("price_distance", [price_distance(anchor.price, i.price) for i in items])
+        user_scores = self._user_scores(query, pids)
+        put("als_user", [user_scores.get(p, 0.0) for p in pids])
+        co = self._co_rows(anchor.product_id if anchor else None, query.history[:RECENT_HISTORY])
+        put("cooccurrence", [co.anchor_view.get(p, 0.0) for p in pids])
+        put("copurchase", [math.log1p(co.anchor_purchase.get(p, 0.0)) for p in pids])
+        put("session", [sum(r.get(p, 0.0) for r in co.history_view) for p in pids])
+        reciprocal = _reciprocal_ranks(proposals)
+        for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity"):
+            put(f"rr_{source}", [reciprocal.get((source, p), 0.0) for p in pids])
+        return out
 
     def _co_rows(self, anchor_id: str | None, history: Sequence[str]) -> _CoRows:
         cooc = self.behaviour.cooccurrence

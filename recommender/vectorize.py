@@ -129,15 +129,21 @@ class Vectorizer:
         bar = tqdm(total=count_rows(catalog_dir), unit="product", desc="vectorize", disable=not self.progress)
         try:
             prepare = self._preparer(catalog_dir, stored, text_id, image_id)
-            # One write in flight on its own thread, so the encoders work on the next chunk meanwhile.
+            # One write in flight on its own thread, so the encoders work on the next chunk meanwhile. Changed
+            # products are gathered up to a write batch first: an incremental run with a few changes scattered over
+            # many chunks then pays one batch round trip (~0.7 s each, measured) instead of one per chunk.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer:
                 pending: Future[None] | None = None
+                items: list[StoredProduct] = []
                 for chunk in self._chunks(self._prepared(reader, prepare, summary), summary):
-                    items = self._encode_chunk(chunk, summary)
-                    self._finish_write(pending, summary)
-                    pending = writer.submit(self._write, items, summary) if items else None
+                    items += self._encode_chunk(chunk, summary)
+                    if len(items) >= self.settings.write_batch_size:
+                        self._finish_write(pending, summary)
+                        pending, items = writer.submit(self._write, items, summary), []
                     bar.update(len(chunk))
                 self._finish_write(pending, summary)
+                if items:
+                    self._write(items, summary)
         finally:
             bar.close()
             summary.rows_read, summary.errors = reader.rows_read, list(reader.errors)

@@ -282,7 +282,8 @@ class Refresh:
             self._lists(folder / LISTS, c, current, sorted(fingerprints), changed)
             if c.gate:
                 write_metrics(folder, c.gate)
-                write_report(folder, c.gate) if c.gate.get("methods") else None
+            if c.gate.get("methods"):
+                write_report(folder, c.gate)
             s = self.summary
             write_meta(folder, {
                 "version": version, "created_at": datetime.now(UTC).isoformat(), "catalog": str(self.args.catalog),

@@ -121,22 +121,28 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
     newest events' tasks with the candidate and the served model on the same behaviour fit."""
     tasks, train, split_at = _gate_tasks(events, settings)
     k = _metric_k(settings.metric)
-    candidate = pinned
+    candidate, note = pinned, ""
     if candidate is None:
-        _, candidate = learn_fusion(train, items, near, collaborative, rules, 100, settings.inner_tasks,
-                                    progress=progress)
+        try:
+            _, candidate = learn_fusion(train, items, near, collaborative, rules, 100, settings.inner_tasks,
+                                        progress=progress)
+        except ValueError as exc:  # too few events for the inner time folds (a new shop): keep what is served
+            candidate, note = served, f"fusion not learned ({exc}): the served model is kept"
+    if not tasks:
+        return GateEvaluation(candidate, gate_decision(None, None, settings.metric, settings.tolerance, 0,
+                                                       settings.min_gate_tasks), {"note": note})
     behaviour = fit_behaviour(train, collaborative)
     ms = method_set(behaviour, items, near, rules)
     methods = {"candidate": ms.fused("candidate", candidate), "served": ms.fused("served", served)}
-    ev = run_methods(methods, tasks, k, progress) if tasks else None
+    ev = run_methods(methods, tasks, k, progress)
     figures = aggregate(ev, k, len(behaviour.popularity), behaviour.popularity, behaviour.users,
-                        lambda ids: np.zeros((0, 1))) if ev else {}
-    value = {m: figures[m]["all"].get(settings.metric) for m in figures} if figures else {}
+                        lambda ids: np.zeros((0, 1)))
+    value = {m: figures[m]["all"].get(settings.metric) for m in figures}
     decision = gate_decision(value.get("candidate"), value.get("served"), settings.metric, settings.tolerance,
                              len(tasks), settings.min_gate_tasks)
     payload = {"k": k, "tasks": len(tasks), "catalog_size": len(behaviour.popularity), "methods": figures,
                "split_at": split_at, "headline": decision.reason,
-               "gate": asdict(decision), "candidate_model": candidate.to_json()}
+               "gate": asdict(decision), "candidate_model": candidate.to_json(), "note": note}
     return GateEvaluation(candidate, decision, payload)
 
 

@@ -354,6 +354,24 @@ def test_the_refresh_writes_llm_sentences_that_product_pages_read_from_the_cache
         server.shutdown()
 
 
+def test_a_new_shop_without_events_gets_a_release(weaviate_server: Any, tmp_path: Path) -> None:
+    """Cold start: no events at all. The refresh publishes the configured fusion (nothing to learn or judge by)
+    and every product page has a list from looks and words."""
+    shop = new_shop(tmp_path / "new", weaviate_server, "RefreshNewShop")
+    rows = read_rows(shop.catalog / "products.csv")[:30]
+    write_rows(shop.catalog / "products.csv", rows)
+    (shop.catalog / "events.csv").unlink()
+    try:
+        code, out, err = shop.refresh()
+        assert code == 0 and "without a comparison" in out, out + err
+        release = shop.releases.load()
+        assert release.collaborative_version is None and release.meta["fusion"] == "configured"
+        lists = lists_of(release.lists_path)
+        assert len(lists) == 30 and all(len(ids) >= 10 for ids in lists.values())
+    finally:
+        drop(shop.weaviate)
+
+
 # ------------------------------------------------------------------------------------ killed at any stage
 KILL_AT = ("vectorize", "gate", "lists", "publish")
 

@@ -491,6 +491,7 @@ def test_weaviate_lost_during_vectorize_fails_clearly_then_the_rerun_resumes(wea
                                  "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         with ProductStore.open(shop.weaviate) as store:
+            store.ensure_collection()  # so that counting works before the job has created it (it is idempotent)
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline and proc.poll() is None and store.count() < 16:
                 time.sleep(0.05)

@@ -2,7 +2,7 @@
 
 One object per product, id = uuid5(product_id), named vectors ``text``, ``image`` and ``behavior``
 (cosine HNSW, vectors supplied by us), filterable properties, and the fingerprints that let jobs skip
-unchanged work. Every batch write checks ``failed_objects`` and raises if any object failed.
+unchanged work. Every batch write checks the per-object errors of its request and raises if any object failed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from urllib.parse import urlparse
 import numpy as np
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
-from weaviate.exceptions import WeaviateBaseError
+from weaviate.exceptions import WeaviateBaseError, WeaviateInsertManyAllFailedError
 
 from recommender.changes import Fingerprints
 from recommender.config import WeaviateSettings
@@ -278,20 +279,33 @@ class ProductStore:
         return out
 
     def upsert(self, items: Sequence[StoredProduct], batch_size: int = 100) -> int:
-        """Write (insert or replace) objects in batches; raise StoreError naming any that failed."""
-        if not items:
-            return 0
-        collection = self._collection  # failed_objects lives on this handle, not on a fresh one
-        with _errors("write objects"):
-            with collection.batch.fixed_size(batch_size=batch_size, concurrent_requests=1) as batch:
-                for item in items:
-                    batch.add_object(properties=product_properties(item), uuid=product_uuid(item.product.product_id),
-                                     vector={k: v.tolist() for k, v in item.vectors.items()})
-            failed = collection.batch.failed_objects
-        if failed:
-            sample = "; ".join(f"{f.object_.properties.get('product_id')}: {f.message}" for f in failed[:5])
-            raise StoreError(f"{len(failed)} of {len(items)} objects failed to write: {sample}")
-        return len(items)
+        """Write (insert or replace) objects in batches; raise StoreError naming any that failed.
+
+        One synchronous ``insert_many`` request per batch, not the client's background batcher: when Weaviate
+        goes away mid-job the batcher keeps retrying without end and the job hangs; a request gives up after the
+        client's retries and the job fails with a clear error (and resumes on the next run).
+        """
+        collection = self._collection
+        written = 0
+        for start in range(0, len(items), max(1, batch_size)):
+            part = items[start:start + batch_size]
+            objects = [DataObject(properties=product_properties(item), uuid=product_uuid(item.product.product_id),
+                                  vector={k: v.tolist() for k, v in item.vectors.items()}) for item in part]
+            ids = ", ".join(item.product.product_id for item in part[:5])
+            try:
+                with _errors("write objects"):
+                    result = collection.data.insert_many(objects)
+            except StoreError as exc:
+                refused = isinstance(exc.__cause__, WeaviateInsertManyAllFailedError)
+                if refused and not isinstance(exc, StoreUnavailable):
+                    raise StoreError(f"all {len(part)} objects failed to write ({ids}…): {exc.__cause__}") from exc
+                raise
+            if result.has_errors:
+                sample = "; ".join(f"{part[i].product.product_id}: {e.message}"
+                                   for i, e in list(result.errors.items())[:5])
+                raise StoreError(f"{len(result.errors)} of {len(part)} objects failed to write: {sample}")
+            written += len(part)
+        return written
 
     def set_vector(self, name: str, vectors: Mapping[str, np.ndarray]) -> int:
         """Set one named vector of existing objects, keeping their properties and other vectors.

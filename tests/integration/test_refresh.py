@@ -485,7 +485,8 @@ def test_weaviate_lost_during_vectorize_fails_clearly_then_the_rerun_resumes(wea
     cut = replace(shop, weaviate=replace(shop.weaviate, http_port=http.listen_port, grpc_port=grpc.listen_port))
     http.start()
     grpc.start()
-    env = dict(os.environ, **cut.env(), RECSYS_VECTORIZE__CHUNK_SIZE="8", RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8")
+    env = dict(os.environ, **cut.env(), RECSYS_VECTORIZE__CHUNK_SIZE="8", RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8",
+               PYTHONFAULTHANDLER="1")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "refresh", "--catalog", str(shop.catalog),
                                  "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -498,7 +499,12 @@ def test_weaviate_lost_during_vectorize_fails_clearly_then_the_rerun_resumes(wea
             http.stop()
             grpc.stop()
             t0 = time.monotonic()
-            out, err = proc.communicate(timeout=240)
+            try:
+                out, err = proc.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: the job's threads' stacks go to stderr
+                out, err = proc.communicate()
+                pytest.fail(f"the refresh did not exit within 180 s of losing Weaviate:\n{err[-6000:]}")
             failed_after = time.monotonic() - t0
             written = store.count()
         assert proc.returncode == 2, out + err

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.checkpoint is not None:
         settings = replace(settings, image_encoder=replace(settings.image_encoder, checkpoint=args.checkpoint))
     configured = service.image_encoder(settings)
+    text_encoder = service.text_encoder(settings)
+    configured.check_text_encoder(text_encoder.identity)
     checkpoint = configured.checkpoint
     encoder = OpenClipImageEncoder(replace(settings.image_encoder, checkpoint=checkpoint), load_weights=False) \
         if args.untrained else configured
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--exclude-trained needs a trained checkpoint (none configured, no current one)")
     only = held_out_ids(source) if source is not None else None
     v = settings.vectorize
-    result = evaluate_catalog(args.catalog, service.text_encoder(settings), encoder, only=only,
+    result = evaluate_catalog(args.catalog, text_encoder, encoder, only=only,
                               limits=ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
                               batch_size=settings.image_encoder.batch_size, progress=not args.no_progress)
     metrics = {**result.metrics, "products_from": str(source) if source else None}

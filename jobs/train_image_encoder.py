@@ -30,11 +30,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (warmup, then cosine)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--text-target", choices=("title", "full", "both"), default=d.text_target,
+                   help="text vectors the images learn to match: the title, the full product text, or both")
+    p.add_argument("--target-temperature", type=float, default=d.target_temperature,
+                   help="> 0: soft targets from text-text similarity (near-duplicate titles share credit)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share held out for validation")
     p.add_argument("--holdout-fraction", type=float, default=0.0,
                    help="share of products never trained on (ids written to the manifest, for evaluate-search)")
     p.add_argument("--max-minutes", type=float, default=d.max_minutes, help="time limit (0 = none)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--force", action="store_true",
+                   help="retrain even when the current checkpoint has the same data hash and training config")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -44,16 +51,19 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> TrainConfi
     model = args.model or (settings.image_encoder.model if settings.image_encoder.pretrained else TrainConfig.model)
     return replace(TrainConfig(), model=model, pretrained=args.pretrained or settings.image_encoder.pretrained,
                    image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                   weight_decay=args.weight_decay, text_target=args.text_target,
+                   target_temperature=args.target_temperature,
                    val_fraction=args.val_fraction, max_minutes=args.max_minutes, seed=args.seed,
                    threads=settings.image_encoder.threads or TrainConfig.threads)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Train, save a versioned checkpoint, point ``current`` at it, print the summary."""
+    """Train, save a versioned checkpoint, point ``current`` at it, print the summary (exit 0 also when the
+    current checkpoint already matches the data and config and training is skipped)."""
     out = args.out or service.image_encoder_dir(settings)
     v = settings.vectorize
     summary = train_image_encoder(args.catalog, out, service.text_encoder(settings), config_from_args(args, settings),
-                                  holdout_fraction=args.holdout_fraction,
+                                  holdout_fraction=args.holdout_fraction, force=args.force,
                                   limits=ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
                                   progress=not args.no_progress)
     for pid, why in summary.image_problems[:MAX_LISTED]:

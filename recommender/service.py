@@ -61,4 +61,4 @@ def image_encoder(settings: Settings) -> OpenClipImageEncoder:
     current = image_encoder_dir(settings) / "current"
     if s.checkpoint is None and s.pretrained is None and current.exists():
         s = replace(s, checkpoint=current)
-    return OpenClipImageEncoder(s)
+    return OpenClipImageEncoder(s, text_encoder=text_encoder(settings).identity)

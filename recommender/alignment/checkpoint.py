@@ -64,7 +64,7 @@ def _remove_dir(path: Path) -> None:
 def _architecture(spec: TowerSpec) -> dict[str, Any]:
     return {"model": spec.model, "model_config": model_config(spec.model), "image_size": spec.image_size,
             "text_dim": spec.text_dim, "mean": list(spec.mean), "std": list(spec.std),
-            "preprocess": "pad-to-square-white,resize-bicubic"}
+            "preprocess": "pad-to-square-white,resize-bicubic", "flip_average": spec.flip_average}
 
 
 def checkpoint_dir(path: Path) -> Path:
@@ -97,7 +97,8 @@ def spec_from_manifest(manifest: dict[str, Any]) -> TowerSpec:
     """The tower spec a manifest describes."""
     a = manifest["architecture"]
     return TowerSpec(str(a["model"]), int(a["image_size"]), int(a["text_dim"]),
-                     tuple(float(v) for v in a["mean"]), tuple(float(v) for v in a["std"]))  # type: ignore[arg-type]
+                     tuple(float(v) for v in a["mean"]), tuple(float(v) for v in a["std"]),  # type: ignore[arg-type]
+                     bool(a.get("flip_average", False)))
 
 
 def load_checkpoint(path: Path, load_weights: bool = True, seed: int = 0) -> tuple[AlignedImageModel, TowerSpec,
@@ -134,7 +135,7 @@ def _rebuild(manifest: dict[str, Any], spec: TowerSpec, seed: int) -> AlignedIma
         visual = clip.visual
         with torch.no_grad():
             tower_dim = int(visual.eval()(torch.zeros(1, 3, spec.image_size, spec.image_size)).shape[-1])
-        return AlignedImageModel(visual, tower_dim, spec.text_dim)
+        return AlignedImageModel(visual, tower_dim, spec.text_dim, flip_average=spec.flip_average)
 
 
 def _read_weights(folder: Path, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -28,13 +28,17 @@ class TrainConfig:
     image_size: int = 64
     epochs: int = 40
     batch_size: int = 128  # capped at a quarter of the training set (at least 16) for small catalogs
+    # 1e-3 won 5-minute Myntra runs (R@10 0.49 vs 0.45) but overfits over 30 minutes (0.51 vs 0.54 in 20 min at
+    # 2e-3) and is worse on the fixtures (0.62 vs 0.66): 2e-3 and "both" stay the defaults.
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_fraction: float = 0.05
     val_fraction: float = 0.1
-    patience: int = 8  # epochs without a better validation MRR before stopping
+    patience: int = 8  # epochs without a better validation MRR before stopping (not with a time limit)
     max_minutes: float = 0.0  # 0 = no time limit; else the LR schedule is squeezed to end on time
     text_target: str = "both"  # "full" product text, "title", or "both" (each step picks one at random)
+    target_temperature: float = 0.0  # > 0: soft targets from text–text similarity (near-duplicate titles)
+    flip_average: bool = True  # the model's eval-mode vector averages the image and its mirror image
     seed: int = 0
     # One thread: the small tower trains 2.5x faster than with torch's 2 threads on the 2-core box (measured).
     threads: int = 1
@@ -99,7 +103,7 @@ def train(pairs: PairSet, config: TrainConfig, progress: bool = True) -> TrainRe
         raise ValueError(f"need at least 2 training pairs, got {len(train_rows)}")
     train_set, val_set = pairs.subset(train_rows), pairs.subset(val_rows)
     model, spec = build_model(config.model, config.image_size, int(pairs.texts.shape[1]), config.pretrained,
-                              config.seed)
+                              config.seed, config.flip_average)
     loop = _Loop(model, spec, train_set, val_set, config)
     return loop.run(progress)
 
@@ -109,6 +113,8 @@ class _Loop:
 
     def __init__(self, model: AlignedImageModel, spec: TowerSpec, train_set: PairSet, val_set: PairSet,
                  config: TrainConfig) -> None:
+        # channels_last: the convolutions train ~20% faster on CPU (measured on the 2-core box).
+        model = model.to(memory_format=torch.channels_last)
         self.model, self.spec, self.train_set, self.val_set, self.config = model, spec, train_set, val_set, config
         self.gen = torch.Generator().manual_seed(config.seed)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
@@ -145,7 +151,9 @@ class _Loop:
                 self.result.best_epoch = epoch
             else:
                 waited += 1
-            if waited >= self.config.patience:
+            # With a time limit the schedule ends on time: stopping early on a noisy validation set only loses
+            # the low-learning-rate end, where the model gains most (a Myntra run stopped at 5 of 30 minutes).
+            if waited >= self.config.patience and self.config.max_minutes <= 0:
                 self.result.stopped = "early stop"
                 break
             if self.config.max_minutes > 0 and time.perf_counter() - start >= self.config.max_minutes * 60:
@@ -169,8 +177,9 @@ class _Loop:
             rows = order[i * self.batch:(i + 1) * self.batch]
             x = augment(self.train_set.images[rows], self.gen)
             x = (x - torch.tensor(self.spec.mean).view(1, 3, 1, 1)) / torch.tensor(self.spec.std).view(1, 3, 1, 1)
+            x = x.contiguous(memory_format=torch.channels_last)
             bank = self.text_bank()
-            loss = contrastive_loss(self.model(x), bank, rows, self.model.logit_scale)
+            loss = contrastive_loss(self.model(x), bank, rows, self.model.logit_scale, self.config.target_temperature)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from PIL import Image
 from recommender.config import ImageEncoderSettings
 from recommender.encoders.base import l2_normalize
 from recommender.errors import EncoderError
+
+log = logging.getLogger(__name__)
 
 
 def square_thumbnail(image: Image.Image, size: int) -> Image.Image:
@@ -46,9 +49,11 @@ class OpenClipImageEncoder:
     reproducible, but its vectors mean nothing beyond raw pixel statistics.
     """
 
-    def __init__(self, settings: ImageEncoderSettings, load_weights: bool = True) -> None:
+    def __init__(self, settings: ImageEncoderSettings, load_weights: bool = True,
+                 text_encoder: str | None = None) -> None:
         """``load_weights=False`` with a trained checkpoint gives its architecture at seeded random init
-        (the untrained baseline an evaluation compares against)."""
+        (the untrained baseline an evaluation compares against). ``text_encoder``: the configured text
+        encoder's identity; a trained checkpoint aligned to another one is loaded with a warning."""
         self._settings = settings
         self._load_weights = load_weights
         self._lock = threading.Lock()
@@ -63,6 +68,8 @@ class OpenClipImageEncoder:
             from recommender.alignment.checkpoint import read_manifest
 
             self._manifest = read_manifest(ckpt)
+            if text_encoder is not None:
+                self.check_text_encoder(text_encoder)
 
     @property
     def identity(self) -> str:
@@ -96,6 +103,17 @@ class OpenClipImageEncoder:
         if self._manifest is None:
             return None
         return str(self._manifest.get("text_encoder", {}).get("identity", "")) or None
+
+    def check_text_encoder(self, configured: str) -> bool:
+        """False, and a warning naming both, when a trained checkpoint maps images into the space of another
+        text encoder than ``configured`` (its text→image search would compare unrelated vectors)."""
+        aligned = self.aligned_to
+        if aligned is None or aligned == configured:
+            return True
+        log.warning("image encoder checkpoint %s was aligned to text encoder %r, but the configured text encoder "
+                    "is %r: image vectors will not match text vectors; retrain with `recsys train-image-encoder`",
+                    self._settings.checkpoint, aligned, configured)
+        return False
 
     def _ensure_loaded(self) -> None:
         with self._lock:

@@ -18,7 +18,6 @@ from threadpoolctl import threadpool_limits
 from recommender import service
 from recommender.catalog import load_catalog
 from recommender.config import Settings
-from recommender.domain import ProductFilter
 from recommender.errors import RecommenderError
 from recommender.evaluation.protocol import build_tasks, split_point, time_split
 from recommender.evaluation.report import write_metrics, write_report
@@ -33,6 +32,7 @@ from recommender.evaluation.runner import (
 from recommender.events import EventReader, find_events_file
 from recommender.fusion import Rules
 from recommender.item_cache import ItemCache
+from recommender.recommendations import nearest
 from recommender.store import ProductStore
 
 
@@ -117,9 +117,7 @@ def _evaluate(store: ProductStore, settings: Settings, args: argparse.Namespace,
               "run `recsys vectorize` on this catalog first", file=sys.stderr)
     items = ItemCache(store)
 
-    def near(vector: np.ndarray, name: str, n: int, filters: ProductFilter | None) -> list[tuple[str, float]]:
-        return [(h.product_id, 1.0 - h.distance) for h in store.near_vector(vector, name, n, filters, properties=[])]
-
+    near = nearest(store)
     rules = Rules()
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ from recommender import service
 from recommender.catalog import CatalogReader
 from recommender.collaborative import Artifacts, ArtifactStore, model_params
 from recommender.config import Settings
-from recommender.domain import ProductFilter, RankedItem
+from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
 from recommender.evaluation.runner import Behaviour, fit_behaviour
@@ -43,7 +43,7 @@ from recommender.item_cache import ItemCache, item_view
 from recommender.llm import build_explainer
 from recommender.precomputed import ListWriter, PrecomputedLists
 from recommender.ranking import FusionRanker
-from recommender.recommendations import enabled_sources, fusion_model_path, ranking_parts
+from recommender.recommendations import enabled_sources, fusion_model_path, nearest, ranking_parts
 from recommender.refresh import (
     GateDecision,
     GateEvaluation,
@@ -162,6 +162,7 @@ class Refresh:
         self.releases = ReleaseStore.in_data_dir(settings.data_dir)
         self.artifacts = ArtifactStore.in_data_dir(settings.data_dir)
         self.items = ItemCache(store)
+        self.near = nearest(store)
 
     def run(self) -> None:
         """Every stage, in order."""
@@ -237,7 +238,7 @@ class Refresh:
                          behaviour.recent_popularity if behaviour else {}, gate.decision, gate.payload)
 
     def _gate(self, events: list, pinned: FusionModel | None) -> GateEvaluation:
-        return evaluate_gate(events, self.items, self._near, self._served_model(), self.settings.refresh,
+        return evaluate_gate(events, self.items, self.near, self._served_model(), self.settings.refresh,
                              self.settings.collaborative, Rules(), pinned=pinned, progress=self.progress)
 
     def _save_behaviour(self, behaviour: Behaviour, digest: str, params: dict[str, Any]) -> Artifacts:
@@ -298,7 +299,7 @@ class Refresh:
                changed: set[str]) -> None:
         """Rank every product page (after a refit), or only the changed ones and carry the rest over."""
         s = self.summary
-        sources, items, features = ranking_parts(c.artifacts, c.popularity, c.recent, self.items, self._near,
+        sources, items, features = ranking_parts(c.artifacts, c.popularity, c.recent, self.items, self.near,
                                                  enabled_sources(self.settings.ranking.sources))
         r = self.settings.ranking
         rules = Rules(r.exclude_out_of_stock, False, r.max_per_variant_group, r.diversity)
@@ -366,10 +367,6 @@ class Refresh:
             return
         with self.summary.stage("behavior_vectors"):
             sync_behavior(self.store, self.releases, self.artifacts, self.progress)
-
-    def _near(self, vector: Any, name: str, n: int, filters: ProductFilter | None) -> list[tuple[str, float]]:
-        return [(h.product_id, 1.0 - h.distance) for h in self.store.near_vector(vector, name, n, filters,
-                                                                                 properties=[])]
 
 
 def sync_behavior(store: ProductStore, releases: ReleaseStore, artifacts: ArtifactStore, progress: bool) -> None:

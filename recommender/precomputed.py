@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,3 @@ class PrecomputedLists:
         with self._lock:
             self._db.close()
 
-
-def by_id(items: Iterable[RankedItem]) -> Mapping[str, RankedItem]:
-    """Ranked items keyed by product id."""
-    return {r.product_id: r for r in items}

@@ -286,7 +286,8 @@ class RecommendationService:
                 else configured_model(self._weights)
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
-        sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near, self._enabled)
+        sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, nearest(self._store),
+                                                 self._enabled)
         return _Loaded(key, release.version if release else None, version, sources, items, features, model,
                        artifacts.cooccurrence if artifacts else None, lists)
 
@@ -301,16 +302,20 @@ class RecommendationService:
             return {co.items.id(i): float(n) for i, n in enumerate(co.sessions_per_item) if n > 0}, {}
         return {pid: float(sum(kinds.values())) for pid, kinds in self._log().popularity().items()}, {}
 
-    def _near(self, vector: np.ndarray, name: str, n: int, filters: ProductFilter | None
-              ) -> list[tuple[str, float]]:
-        return [(h.product_id, 1.0 - h.distance)
-                for h in self._store.near_vector(vector, name, n, filters, properties=[])]
-
     def _log(self) -> EventLog:
         log: EventLog | None = getattr(self._local, "log", None)
         if log is None:
             log = self._local.log = EventLog.in_data_dir(self._data_dir)
         return log
+
+
+def nearest(store: RecommendationStore) -> NearVector:
+    """The store's near-vector query as candidate sources call it: (product id, cosine) pairs, ids only."""
+
+    def near(vector: np.ndarray, name: str, n: int, filters: ProductFilter | None) -> list[tuple[str, float]]:
+        return [(h.product_id, 1.0 - h.distance) for h in store.near_vector(vector, name, n, filters, properties=[])]
+
+    return near
 
 
 def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], recent: Mapping[str, float],

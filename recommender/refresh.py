@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from recommender.changes import Fingerprints
 from recommender.config import CollaborativeSettings, RefreshSettings
-from recommender.domain import ItemView, RankedItem, RankQuery
+from recommender.domain import RankedItem, RankQuery
 from recommender.errors import RecommenderError
 from recommender.evaluation.protocol import AnchorTask, build_tasks, split_point, time_split
 from recommender.evaluation.runner import aggregate, fit_behaviour, learn_fusion, method_set, run_methods
@@ -199,8 +199,3 @@ def precompute_lists(ranker: FusionRanker, anchors: Sequence[str], writer: ListW
     summary.seconds = time.perf_counter() - start
     return summary, kept
 
-
-def snapshot_views(items: ItemLookup, product_ids: Sequence[str], batch: int = 500) -> Iterator[ItemView]:
-    """Current views of the products, fetched in batches (for the release's render snapshot)."""
-    for i in range(0, len(product_ids), batch):
-        yield from items.get_many(product_ids[i:i + batch]).values()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import ItemView, RankedItem
-from recommender.precomputed import ListWriter, PrecomputedLists, by_id, view_from, view_json
+from recommender.precomputed import ListWriter, PrecomputedLists, view_from, view_json
 
 RANKED = [
     RankedItem("p2", 0.9, {"text": 0.7, "image": 0.2}, ("text", "image")),
@@ -221,9 +221,3 @@ def test_reader_does_not_create_a_missing_file(tmp_path: Path) -> None:
         PrecomputedLists(missing)
     assert not missing.exists()
 
-
-def test_by_id_keys_ranked_items() -> None:
-    """by_id maps product id to its RankedItem."""
-    keyed = by_id(RANKED)
-    assert list(keyed) == ["p2", "p3", "p1"]
-    assert keyed["p3"] is RANKED[1]

@@ -43,7 +43,7 @@ from recommender.catalog import CatalogReader
 from recommender.config import Settings, load_settings
 from recommender.events import EventReader, find_events_file
 from recommender.store import ProductStore
-from recommender.weaviate_server import LocalWeaviate, free_port
+from recommender.weaviate_server import LocalWeaviate, free_port, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 120.0
@@ -287,7 +287,8 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-api-"))
     base = load_settings()
-    server = LocalWeaviate(base.weaviate_binary, work / "weaviate", http_port=free_port(), grpc_port=free_port())
+    http_port, grpc_port = free_ports(2)
+    server = LocalWeaviate(base.weaviate_binary, work / "weaviate", http_port=http_port, grpc_port=grpc_port)
     server.start()
     try:
         settings = replace(base, weaviate=replace(base.weaviate, host="127.0.0.1", http_port=server.http_port,

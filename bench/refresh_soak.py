@@ -40,7 +40,7 @@ from api_load import REPO, gunicorn, job_env, shoppers
 
 from recommender.catalog import CatalogReader
 from recommender.config import load_settings
-from recommender.weaviate_server import LocalWeaviate, free_port
+from recommender.weaviate_server import LocalWeaviate, free_ports
 
 
 def timed_refresh(env: dict[str, str], catalog: Path) -> tuple[float, str]:
@@ -148,8 +148,9 @@ def main() -> None:
     catalog = work / "catalog"
     shutil.copytree(args.catalog, catalog, ignore=shutil.ignore_patterns("truth.csv"))
     base_settings = load_settings()
-    server = LocalWeaviate(base_settings.weaviate_binary, work / "weaviate", http_port=free_port(),
-                           grpc_port=free_port())
+    http_port, grpc_port = free_ports(2)
+    server = LocalWeaviate(base_settings.weaviate_binary, work / "weaviate", http_port=http_port,
+                           grpc_port=grpc_port)
     server.start()
     try:
         settings = replace(base_settings, weaviate=replace(base_settings.weaviate, host="127.0.0.1",

@@ -29,7 +29,7 @@ from recommender.images import ImageLimits, decode_image, read_image_bytes
 from recommender.store import ProductStore
 from recommender.synthetic import generate_catalog
 from recommender.vectorize import Vectorizer
-from recommender.weaviate_server import LocalWeaviate, free_port
+from recommender.weaviate_server import LocalWeaviate, free_ports
 
 
 def raw_rates(settings: Settings, catalog: Path, n: int) -> tuple[float, float]:
@@ -104,7 +104,8 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vectorize-"))
     base = load_settings()
-    server = LocalWeaviate(base.weaviate_binary, work / "weaviate", http_port=free_port(), grpc_port=free_port())
+    http_port, grpc_port = free_ports(2)
+    server = LocalWeaviate(base.weaviate_binary, work / "weaviate", http_port=http_port, grpc_port=grpc_port)
     server.start()
     try:
         settings = replace(base, weaviate=replace(base.weaviate, http_port=server.http_port,

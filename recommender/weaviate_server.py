@@ -44,9 +44,12 @@ class ClusterPorts:
     raft_rpc: int
 
     @classmethod
-    def free(cls, host: str = "127.0.0.1") -> ClusterPorts:
-        """Four distinct ports that are free on ``host`` right now."""
-        gossip, data, raft, raft_rpc = free_ports(4, host)
+    def free(cls, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()) -> ClusterPorts:
+        """Four distinct ports that are free on ``host`` right now and not in ``exclude``.
+
+        ``exclude`` holds the HTTP/gRPC ports: they are not bound yet, so the OS may hand them out again.
+        """
+        gossip, data, raft, raft_rpc = free_ports(4, host, exclude)
         return cls(gossip=gossip, data=data, raft=raft, raft_rpc=raft_rpc)
 
 
@@ -55,14 +58,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct free TCP ports (sockets are held open until all are picked)."""
+def free_ports(count: int, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()) -> list[int]:
+    """``count`` distinct free TCP ports outside ``exclude`` (sockets are held open until all are picked)."""
     with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
+        ports: list[int] = []
+        while len(ports) < count:
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             sock.bind((host, 0))
-            ports.append(int(sock.getsockname()[1]))
+            port = int(sock.getsockname()[1])
+            if port not in exclude:
+                ports.append(port)
         return ports
 
 
@@ -308,7 +313,9 @@ class LocalWeaviate:
         """Spawn the process with its output appended to the log file, and record its pid."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        ports = self.cluster_ports or ClusterPorts.free(self._cluster_addr())
+        ports = self.cluster_ports or ClusterPorts.free(
+            self._cluster_addr(), exclude=frozenset({self.http_port, self.grpc_port})
+        )
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()
             _write_banner(log, self.command(), ports)

@@ -12,7 +12,7 @@ import pytest
 
 from recommender.config import Settings, load_settings
 from recommender.errors import ConfigError, WeaviateServerError
-from recommender.weaviate_server import INSTALL_HINT, LocalWeaviate, free_port
+from recommender.weaviate_server import INSTALL_HINT, LocalWeaviate, free_ports
 
 
 def _resolve_real_binary() -> Path:
@@ -83,12 +83,13 @@ def weaviate_server(weaviate_binary: Path, tmp_path_factory: pytest.TempPathFact
     """One real Weaviate for the whole session, on free ports, data in a session temp dir."""
     root = tmp_path_factory.mktemp("weaviate")
     host = "127.0.0.1"
+    http_port, grpc_port = free_ports(2, host)
     server = LocalWeaviate(
         binary=weaviate_binary,
         data_dir=root / "data",
         host=host,
-        http_port=free_port(host),
-        grpc_port=free_port(host),
+        http_port=http_port,
+        grpc_port=grpc_port,
         startup_timeout_s=120.0,
         log_path=root / "weaviate.log",
     )

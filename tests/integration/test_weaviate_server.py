@@ -13,19 +13,21 @@ from typing import Any
 import pytest
 
 from recommender.errors import WeaviateServerError
-from recommender.weaviate_server import LocalWeaviate, free_port, read_pidfile, stop_from_pidfile
+from recommender.weaviate_server import LocalWeaviate, free_port, free_ports, read_pidfile, stop_from_pidfile
 
 pytestmark = pytest.mark.integration
 
 
 def _server(binary: Path, root: Path, **kwargs: Any) -> LocalWeaviate:
     """A LocalWeaviate on fresh free ports with its data under ``root``."""
+    http_port = kwargs.pop("http_port", None) or free_port()
+    (grpc_port,) = free_ports(1, exclude=frozenset({http_port}))
     return LocalWeaviate(
         binary=binary,
         data_dir=root / "weaviate",
         host="127.0.0.1",
-        http_port=kwargs.pop("http_port", None) or free_port(),
-        grpc_port=free_port(),
+        http_port=http_port,
+        grpc_port=grpc_port,
         startup_timeout_s=kwargs.pop("startup_timeout_s", 120.0),
         log_path=root / "weaviate.log",
         **kwargs,

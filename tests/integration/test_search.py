@@ -24,8 +24,15 @@ from tests.integration.conftest import FIXTURES, IMAGE_SIZE
 
 pytestmark = pytest.mark.integration
 
-PRODUCTS = {r["product_id"]: r for r in csv.DictReader((FIXTURES / "products.csv").open(newline=""))}
-TRUTH = {r["product_id"]: r for r in csv.DictReader((FIXTURES / "truth.csv").open(newline=""))}
+
+
+def _rows(name: str) -> dict[str, dict[str, str]]:
+    with (FIXTURES / name).open(newline="") as fh:
+        return {r["product_id"]: r for r in csv.DictReader(fh)}
+
+
+PRODUCTS = _rows("products.csv")
+TRUTH = _rows("truth.csv")
 
 
 def settings_for(weaviate: WeaviateSettings, **overrides: Any) -> Settings:

@@ -35,6 +35,13 @@ def add_parser(sub: Any) -> None:
                    help="text vectors the images learn to match: the title, the full product text, or both")
     p.add_argument("--target-temperature", type=float, default=d.target_temperature,
                    help="> 0: soft targets from text-text similarity (near-duplicate titles share credit)")
+    p.add_argument("--min-crop-scale", type=float, default=d.min_crop_scale,
+                   help="augmentation: smallest random crop, as a share of the image area (1 = no crop)")
+    p.add_argument("--max-rotate", type=float, default=d.max_rotate_deg, help="augmentation: largest rotation, degrees")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay,
+                   help="keep a moving average of the weights with this decay (0 = the raw weights)")
+    p.add_argument("--attribute-weight", type=float, default=d.attribute_weight,
+                   help="weight of the category/colour classification heads during training (0 = none)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share held out for validation")
     p.add_argument("--holdout-fraction", type=float, default=0.0,
                    help="share of products never trained on (ids written to the manifest, for evaluate-search)")
@@ -52,8 +59,10 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> TrainConfi
     return replace(TrainConfig(), model=model, pretrained=args.pretrained or settings.image_encoder.pretrained,
                    image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    weight_decay=args.weight_decay, text_target=args.text_target,
-                   target_temperature=args.target_temperature,
-                   val_fraction=args.val_fraction, max_minutes=args.max_minutes, seed=args.seed,
+                   target_temperature=args.target_temperature, min_crop_scale=args.min_crop_scale,
+                   max_rotate_deg=args.max_rotate, ema_decay=args.ema_decay, val_fraction=args.val_fraction,
+                   attribute_weight=args.attribute_weight,
+                   max_minutes=args.max_minutes, seed=args.seed,
                    threads=settings.image_encoder.threads or TrainConfig.threads)
 
 

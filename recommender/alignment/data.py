@@ -25,8 +25,9 @@ class PairSet:
     """Aligned rows: product ``i`` has image ``images[i]`` and text vectors ``texts[i]`` / ``titles[i]``.
 
     ``texts`` embed the product's full text (title, category, colour, …: what its stored text vector is);
-    ``titles`` embed the title alone (what a shopper types). Products without a usable image are left out
-    and listed in ``problems``.
+    ``titles`` embed the title alone (what a shopper types). ``attributes`` holds each product's visible
+    attributes (category, colour; "" when unknown) as extra training labels. Products without a usable image
+    are left out and listed in ``problems``.
     """
 
     product_ids: tuple[str, ...]
@@ -36,6 +37,7 @@ class PairSet:
     titles: torch.Tensor  # float32, N×D, unit rows
     data_hash: str
     problems: tuple[tuple[str, str], ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.product_ids)
@@ -44,7 +46,8 @@ class PairSet:
         """The pairs at ``rows``, in that order (same data hash: it names the source catalog)."""
         idx = torch.as_tensor(list(rows), dtype=torch.long)
         return PairSet(tuple(self.product_ids[i] for i in rows), tuple(self.titles_text[i] for i in rows),
-                       self.images[idx], self.texts[idx], self.titles[idx], self.data_hash, self.problems)
+                       self.images[idx], self.texts[idx], self.titles[idx], self.data_hash, self.problems,
+                       tuple(self.attributes[i] for i in rows) if self.attributes else ())
 
 
 def load_pairs(folder: Path, text_encoder: Encoder[str], image_size: int, *, only: Collection[str] | None = None,
@@ -84,7 +87,16 @@ def _assemble(kept: list[tuple[Product, np.ndarray, str]], problems: tuple[tuple
     texts = text_encoder.encode_batch([p.text_for_embedding() for p, _, _ in kept])
     titles = text_encoder.encode_batch([p.title for p, _, _ in kept])
     return PairSet(tuple(p.product_id for p, _, _ in kept), tuple(p.title for p, _, _ in kept), images,
-                   torch.from_numpy(texts), torch.from_numpy(titles), h.hexdigest()[:16], problems)
+                   torch.from_numpy(texts), torch.from_numpy(titles), h.hexdigest()[:16], problems,
+                   tuple(visible_attributes(p) for p, _, _ in kept))
+
+
+ATTRIBUTES = ("category", "colour")
+
+
+def visible_attributes(product: Product) -> tuple[str, str]:
+    """The attributes a photo shows, in ``ATTRIBUTES`` order ("" when the catalog does not say)."""
+    return (product.category_path, product.color)
 
 
 def split_rows(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from recommender.alignment.augment import augment, normalize
-from recommender.alignment.data import PairSet, split_rows
+from recommender.alignment.data import ATTRIBUTES, PairSet, split_rows
 from recommender.alignment.model import AlignedImageModel, TowerSpec, build_model, contrastive_loss
 from recommender.evaluation.search_eval import own_item_figures
 
@@ -31,7 +33,7 @@ class TrainConfig:
     # 1e-3 won 5-minute Myntra runs (R@10 0.49 vs 0.45) but overfits over 30 minutes (0.51 vs 0.54 in 20 min at
     # 2e-3) and is worse on the fixtures (0.62 vs 0.66): 2e-3 and "both" stay the defaults.
     lr: float = 2e-3
-    weight_decay: float = 0.05
+    weight_decay: float = 0.2  # 0.05 overfit 30-minute Myntra runs earlier (validation peaked at epoch 36 of 85)
     warmup_fraction: float = 0.05
     val_fraction: float = 0.1
     patience: int = 8  # epochs without a better validation MRR before stopping (not with a time limit)
@@ -39,6 +41,17 @@ class TrainConfig:
     text_target: str = "both"  # "full" product text, "title", or "both" (each step picks one at random)
     target_temperature: float = 0.0  # > 0: soft targets from text–text similarity (near-duplicate titles)
     flip_average: bool = True  # the model's eval-mode vector averages the image and its mirror image
+    # Augmentation strength: smallest crop area share and largest rotation. Light wins: on Myntra (10 min)
+    # crops of ≥ 85% and ±3° scored held-out R@10 0.558 vs 0.507 for ≥ 60% / ±8° and 0.480 for ≥ 35% / ±15°.
+    min_crop_scale: float = 0.85
+    max_rotate_deg: float = 3.0
+    # > 0: validate and keep an exponential moving average of the weights (0 = the raw weights). Measured on
+    # Myntra, 10 minutes: held-out R@10 0.528 vs 0.507 for the raw weights.
+    ema_decay: float = 0.998
+    # > 0: heads on the tower's features also classify each image's catalog category and colour (training
+    # only, not saved), weighted this much against the contrastive loss. Measured on Myntra (10 min, with the
+    # moving average): held-out R@10 0.545 vs 0.528 without.
+    attribute_weight: float = 0.3
     seed: int = 0
     # One thread: the small tower trains 2.5x faster than with torch's 2 threads on the 2-core box (measured).
     threads: int = 1
@@ -117,8 +130,10 @@ class _Loop:
         model = model.to(memory_format=torch.channels_last)
         self.model, self.spec, self.train_set, self.val_set, self.config = model, spec, train_set, val_set, config
         self.gen = torch.Generator().manual_seed(config.seed)
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
-        rest = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]
+        self.heads = AttributeHeads(model.proj.in_features, train_set) if config.attribute_weight > 0 else None
+        params = list(model.named_parameters()) + (list(self.heads.named_parameters()) if self.heads else [])
+        decay = [p for n, p in params if p.ndim >= 2 and "logit_scale" not in n]
+        rest = [p for n, p in params if p.ndim < 2 or "logit_scale" in n]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                       {"params": rest, "weight_decay": 0.0}], lr=config.lr)
         # Small catalogs: cap the batch so that an epoch still has several optimiser steps.
@@ -126,6 +141,28 @@ class _Loop:
         self.steps_per_epoch = max(1, len(train_set) // self.batch)
         self.total_steps = self.steps_per_epoch * max(1, config.epochs)
         self.result = TrainResult(model, spec, train_size=len(train_set), val_size=len(val_set))
+        self.ema = copy.deepcopy(model) if config.ema_decay > 0 else None
+
+    @property
+    def kept(self) -> AlignedImageModel:
+        """The model that is validated and returned: the moving average when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+    def update_ema(self, step: int) -> None:
+        """Move the averaged weights (and BatchNorm statistics) towards the live ones.
+
+        The decay ramps up from 0.1 so that short runs (a few hundred steps) are not dominated by the init.
+        """
+        if self.ema is None:
+            return
+        decay = min(self.config.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            live = self.model.state_dict()
+            for name, value in self.ema.state_dict().items():
+                if value.dtype.is_floating_point:
+                    value.lerp_(live[name], 1 - decay)
+                else:
+                    value.copy_(live[name])
 
     def lr_at(self, step: int, elapsed: float) -> float:
         """Linear warmup then cosine decay; progress is by steps, or by time when a time limit is closer."""
@@ -147,7 +184,7 @@ class _Loop:
             self.result.history.append(stats)
             bar.set_postfix(loss=f"{loss:.3f}", val_R10=f"{stats.val_recall_at_10:.3f}", val_mrr=f"{stats.val_mrr:.3f}")
             if stats.val_mrr > best_mrr or not self.val_set.product_ids:
-                best_mrr, best_state, waited = stats.val_mrr, copy.deepcopy(self.model.state_dict()), 0
+                best_mrr, best_state, waited = stats.val_mrr, copy.deepcopy(self.kept.state_dict()), 0
                 self.result.best_epoch = epoch
             else:
                 waited += 1
@@ -161,9 +198,10 @@ class _Loop:
                 break
         bar.close()
         self.result.seconds = time.perf_counter() - start
+        self.result.model = self.kept
         if best_state is not None:
-            self.model.load_state_dict(best_state)
-        self.model.eval()
+            self.result.model.load_state_dict(best_state)
+        self.result.model.eval()
         return self.result
 
     def epoch(self, epoch: int, bar: tqdm, start: float) -> float:
@@ -175,14 +213,20 @@ class _Loop:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(step, time.perf_counter() - start)
             rows = order[i * self.batch:(i + 1) * self.batch]
-            x = augment(self.train_set.images[rows], self.gen)
+            x = augment(self.train_set.images[rows], self.gen, min_scale=self.config.min_crop_scale,
+                        max_rotate_deg=self.config.max_rotate_deg)
             x = (x - torch.tensor(self.spec.mean).view(1, 3, 1, 1)) / torch.tensor(self.spec.std).view(1, 3, 1, 1)
             x = x.contiguous(memory_format=torch.channels_last)
             bank = self.text_bank()
-            loss = contrastive_loss(self.model(x), bank, rows, self.model.logit_scale, self.config.target_temperature)
+            feats = self.model.visual(x)
+            vecs = F.normalize(self.model.proj(feats), dim=-1)
+            loss = contrastive_loss(vecs, bank, rows, self.model.logit_scale, self.config.target_temperature)
+            if self.heads is not None:
+                loss = loss + self.config.attribute_weight * self.heads.loss(feats, rows)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+            self.update_ema(step)
             losses.append(loss.item())
             self.result.images_seen += len(rows)
             bar.update(1)
@@ -197,12 +241,42 @@ class _Loop:
     def validate(self, epoch: int, loss: float) -> EpochStats:
         if not self.val_set.product_ids:
             return EpochStats(epoch, loss, float("nan"), float("nan"), float("nan"))
-        vecs = encode_pairs(self.model, self.spec, self.val_set)
+        vecs = encode_pairs(self.kept, self.spec, self.val_set)
         with torch.inference_mode():
             idx = torch.arange(len(vecs))
-            val_loss = float(contrastive_loss(vecs, self.val_set.titles, idx, self.model.logit_scale))
+            val_loss = float(contrastive_loss(vecs, self.val_set.titles, idx, self.kept.logit_scale))
         figures = own_item_figures(self.val_set.titles.numpy(), vecs.numpy())
         return EpochStats(epoch, loss, val_loss, figures.recall[10], figures.mrr)
+
+
+class AttributeHeads(nn.Module):
+    """Linear classifiers of the visible catalog attributes (category, colour) on the tower's features.
+
+    A cleaner signal than the text vectors, which mix in what a photo cannot show (brand, names), so the
+    tower learns colour and kind with fewer images. Vocabularies come from the training pairs; an attribute
+    with fewer than two known values gets no head, and an unknown value ("") is not scored.
+    """
+
+    def __init__(self, dim: int, pairs: PairSet) -> None:
+        super().__init__()
+        self.labels: dict[str, torch.Tensor] = {}
+        heads = {}
+        for i, name in enumerate(ATTRIBUTES):
+            values = [a[i] for a in pairs.attributes]
+            vocab = {v: j for j, v in enumerate(sorted({v for v in values if v}))}
+            if len(vocab) >= 2:
+                self.labels[name] = torch.tensor([vocab.get(v, -100) for v in values])
+                heads[name] = nn.Linear(dim, len(vocab))
+        self.heads = nn.ModuleDict(heads)
+
+    def loss(self, feats: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Sum over attributes of the cross-entropy of the rows' known values (0 when there is nothing)."""
+        total = feats.new_zeros(())
+        for name, head in self.heads.items():
+            target = self.labels[name][rows]
+            if bool((target >= 0).any()):
+                total = total + F.cross_entropy(head(feats), target, ignore_index=-100)
+        return total
 
 
 def encode_pairs(model: AlignedImageModel, spec: TowerSpec, pairs: PairSet, batch_size: int = 256) -> torch.Tensor:

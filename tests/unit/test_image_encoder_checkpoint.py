@@ -110,3 +110,18 @@ def test_a_checkpoint_aligned_to_the_configured_text_encoder_loads_quietly(tmp_p
     assert not caplog.records
     assert encoder.check_text_encoder("sentence-transformers:all-MiniLM-L6-v2")
     assert untrained.check_text_encoder("anything")
+
+
+def test_a_timm_trunk_tower_trains_saves_and_reloads_to_the_same_vectors(shop: Path, tmp_path: Path) -> None:
+    import torch
+
+    from recommender.alignment.checkpoint import load_checkpoint
+
+    config = replace(CONFIG, model="recsys-regnetx-002", batch_size=4)
+    summary = train_image_encoder(shop, tmp_path / "enc", HashedText(), config, progress=False)
+    assert summary.result is not None
+    images = torch.rand(3, 3, 32, 32)
+    model, spec, manifest = load_checkpoint(summary.checkpoint)
+    assert manifest["architecture"]["model"] == "recsys-regnetx-002" and spec.text_dim == HashedText.dim
+    with torch.inference_mode():
+        assert torch.allclose(model(images), summary.result.model.eval()(images), atol=1e-5)

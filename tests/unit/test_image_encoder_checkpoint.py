@@ -125,3 +125,15 @@ def test_a_timm_trunk_tower_trains_saves_and_reloads_to_the_same_vectors(shop: P
     assert manifest["architecture"]["model"] == "recsys-regnetx-002" and spec.text_dim == HashedText.dim
     with torch.inference_mode():
         assert torch.allclose(model(images), summary.result.model.eval()(images), atol=1e-5)
+
+
+def test_pairs_carry_each_products_category_and_colour(shop: Path) -> None:
+    from recommender.alignment.data import load_pairs
+    from recommender.catalog import CatalogReader
+
+    pairs = load_pairs(shop, HashedText(), 32, progress=False)
+    products = {p.product_id: p for p in CatalogReader(shop)}
+    assert len(pairs.attributes) == len(pairs) > 0
+    for pid, (category, colour) in zip(pairs.product_ids, pairs.attributes, strict=True):
+        assert category == products[pid].category_path and colour == products[pid].color
+    assert any(category for category, _ in pairs.attributes)

@@ -135,6 +135,7 @@ class RecommendationService:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sources")
         self.items = ItemCache(store)
         self._store = store
+        self._near = nearest(store)
         self._data_dir = data_dir
         self._artifacts = ArtifactStore.in_data_dir(data_dir)
         self._releases = ReleaseStore.in_data_dir(data_dir)
@@ -286,7 +287,7 @@ class RecommendationService:
                 else configured_model(self._weights)
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
-        sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, nearest(self._store),
+        sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near,
                                                  self._enabled)
         return _Loaded(key, release.version if release else None, version, sources, items, features, model,
                        artifacts.cooccurrence if artifacts else None, lists)

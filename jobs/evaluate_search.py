@@ -62,14 +62,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     v = settings.vectorize
     result = evaluate_catalog(args.catalog, text_encoder, encoder, only=only,
                               limits=ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
-                              batch_size=settings.image_encoder.batch_size, progress=not args.no_progress)
+                              batch_size=settings.image_encoder.batch_size, hubness=encoder.hubness,
+                              progress=not args.no_progress)
     metrics = {**result.metrics, "products_from": str(source) if source else None}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (args.out / "report.html").write_text(result.report_html, encoding="utf-8")
     t2i, chance = metrics["text_to_image"], metrics["chance"]
-    print(f"{metrics['products']} products: text→image {_fmt(t2i)}; image→text {_fmt(metrics['image_to_text'])}; "
-          f"chance {_fmt(chance)}; wrote {args.out}/metrics.json and report.html")
+    raw = metrics.get("text_to_image_uncorrected")
+    uncorrected = f" (without the hubness correction: {_fmt(raw)})" if raw else ""
+    print(f"{metrics['products']} products: text→image {_fmt(t2i)}{uncorrected}; image→text "
+          f"{_fmt(metrics['image_to_text'])}; chance {_fmt(chance)}; wrote {args.out}/metrics.json and report.html")
     return 0
 
 

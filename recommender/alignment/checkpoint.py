@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from recommender.alignment.hubness import HubnessCorrection, load_correction, save_reference
 from recommender.alignment.model import AlignedImageModel, TowerSpec, model_config, register_model_configs
 from recommender.encoders.image import file_digest
 from recommender.errors import EncoderError
@@ -26,8 +27,10 @@ MANIFEST = "manifest.json"
 CURRENT = "current"
 
 
-def save_checkpoint(out: Path, model: AlignedImageModel, spec: TowerSpec, info: dict[str, Any]) -> Path:
-    """Write a new version dir under ``out`` (weights + manifest), then point ``out/current`` at it."""
+def save_checkpoint(out: Path, model: AlignedImageModel, spec: TowerSpec, info: dict[str, Any],
+                    hubness: HubnessCorrection | None = None) -> Path:
+    """Write a new version dir under ``out`` (weights, the hubness reference when given, manifest), then point
+    ``out/current`` at it."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,9 @@ def save_checkpoint(out: Path, model: AlignedImageModel, spec: TowerSpec, info: 
     digest = file_digest(staging / WEIGHTS)
     manifest = {"format": FORMAT, "architecture": _architecture(spec), "weights": {"file": WEIGHTS, "sha256": digest},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info}
+    if hubness is not None:
+        save_reference(staging, hubness)
+        manifest["hubness"] = hubness.manifest()
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     version = out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{digest[:8]}"
     if version.exists():  # the same weights saved twice in one second: keep the first copy
@@ -152,6 +158,11 @@ def _read_weights(folder: Path, manifest: dict[str, Any]) -> dict[str, torch.Ten
         return load_file(str(file))
     except (SafetensorError, OSError, ValueError) as exc:
         raise EncoderError(f"image encoder checkpoint weights {file} are corrupt: {exc}") from exc
+
+
+def load_hubness(path: Path) -> HubnessCorrection | None:
+    """The text→image hubness correction saved with a checkpoint (None for checkpoints without one)."""
+    return load_correction(checkpoint_dir(path), read_manifest(path))
 
 
 def weights_digest(path: Path) -> str:

@@ -85,7 +85,8 @@ def train_image_encoder(catalog: Path, out: Path, text_encoder: Encoder[str], co
                      "train": result.train_size, "val": result.val_size, "holdout_fraction": holdout_fraction,
                      "holdout_product_ids": held_ids, "without_image": len(pairs.problems)},
             "config": asdict(config), **result.summary()}
-    version = save_checkpoint(out, result.model, result.spec, info)
+    version = save_checkpoint(out, result.model, result.spec, info,
+                              result.hubness.correction if result.hubness else None)
     t3 = time.perf_counter()
     return TrainJobSummary(version, len(pairs), len(held), pairs.problems, result, t1 - t0, t2 - t1, t3 - t2,
                            pairs.data_hash)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from recommender.alignment.augment import augment, normalize
 from recommender.alignment.data import ATTRIBUTES, PairSet, split_rows
+from recommender.alignment.hubness import Calibration, calibrate, reference_sample
 from recommender.alignment.model import AlignedImageModel, TowerSpec, build_model, contrastive_loss
 from recommender.evaluation.search_eval import own_item_figures
 
@@ -52,6 +53,10 @@ class TrainConfig:
     # only, not saved), weighted this much against the contrastive loss. Measured on Myntra (10 min, with the
     # moving average): held-out R@10 0.545 vs 0.528 without.
     attribute_weight: float = 0.3
+    # > 0: calibrate a hubness correction for text→image search on the validation split (see hubness.py) with
+    # this many nearest reference titles; 0 = none. Measured offline on the 30-minute Myntra tower: held-out
+    # R@10 0.589 → 0.615 with the weight 0.5.
+    hubness_k: int = 10
     seed: int = 0
     # One thread: the small tower trains 2.5x faster than with torch's 2 threads on the 2-core box (measured).
     threads: int = 1
@@ -81,6 +86,7 @@ class TrainResult:
     train_size: int = 0
     val_size: int = 0
     stopped: str = "epochs"
+    hubness: Calibration | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -94,13 +100,17 @@ class TrainResult:
                 "training": {"epochs_run": len(self.history), "best_epoch": self.best_epoch, "stopped": self.stopped,
                              "seconds": round(self.seconds, 1), "images_seen": self.images_seen,
                              "images_per_second": round(self.images_per_second, 1)},
-                "history": [asdict(h) for h in self.history]}
+                "history": [asdict(h) for h in self.history],
+                "hubness_validation_mrr": self.hubness.mrr_by_weight if self.hubness else None}
 
     def line(self) -> str:
         """One-line human summary."""
         best = self.history[self.best_epoch - 1] if self.history else None
         figures = f"val R@10 {best.val_recall_at_10:.3f} MRR {best.val_mrr:.3f} (epoch {self.best_epoch})" if best \
             else "no validation"
+        if self.hubness is not None:
+            weight = self.hubness.correction.weight
+            figures += f", hubness weight {weight:g} (val MRR {self.hubness.mrr_by_weight[f'{weight:g}']:.3f})"
         return (f"trained on {self.train_size} pairs (val {self.val_size}): {figures}; {len(self.history)} epochs "
                 f"({self.stopped}), {self.images_seen} images in {self.seconds:.0f} s = {self.images_per_second:.0f} "
                 f"images/s")
@@ -202,7 +212,16 @@ class _Loop:
         if best_state is not None:
             self.result.model.load_state_dict(best_state)
         self.result.model.eval()
+        self.result.hubness = self.calibrate_hubness()
         return self.result
+
+    def calibrate_hubness(self) -> Calibration | None:
+        """The hubness correction of the kept model, weighted on the validation split (None without one)."""
+        if self.config.hubness_k <= 0 or not self.val_set.product_ids:
+            return None
+        reference = reference_sample(self.train_set.titles.numpy(), self.config.seed)
+        images = encode_pairs(self.result.model, self.spec, self.val_set).numpy()
+        return calibrate(images, self.val_set.titles.numpy(), reference, k=self.config.hubness_k)
 
     def epoch(self, epoch: int, bar: tqdm, start: float) -> float:
         self.model.train()

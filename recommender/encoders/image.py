@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -15,6 +15,9 @@ from PIL import Image
 from recommender.config import ImageEncoderSettings
 from recommender.encoders.base import l2_normalize
 from recommender.errors import EncoderError
+
+if TYPE_CHECKING:
+    from recommender.alignment.hubness import HubnessCorrection
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,16 @@ class OpenClipImageEncoder:
         if self._manifest is None:
             return None
         return str(self._manifest.get("text_encoder", {}).get("identity", "")) or None
+
+    @property
+    def hubness(self) -> HubnessCorrection | None:
+        """The text→image hubness correction of a trained checkpoint (None: untrained, other weights, or a
+        checkpoint trained before the correction existed)."""
+        if self._manifest is None or self._settings.checkpoint is None or not self._load_weights:
+            return None
+        from recommender.alignment.checkpoint import load_hubness
+
+        return load_hubness(self._settings.checkpoint)
 
     def check_text_encoder(self, configured: str) -> bool:
         """False, and a warning naming both, when a trained checkpoint maps images into the space of another

@@ -10,6 +10,7 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,6 +21,9 @@ from recommender.domain import Product
 from recommender.encoders.base import Encoder
 from recommender.evaluation.metrics import recall_at_k, reciprocal_rank
 from recommender.images import ImageLimits, ImageProblem, decode_image, read_image_bytes
+
+if TYPE_CHECKING:
+    from recommender.alignment.hubness import HubnessCorrection
 
 KS = (1, 10)
 
@@ -45,18 +49,23 @@ def chance(n: int, ks: Sequence[int] = KS) -> dict[str, float]:
     return {**{f"recall@{k}": round(min(1.0, k / n), 6) for k in ks}, "mrr": round(harmonic / n, 6)}
 
 
-def ranked_rows(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """For each query row, candidate row indices by descending dot product (ties: lower index first)."""
+def ranked_rows(queries: np.ndarray, candidates: np.ndarray, penalty: np.ndarray | None = None) -> np.ndarray:
+    """For each query row, candidate row indices by descending dot product minus the candidate's ``penalty``
+    (the hubness correction search applies to text→image scores; None: none). Ties: lower index first."""
     scores = np.asarray(queries, dtype=np.float32) @ np.asarray(candidates, dtype=np.float32).T
+    if penalty is not None:
+        scores = scores - np.asarray(penalty, dtype=np.float32)[None, :]
     return np.argsort(-scores, axis=1, kind="stable")
 
 
-def own_item_figures(queries: np.ndarray, candidates: np.ndarray, ks: Sequence[int] = KS) -> RetrievalFigures:
-    """Query ``i``'s relevant item is candidate ``i`` (its own product): mean Recall@k and MRR."""
+def own_item_figures(queries: np.ndarray, candidates: np.ndarray, ks: Sequence[int] = KS,
+                     penalty: np.ndarray | None = None) -> RetrievalFigures:
+    """Query ``i``'s relevant item is candidate ``i`` (its own product): mean Recall@k and MRR, ranking by
+    dot product minus each candidate's ``penalty`` when given."""
     n = len(queries)
     if n == 0 or len(candidates) != n:
         raise ValueError(f"need as many queries as candidates (got {n} and {len(candidates)}), at least one")
-    order = ranked_rows(queries, candidates)
+    order = ranked_rows(queries, candidates, penalty)
     recall = {k: 0.0 for k in ks}
     rr = 0.0
     for i, row in enumerate(order):
@@ -82,7 +91,7 @@ def html_report(title: str, metrics: dict[str, object], examples: Sequence[tuple
     """The report page: the figures as a table, then one row per example query with its top images
     (``(data URI, is the right product)``), the right one outlined."""
     rows = []
-    for name in ("text_to_image", "image_to_text", "chance"):
+    for name in ("text_to_image", "text_to_image_uncorrected", "image_to_text", "chance"):
         figures = metrics.get(name)
         if isinstance(figures, dict):
             cells = "".join(f"<td>{float(v):.3f}</td>" for v in figures.values())
@@ -121,9 +130,12 @@ class SearchEvaluation:
 
 def evaluate_catalog(folder: Path, text_encoder: Encoder[str], image_encoder: Encoder[Image.Image], *,
                      only: Collection[str] | None = None, limits: ImageLimits | None = None, batch_size: int = 64,
-                     progress: bool = True) -> SearchEvaluation:
+                     hubness: HubnessCorrection | None = None, progress: bool = True) -> SearchEvaluation:
     """Encode a catalog folder in memory (titles and images; products without a readable image are left
-    out and counted) and measure title→own image and image→own title retrieval among those products."""
+    out and counted) and measure title→own image and image→own title retrieval among those products.
+
+    With ``hubness`` text→image is ranked as search ranks it (cosine minus each image's penalty), and the
+    uncorrected figures are reported beside it as ``text_to_image_uncorrected``."""
     limits = limits or ImageLimits()
     products = [p for p in CatalogReader(folder) if p.image and (only is None or p.product_id in only)]
     kept: list[Product] = []
@@ -145,14 +157,18 @@ def evaluate_catalog(folder: Path, text_encoder: Encoder[str], image_encoder: En
         raise ValueError(f"{folder}: no product with a readable image to evaluate")
     image_vecs = np.concatenate(chunks)
     title_vecs = text_encoder.encode_batch([p.title for p in kept])
-    t2i = own_item_figures(title_vecs, image_vecs)
+    penalty = hubness.penalty(image_vecs) if hubness is not None else None
+    t2i = own_item_figures(title_vecs, image_vecs, penalty=penalty)
     i2t = own_item_figures(image_vecs, title_vecs)
     metrics: dict[str, object] = {
         "catalog": str(folder), "products": len(kept), "without_image": len(products) - len(kept),
         "text_encoder": text_encoder.identity, "image_encoder": image_encoder.identity,
         "image_encoder_untrained": bool(getattr(image_encoder, "is_untrained", False)),
-        "text_to_image": t2i.as_dict(), "image_to_text": i2t.as_dict(), "chance": chance(len(kept))}
-    examples = _examples(folder, kept, title_vecs, image_vecs, limits)
+        "text_to_image": t2i.as_dict(), "image_to_text": i2t.as_dict(), "chance": chance(len(kept)),
+        "hubness": hubness.manifest() if hubness is not None else None}
+    if penalty is not None:
+        metrics["text_to_image_uncorrected"] = own_item_figures(title_vecs, image_vecs).as_dict()
+    examples = _examples(folder, kept, title_vecs, image_vecs, penalty, limits)
     return SearchEvaluation(metrics, html_report(f"Search evaluation: {folder.name}", metrics, examples))
 
 
@@ -164,9 +180,10 @@ def _try_image(folder: Path, product: Product, limits: ImageLimits) -> Image.Ima
 
 
 def _examples(folder: Path, products: Sequence[Product], title_vecs: np.ndarray, image_vecs: np.ndarray,
-              limits: ImageLimits, top: int = 5) -> list[tuple[str, list[tuple[str, bool]]]]:
+              penalty: np.ndarray | None, limits: ImageLimits, top: int = 5
+              ) -> list[tuple[str, list[tuple[str, bool]]]]:
     rows = pick_examples(len(products))
-    order = ranked_rows(title_vecs[rows], image_vecs)[:, :top]
+    order = ranked_rows(title_vecs[rows], image_vecs, penalty)[:, :top]
     out = []
     for i, ranked in zip(rows, order, strict=True):
         hits = []

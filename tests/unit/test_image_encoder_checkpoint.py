@@ -137,3 +137,28 @@ def test_pairs_carry_each_products_category_and_colour(shop: Path) -> None:
     for pid, (category, colour) in zip(pairs.product_ids, pairs.attributes, strict=True):
         assert category == products[pid].category_path and colour == products[pid].color
     assert any(category for category, _ in pairs.attributes)
+
+
+def test_a_run_with_validation_saves_its_hubness_correction_and_the_encoder_loads_it(shop: Path,
+                                                                                      tmp_path: Path) -> None:
+    from recommender.alignment.checkpoint import load_checkpoint, load_hubness
+
+    config = replace(CONFIG, val_fraction=0.25)
+    summary = train_image_encoder(shop, tmp_path / "enc", HashedText(), config, progress=False)
+    assert summary.result is not None and summary.result.hubness is not None
+    chosen = summary.result.hubness.correction
+    _, _, manifest = load_checkpoint(summary.checkpoint)
+    assert manifest["hubness"]["weight"] == chosen.weight and manifest["hubness"]["k"] == config.hubness_k
+    assert set(manifest["hubness_validation_mrr"]) == {"0", "0.25", "0.5", "0.75", "1"}
+    # the reference is the training split's titles (12 products, none held out, 3 for validation)
+    assert manifest["hubness"]["reference_titles"] == summary.result.train_size == 9
+    loaded = load_hubness(summary.checkpoint)
+    assert loaded is not None and np.array_equal(loaded.reference, chosen.reference)
+    settings = ImageEncoderSettings(checkpoint=summary.checkpoint)
+    from_encoder = OpenClipImageEncoder(settings).hubness
+    assert from_encoder is not None and from_encoder.weight == chosen.weight
+    assert np.array_equal(from_encoder.reference, chosen.reference)
+    assert OpenClipImageEncoder(settings, load_weights=False).hubness is None  # the untrained baseline
+    no_validation = train_image_encoder(shop, tmp_path / "plain", HashedText(), CONFIG, progress=False)
+    assert "hubness" not in load_checkpoint(no_validation.checkpoint)[2]
+    assert OpenClipImageEncoder(ImageEncoderSettings(checkpoint=no_validation.checkpoint)).hubness is None

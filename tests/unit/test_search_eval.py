@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from recommender.alignment.hubness import HubnessCorrection
 from recommender.evaluation.search_eval import chance, evaluate_catalog, own_item_figures
 
 N = 6
@@ -74,3 +75,17 @@ def test_only_restricts_the_evaluation_to_the_given_products(tmp_path: Path) -> 
     result = evaluate_catalog(_catalog(tmp_path), OneHotTitles(), OneHotColours(), only={"p1", "p4"},
                               progress=False)
     assert result.metrics["products"] == 2 and result.metrics["chance"]["recall@1"] == 0.5  # type: ignore[index]
+
+
+def test_a_hubness_correction_ranks_text_to_image_as_search_does_and_keeps_the_uncorrected_figures(
+        tmp_path: Path) -> None:
+    # image 0 is the only one near the reference title: its penalty 2 puts it below every other image (0)
+    correction = HubnessCorrection(np.eye(N, dtype=np.float32)[:1], k=1, weight=2.0)
+    result = evaluate_catalog(_catalog(tmp_path), OneHotTitles(), OneHotColours(), hubness=correction,
+                              progress=False)
+    m = result.metrics
+    assert m["text_to_image"]["mrr"] == pytest.approx((N - 1 + 1 / N) / N)  # type: ignore[index]
+    assert m["text_to_image_uncorrected"] == m["image_to_text"] == {"recall@1": 1.0, "recall@10": 1.0, "mrr": 1.0}
+    assert m["hubness"] == {"file": "hubness.safetensors", "k": 1, "weight": 2.0, "reference_titles": 1}
+    # the examples are ranked with the correction too: query 0's image is 6th, outside the 5 shown
+    assert result.report_html.count('class="hit"') == N - 1

@@ -213,8 +213,9 @@ class Refresh:
             print(f"rejected event: {err}", file=sys.stderr)
 
     def _vectorize(self) -> None:
-        job = Vectorizer(self.store, service.text_encoder(self.settings), service.image_encoder(self.settings),
-                         self.settings.vectorize, progress=self.progress)
+        image_encoder = service.image_encoder(self.settings)
+        job = Vectorizer(self.store, service.text_encoder(self.settings), image_encoder, self.settings.vectorize,
+                         progress=self.progress, hubness=image_encoder.hubness)
         result = job.run(self.args.catalog, allow_mass_delete=self.args.allow_mass_delete)
         self.summary.vectorize = result.line()
 

@@ -31,8 +31,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with service.open_store(settings) as store:
         if args.rebuild:
             store.drop()
-        job = Vectorizer(store, service.text_encoder(settings), service.image_encoder(settings),
-                         settings.vectorize, progress=not args.no_progress)
+        image_encoder = service.image_encoder(settings)
+        job = Vectorizer(store, service.text_encoder(settings), image_encoder, settings.vectorize,
+                         progress=not args.no_progress, hubness=image_encoder.hubness)
         summary = job.run(args.catalog, allow_mass_delete=args.allow_mass_delete)
     report(summary)
     return 0

@@ -7,7 +7,12 @@ those candidates is then scored on every signal: a candidate missing from one si
 cosine computed exactly from its stored vector (one fetch per target vector), so every hit carries every score it
 can have and the ranking does not depend on which list happened to reach a product. A product that has no such
 vector at all (e.g. its image failed to load) has no score for that signal and the signal adds 0 to its fused
-score. ``fused = Σ weight(signal) × cosine(signal)``; ties break by product id.
+score. ``fused = Σ weight(signal) × score(signal)``; ties break by product id.
+
+A signal's score is its cosine, except ``text->image``: there each image's stored hubness penalty is subtracted
+(``image_penalty``, written by vectorize from the trained tower's calibrated correction, see
+``alignment/hubness.py``; 0 when there is none). Images that sit close to every title would otherwise crowd the
+top of every text search; the candidates are still the top-N by plain cosine, re-ranked by the corrected score.
 
 Cross-modal signals compare a text query with ``image`` vectors (and an image query with ``text`` vectors); they
 mean something only once the image tower has been trained into the text encoder's space.
@@ -189,7 +194,7 @@ class SearchRequest:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One ranked product with its fused score and the cosine of every signal it has."""
+    """One ranked product with its fused score and the score of every signal it has (see the module doc)."""
 
     product_id: str
     title: str
@@ -261,6 +266,7 @@ class Searcher:
         t1 = time.perf_counter()
         scores, properties = self._candidates(queries, pairs, request)
         self._fill_missing(scores, queries, pairs)
+        _correct_hubness(scores, properties)
         t2 = time.perf_counter()
         signal_weights = {signal_name(q, t): weights.weight(q, t) for q, t in pairs}
         ranked = fuse(scores, signal_weights)[: request.k]
@@ -323,6 +329,13 @@ class Searcher:
                     vec = stored.get(pid, {}).get(target)
                     if pid not in scores[s] and vec is not None:
                         scores[s][pid] = float(np.dot(queries[q], vec))
+
+
+def _correct_hubness(scores: dict[str, dict[str, float]], properties: Mapping[str, Mapping[str, Any]]) -> None:
+    """Subtract each image's stored hubness penalty from its ``text->image`` cosine (see the module doc)."""
+    by_id = scores.get(signal_name("text", "image"), {})
+    for pid in by_id:
+        by_id[pid] -= float(properties.get(pid, {}).get("image_penalty") or 0.0)
 
 
 def _hit(pid: str, score: float, props: Mapping[str, Any], scores: Mapping[str, Mapping[str, float]]) -> SearchHit:

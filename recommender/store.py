@@ -62,18 +62,22 @@ PROPERTIES = [
     _text("variant_group"),
     Property(name="attributes_json", data_type=DataType.TEXT, index_filterable=False,
              index_searchable=False),
+    # Subtracted from a text query's cosine with the image vector (alignment/hubness.py); 0 = no correction.
+    Property(name="image_penalty", data_type=DataType.NUMBER, index_filterable=False, index_range_filters=False),
     *(_text(name) for name in _FINGERPRINT_PROPS),
 ]
 
 
 @dataclass(frozen=True)
 class StoredProduct:
-    """An object to write: the product, its fingerprints, the vectors it has, and any image problem."""
+    """An object to write: the product, its fingerprints, the vectors it has, any image problem, and the
+    hubness penalty of its image vector for text queries."""
 
     product: Product
     fingerprints: Fingerprints
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
     image_error: str = ""
+    image_penalty: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def product_properties(item: StoredProduct) -> dict[str, Any]:
         "in_stock": p.in_stock, "image": p.image or "", "image_error": item.image_error,
         "variant_group": p.variant_group, "attributes_json": json.dumps(dict(p.attributes), sort_keys=True),
         "fp_text": item.fingerprints.text, "fp_image": item.fingerprints.image,
-        "fp_properties": item.fingerprints.properties,
+        "fp_properties": item.fingerprints.properties, "image_penalty": float(item.image_penalty),
     }
 
 
@@ -209,9 +213,11 @@ class ProductStore:
         return self._client.collections.get(self.name)
 
     def ensure_collection(self) -> None:
-        """Create the collection with its named vectors and properties if it does not exist."""
+        """Create the collection with its named vectors and properties if it does not exist; add the properties
+        a collection made by an earlier version lacks."""
         with _errors(f"create collection {self.name}"):
             if self._client.collections.exists(self.name):
+                self._add_missing_properties()
                 return
             hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
             self._client.collections.create(
@@ -220,6 +226,12 @@ class ProductStore:
                                for n in VECTOR_NAMES],
                 properties=PROPERTIES,
             )
+
+    def _add_missing_properties(self) -> None:
+        have = {p.name for p in self._collection.config.get().properties}
+        for prop in PROPERTIES:
+            if prop.name not in have:
+                self._collection.config.add_property(prop)
 
     def drop(self) -> None:
         """Delete the whole collection (tests, `vectorize --rebuild`)."""

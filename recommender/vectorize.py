@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -36,6 +36,9 @@ from recommender.encoders.base import Encoder
 from recommender.errors import RecommenderError
 from recommender.images import ImageLimits, ImageProblem, decode_image, is_url, read_image_bytes
 from recommender.store import ProductStore, StoredProduct
+
+if TYPE_CHECKING:
+    from recommender.alignment.hubness import HubnessCorrection
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +112,13 @@ class Vectorizer:
     """Runs the pipeline for one catalog folder against one store with one pair of encoders."""
 
     def __init__(self, store: ProductStore, text_encoder: Encoder[str], image_encoder: ImageTower,
-                 settings: VectorizeSettings, progress: bool = True) -> None:
+                 settings: VectorizeSettings, progress: bool = True, hubness: HubnessCorrection | None = None) -> None:
+        """``hubness``: the image encoder's text→image correction; each written image vector's penalty is
+        stored beside it (recomputed for reused vectors too, so it always matches the vector)."""
         self.store = store
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
+        self.hubness = hubness
         self.settings = settings
         self.progress = progress
         self.limits = ImageLimits(settings.image_timeout_s, settings.max_image_bytes, settings.max_image_pixels)
@@ -238,8 +244,10 @@ class Vectorizer:
         self._encode_texts([p for p in todo if p.plan.encode_text], vectors, summary)
         self._encode_images([p for p in todo if p.image_tensor is not None], vectors, summary)
         notes = self._reuse_stored(todo, vectors, summary)
+        penalties = self._penalties(vectors)
         items = [StoredProduct(p.product, p.fingerprints, vectors[p.product.product_id],
-                               p.image_error or notes.get(p.product.product_id, "")) for p in todo]
+                               p.image_error or notes.get(p.product.product_id, ""),
+                               penalties.get(p.product.product_id, 0.0)) for p in todo]
         summary.without_image += sum(1 for i in items if "image" not in i.vectors)
         return items
 
@@ -262,6 +270,14 @@ class Vectorizer:
         for p, v in zip(todo, vecs, strict=True):
             out[p.product.product_id]["image"] = v
         summary.image_encoded += len(todo)
+
+    def _penalties(self, vectors: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
+        """The hubness penalty of every image vector about to be written (none without a correction)."""
+        with_image = [pid for pid, v in vectors.items() if "image" in v]
+        if self.hubness is None or not with_image:
+            return {}
+        values = self.hubness.penalty(np.stack([vectors[pid]["image"] for pid in with_image]))
+        return {pid: float(v) for pid, v in zip(with_image, values, strict=True)}
 
     def _reuse_stored(self, todo: list[Prepared], out: dict[str, dict[str, np.ndarray]],
                       summary: VectorizeSummary) -> dict[str, str]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,10 +17,13 @@ from PIL import Image
 
 from api.app import create_app
 from api.state import AppState
+from recommender.changes import Fingerprints
 from recommender.config import Settings, WeaviateSettings, load_settings
+from recommender.domain import Product
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
-from recommender.search import QueryEncoders
+from recommender.search import QueryEncoders, Searcher, SearchRequest
+from recommender.store import ProductStore, StoredProduct
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE
 
 pytestmark = pytest.mark.integration
@@ -234,3 +238,40 @@ def test_cli_search_prints_ranked_hits_with_per_vector_scores(fixtures_weaviate:
     assert "text->image" not in "\n".join(lines)
     assert main(["search", "-k", "3"]) == 2  # empty query: one clear error line, exit code 2
     assert "give a text query" in capsys.readouterr().err
+
+
+class FixedQuery:
+    """Encoder[str] whose every query is the same unit vector (the stored vectors below are set by hand)."""
+
+    identity, dim = "fixed-query", 4
+
+    def encode_batch(self, items: Sequence[str]) -> np.ndarray:
+        return np.tile(np.array([1.0, 0.0, 0.0, 0.0], np.float32), (len(items), 1))
+
+
+def test_text_to_image_scores_lose_each_image_s_stored_hubness_penalty(weaviate_server,  # type: ignore[no-untyped-def]
+                                                                        weaviate_collection_name: str) -> None:
+    weaviate = WeaviateSettings(host=weaviate_server.host, http_port=weaviate_server.http_port,
+                                grpc_port=weaviate_server.grpc_port, collection=weaviate_collection_name)
+
+    def item(pid: str, cosine: float, penalty: float) -> StoredProduct:
+        image = np.array([cosine, np.sqrt(1 - cosine ** 2), 0.0, 0.0], np.float32)
+        text = np.array([0.0, 0.0, 1.0, 0.0], np.float32)  # orthogonal to the query: text->text adds 0
+        return StoredProduct(Product(pid, f"product {pid}"), Fingerprints("t", "i", "p"),
+                             {"text": text, "image": image}, image_penalty=penalty)
+
+    with ProductStore.open(weaviate) as store:
+        store.ensure_collection()
+        try:
+            store.upsert([item("hub", 0.9, 0.5), item("plain", 0.8, 0.0), item("old", 0.6, 0.0)])
+            encoders = QueryEncoders(lambda: FixedQuery(), lambda: None)  # type: ignore[arg-type,return-value]
+            searcher = Searcher(store, encoders, Settings().search)
+            result = searcher.search(SearchRequest(text="anything", vectors=("image",)))
+            assert [h.product_id for h in result.hits] == ["plain", "old", "hub"]
+            scores = {h.product_id: h.scores["text->image"] for h in result.hits}
+            assert scores == pytest.approx({"plain": 0.8, "old": 0.6, "hub": 0.4}, abs=1e-5)
+            # the image->image signal is a plain cosine: an image query is not corrected
+            both = searcher.search(SearchRequest(text="anything"))
+            assert both.hits[0].scores["text->image"] == pytest.approx(0.8, abs=1e-5)
+        finally:
+            store.drop()

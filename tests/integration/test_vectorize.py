@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from recommender.alignment.hubness import HubnessCorrection
 from recommender.catalog import load_catalog
 from recommender.config import Settings, load_settings
 from recommender.encoders.image import OpenClipImageEncoder
@@ -248,3 +249,49 @@ def test_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, settings,
             assert_same_state(snapshot(fresh), killed_then_resumed)
         finally:
             fresh.drop()
+
+
+def test_each_image_vector_is_stored_with_its_hubness_penalty_also_when_the_vector_is_reused(
+        store, settings, text_encoder, image_encoder, tmp_path):
+    catalog = small_catalog(tmp_path / "cat", 8)
+    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    # the reference: the (untrained) image vectors of the first two products, so their penalties are the largest
+    images = [Image.open(catalog / r["image"]).convert("RGB") for r in rows[:2]]
+    correction = HubnessCorrection(image_encoder.encode_batch(images), k=1, weight=0.5)
+    job = Vectorizer(store, text_encoder, image_encoder, settings.vectorize, progress=False, hubness=correction)
+    job.run(catalog)
+
+    def stored_penalties() -> dict[str, tuple[float, float]]:
+        out = {}
+        for r in rows:
+            obj = store.get(r["product_id"], with_vectors=True)
+            assert obj is not None
+            expected = float(correction.penalty(obj["_vectors"]["image"][None, :])[0])
+            out[r["product_id"]] = (float(obj["image_penalty"]), expected)
+        return out
+
+    first = stored_penalties()
+    assert all(got == pytest.approx(want, abs=1e-5) for got, want in first.values())
+    assert first[rows[0]["product_id"]][0] == pytest.approx(0.5, abs=1e-4)  # its own vector is its reference
+    assert len({round(got, 6) for got, _ in first.values()}) > 2
+    # a title change re-encodes the text only: the reused image vector's penalty is written again, not lost
+    retitled = rows[0]["product_id"]
+    rewrite_rows(catalog, lambda rs: [dict(r, title=r["title"] + " deluxe") if r["product_id"] == retitled
+                                      else r for r in rs])
+    summary = job.run(catalog)
+    assert (summary.written, summary.image_encoded) == (1, 0)
+    assert stored_penalties()[retitled][0] == pytest.approx(first[retitled][0], abs=1e-6)
+
+
+def test_a_collection_from_before_the_penalty_gets_the_property_added(store, settings):
+    from weaviate.classes.config import Configure
+
+    from recommender.store import PROPERTIES, VECTOR_NAMES
+
+    store._client.collections.create(  # what an earlier version created: no image_penalty
+        store.name, vector_config=[Configure.Vectors.self_provided(name=n) for n in VECTOR_NAMES],
+        properties=[p for p in PROPERTIES if p.name != "image_penalty"])
+    store.ensure_collection()
+    names = {p.name for p in store._client.collections.get(store.name).config.get().properties}
+    assert names == {p.name for p in PROPERTIES}
+    store.ensure_collection()  # idempotent

@@ -26,7 +26,9 @@ def test_properties_carry_levels_attributes_and_fingerprints() -> None:
     assert props["variant_group"] == "G1" and props["price"] is None and props["image"] == ""
     assert json.loads(props["attributes_json"]) == {"pattern": "striped", "variant_group": "G1"}
     assert (props["fp_text"], props["fp_image"], props["fp_properties"]) == ("t", "i", "x")
-    assert props["image_error"] == "gone"
+    assert props["image_error"] == "gone" and props["image_penalty"] == 0.0
+    assert product_properties(StoredProduct(p, Fingerprints("t", "i", "x"), image_penalty=0.25))["image_penalty"] \
+        == 0.25
     assert Product("p2", "Hat").variant_group == "p2"
 
 

@@ -42,6 +42,9 @@ def add_parser(sub: Any) -> None:
                    help="keep a moving average of the weights with this decay (0 = the raw weights)")
     p.add_argument("--attribute-weight", type=float, default=d.attribute_weight,
                    help="weight of the category/colour classification heads during training (0 = none)")
+    p.add_argument("--hubness-k", type=int, default=d.hubness_k,
+                   help="calibrate the text→image hubness correction with this many nearest reference titles "
+                        "(0 = no correction)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share held out for validation")
     p.add_argument("--holdout-fraction", type=float, default=0.0,
                    help="share of products never trained on (ids written to the manifest, for evaluate-search)")
@@ -61,7 +64,7 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> TrainConfi
                    weight_decay=args.weight_decay, text_target=args.text_target,
                    target_temperature=args.target_temperature, min_crop_scale=args.min_crop_scale,
                    max_rotate_deg=args.max_rotate, ema_decay=args.ema_decay, val_fraction=args.val_fraction,
-                   attribute_weight=args.attribute_weight,
+                   attribute_weight=args.attribute_weight, hubness_k=args.hubness_k,
                    max_minutes=args.max_minutes, seed=args.seed,
                    threads=settings.image_encoder.threads or TrainConfig.threads)
 

@@ -73,3 +73,11 @@ def test_attribute_heads_skip_unknown_values_and_single_valued_attributes() -> N
 def test_pairs_without_attributes_train_without_heads() -> None:
     result = train(tiny_pairs(), replace(CONFIG, attribute_weight=0.3), progress=False)
     assert len(result.history) >= 1
+
+
+def test_a_run_calibrates_the_hubness_correction_on_validation_unless_switched_off() -> None:
+    result = train(tiny_pairs(), replace(CONFIG, patience=99), progress=False)
+    assert result.hubness is not None and len(result.hubness.mrr_by_weight) == 5
+    assert len(result.hubness.correction.reference) == result.train_size == 18  # the training split's titles
+    assert "hubness weight" in result.line()
+    assert train(tiny_pairs(), replace(CONFIG, patience=99, hubness_k=0), progress=False).hubness is None

@@ -138,7 +138,9 @@ SPEC: dict[str, Any] = {
                 "rank": {"type": "integer"}, "product_id": {"type": "string"}, "title": {"type": "string"},
                 "image": {"type": ["string", "null"]}, "price": {"type": ["number", "null"]},
                 "category": {"type": "string"}, "score": {"type": "number"},
-                "scores": {"type": "object", "additionalProperties": {"type": "number"}}}}},
+                "scores": {"type": "object", "additionalProperties": {"type": "number"},
+                           "description": "per signal (e.g. \"text->image\"): the cosine; for text->image minus "
+                                          "the image's hubness penalty"}}}},
             "weights": {"type": "object", "additionalProperties": {"type": "number"}},
             "candidates": {"type": "integer"}}},
         "Product": {"type": "object", "properties": {

@@ -15,7 +15,7 @@ import pytest
 
 from api.app import create_app
 from recommender.config import load_settings
-from recommender.weaviate_server import free_port
+from recommender.weaviate_server import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +82,10 @@ class Forwarder:
 
 @pytest.fixture
 def forwarders(weaviate_server) -> Iterator[tuple[Forwarder, Forwarder]]:  # type: ignore[no-untyped-def]
-    http = Forwarder(free_port("127.0.0.1"), weaviate_server.http_port)
-    grpc = Forwarder(free_port("127.0.0.1"), weaviate_server.grpc_port)
+    # both picked in one call: two separate picks may get the same port before either is bound
+    http_port, grpc_port = free_ports(2, "127.0.0.1")
+    http = Forwarder(http_port, weaviate_server.http_port)
+    grpc = Forwarder(grpc_port, weaviate_server.grpc_port)
     http.start()
     grpc.start()
     try:

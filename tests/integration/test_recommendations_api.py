@@ -22,7 +22,7 @@ from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateS
 from recommender.events import EventLog
 from recommender.fusion import DEFAULT_WEIGHTS, configured_model
 from recommender.recommendations import fusion_model_path
-from recommender.weaviate_server import free_port
+from recommender.weaviate_server import free_port, free_ports
 from tests.recsys_data import trained_data_dir
 
 pytestmark = pytest.mark.integration
@@ -293,8 +293,10 @@ def test_recommendations_recover_when_weaviate_returns(fixtures_weaviate: Weavia
     here: weaviate-client retries a gRPC search on UNAVAILABLE with 1+2+…+32 s of backoff, ~63 s.)"""
     from tests.integration.test_api_reconnect import Forwarder
 
-    http = Forwarder(free_port("127.0.0.1"), fixtures_weaviate.http_port)
-    grpc = Forwarder(free_port("127.0.0.1"), fixtures_weaviate.grpc_port)
+    # both picked in one call: two separate picks may get the same port before either is bound
+    http_port, grpc_port = free_ports(2, "127.0.0.1")
+    http = Forwarder(http_port, fixtures_weaviate.http_port)
+    grpc = Forwarder(grpc_port, fixtures_weaviate.grpc_port)
     app = make_app(replace(fixtures_weaviate, http_port=http.listen_port, grpc_port=grpc.listen_port), data_dir)
     client = app.test_client()
     url = "/v1/products/P00001/recommendations?k=3"

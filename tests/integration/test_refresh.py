@@ -33,7 +33,7 @@ from recommender.fusion import FusionModel
 from recommender.refresh import refresh_lock
 from recommender.releases import ReleaseStore
 from recommender.store import ProductStore
-from recommender.weaviate_server import free_port
+from recommender.weaviate_server import free_ports
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
 from tests.integration.test_api_reconnect import Forwarder
 
@@ -197,8 +197,10 @@ def test_half_the_catalog_vanishing_is_refused_and_nothing_changes(shop: Shop, t
 
 def test_product_pages_fall_back_to_the_lists_while_weaviate_is_down(shop: Shop) -> None:
     """Weaviate unreachable: product pages with a list answer from it (labelled), the rest is 503; then recovery."""
-    http = Forwarder(free_port("127.0.0.1"), shop.weaviate.http_port)
-    grpc = Forwarder(free_port("127.0.0.1"), shop.weaviate.grpc_port)
+    # both picked in one call: two separate picks may get the same port before either is bound
+    http_port, grpc_port = free_ports(2, "127.0.0.1")
+    http = Forwarder(http_port, shop.weaviate.http_port)
+    grpc = Forwarder(grpc_port, shop.weaviate.grpc_port)
     settings = replace(shop.settings(), weaviate=replace(shop.weaviate, http_port=http.listen_port,
                                                         grpc_port=grpc.listen_port))
     app = create_app(settings)
@@ -480,8 +482,10 @@ def test_weaviate_lost_during_vectorize_fails_clearly_then_the_rerun_resumes(wea
     """The connection to Weaviate is cut while the refresh writes products: the job exits 2 with a message naming
     Weaviate, publishes nothing; once Weaviate is back a re-run completes the store and publishes."""
     shop = new_shop(tmp_path / "cut", weaviate_server, "RefreshCut")
-    http = Forwarder(free_port("127.0.0.1"), shop.weaviate.http_port)
-    grpc = Forwarder(free_port("127.0.0.1"), shop.weaviate.grpc_port)
+    # both picked in one call: two separate picks may get the same port before either is bound
+    http_port, grpc_port = free_ports(2, "127.0.0.1")
+    http = Forwarder(http_port, shop.weaviate.http_port)
+    grpc = Forwarder(grpc_port, shop.weaviate.grpc_port)
     cut = replace(shop, weaviate=replace(shop.weaviate, http_port=http.listen_port, grpc_port=grpc.listen_port))
     http.start()
     grpc.start()

@@ -13,8 +13,8 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from recommender.errors import StoreError, StoreUnavailable
-from recommender.recommendations import ProductNotFound
-from recommender.search import SearchInputError
+from recommender.ranking.service import ProductNotFound
+from recommender.search.searcher import SearchInputError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from flask import Blueprint, Response, jsonify, request
 from api.errors import ApiError
 from api.metrics import metrics
 from api.state import state
-from recommender.events import Event, EventLog, EventRejected, parse_event
+from recommender.events.log import Event, EventLog, EventRejected, parse_event
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 

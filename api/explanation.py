@@ -1,4 +1,4 @@
-"""The "why this?" of each recommended item: evidence from the ranking, sentence from ``recommender.explain``.
+"""The "why this?" of each recommended item: evidence from the ranking, sentence from ``recommender.explain.evidence``.
 
 A request's ``explain`` mode picks the writer: ``none`` (no explanation), ``template`` (the deterministic
 sentence), ``llm`` (cache → LLM under its strict timeout → template, as ``[explain]`` configures; with the
@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from recommender.domain import ItemView, RankedItem
-from recommender.explain import build_evidence
-from recommender.explain_cache import ExplanationService
+from recommender.explain.cache import ExplanationService
+from recommender.explain.evidence import build_evidence
 
 MODES = ("none", "template", "llm")
 HISTORY_ITEMS = 5

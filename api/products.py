@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, redirect, send_file
 from api.errors import ApiError
 from api.recommendations import image_url
 from api.state import state
-from recommender.item_cache import item_view
+from recommender.store.item_cache import item_view
 
 bp = Blueprint("products", __name__, url_prefix="/v1")
 

@@ -19,8 +19,8 @@ from api.errors import ApiError
 from api.explanation import MODES, explain_items
 from api.state import state
 from recommender.domain import CATEGORY_SEPARATOR, ItemView, ProductFilter
-from recommender.events import MAX_ID_CHARS
-from recommender.recommendations import Recommendations
+from recommender.events.log import MAX_ID_CHARS
+from recommender.ranking.service import Recommendations
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1")
 

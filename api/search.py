@@ -18,7 +18,14 @@ from werkzeug.datastructures import MultiDict
 from api.errors import ApiError
 from api.state import state
 from recommender.config import SearchSettings
-from recommender.search import FusionWeights, Searcher, SearchFilters, SearchInputError, SearchRequest, SearchResult
+from recommender.search.searcher import (
+    FusionWeights,
+    Searcher,
+    SearchFilters,
+    SearchInputError,
+    SearchRequest,
+    SearchResult,
+)
 
 bp = Blueprint("search", __name__, url_prefix="/v1")
 

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 from flask import Flask, current_app
 
-from recommender import service
+from recommender import components
 from recommender.config import Settings
 from recommender.domain import ProductFilter
 from recommender.errors import StoreUnavailable
-from recommender.explain_cache import ExplanationService, open_explanation_service
-from recommender.recommendations import RecommendationService
-from recommender.search import QueryEncoders
-from recommender.store import Hit, ProductStore
+from recommender.explain.cache import ExplanationService, open_explanation_service
+from recommender.ranking.service import RecommendationService
+from recommender.search.searcher import QueryEncoders
+from recommender.store.products import Hit, ProductStore
 
 EXTENSION = "recsys"
 
@@ -31,8 +31,8 @@ class AppState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.encoders = QueryEncoders(lambda: service.text_encoder(settings),
-                                      lambda: service.image_encoder(settings))
+        self.encoders = QueryEncoders(lambda: components.text_encoder(settings),
+                                      lambda: components.image_encoder(settings))
         self._store: ProductStore | None = None
         self._lock = threading.Lock()
         self._recommendations: RecommendationService | None = None
@@ -86,7 +86,7 @@ class AppState:
         old.close()
 
     def close(self) -> None:
-        """Release the store connection and the explanation service."""
+        """Release the store connection and the explanation components."""
         self.reset()
         if self._explanations is not None:
             self._explanations.close()

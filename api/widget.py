@@ -10,7 +10,7 @@ from markupsafe import escape
 from api.products import product_or_404
 from api.recommendations import image_url
 from api.state import state
-from recommender.item_cache import item_view
+from recommender.store.item_cache import item_view
 
 STATIC = Path(__file__).with_name("static")
 

@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from recommender.catalog import CatalogReader
+from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings, load_settings
-from recommender.events import EventReader, find_events_file
-from recommender.store import ProductStore
-from recommender.weaviate_server import LocalWeaviate, free_port, free_ports
+from recommender.events.log import EventReader, find_events_file
+from recommender.store.products import ProductStore
+from recommender.store.server import LocalWeaviate, free_port, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 120.0

@@ -38,9 +38,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_load import REPO, gunicorn, job_env, shoppers
 
-from recommender.catalog import CatalogReader
+from recommender.catalog.reader import CatalogReader
 from recommender.config import load_settings
-from recommender.weaviate_server import LocalWeaviate, free_ports
+from recommender.store.server import LocalWeaviate, free_ports
 
 
 def timed_refresh(env: dict[str, str], catalog: Path) -> tuple[float, str]:

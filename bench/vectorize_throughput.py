@@ -21,15 +21,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from recommender.catalog import CatalogReader
+from recommender.catalog.images import ImageLimits, decode_image, read_image_bytes
+from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings, load_settings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
-from recommender.images import ImageLimits, decode_image, read_image_bytes
-from recommender.store import ProductStore
-from recommender.synthetic import generate_catalog
+from recommender.store.products import ProductStore
+from recommender.store.server import LocalWeaviate, free_ports
+from recommender.synthetic.shop import generate_catalog
 from recommender.vectorize import Vectorizer
-from recommender.weaviate_server import LocalWeaviate, free_ports
 
 
 def raw_rates(settings: Settings, catalog: Path, n: int) -> tuple[float, float]:

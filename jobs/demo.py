@@ -9,13 +9,13 @@ from typing import Any
 
 from jobs import refresh
 from jobs.similar import print_similar
-from recommender import service
+from recommender import components
 from recommender.alignment.pipeline import train_image_encoder
 from recommender.alignment.train import TrainConfig
-from recommender.catalog import load_catalog
+from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
-from recommender.store import ProductStore
-from recommender.weaviate_server import LocalWeaviate
+from recommender.store.products import ProductStore
+from recommender.store.server import LocalWeaviate
 
 DEMO_EPOCHS = 30
 DEMO_MINUTES = 3.0
@@ -36,10 +36,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         server.start(detach=True)
         print(f"Weaviate ready at {server.url}; stop it with `recsys weaviate stop`")
     ensure_image_encoder(settings, args.catalog)
-    image_encoder = service.image_encoder(settings)
+    image_encoder = components.image_encoder(settings)
     refresh.run(argparse.Namespace(catalog=args.catalog, events=None, allow_mass_delete=False, fusion_weights=None,
                                    force=False, no_publish=False, no_progress=False), settings)
-    with service.open_store(settings, autostart=False) as store:
+    with components.open_store(settings, autostart=False) as store:
         show_examples(store, args.catalog, args.examples)
     if image_encoder.is_untrained:
         print("\nNote: the image encoder is an UNTRAINED open_clip tower (random weights, seeded). Its "
@@ -50,11 +50,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def ensure_image_encoder(settings: Settings, catalog: Path) -> None:
     """Train a small image encoder on the catalog (a few minutes) unless one is configured or already trained."""
     s = settings.image_encoder
-    current = service.image_encoder_dir(settings) / "current"
+    current = components.image_encoder_dir(settings) / "current"
     if s.checkpoint is not None or s.pretrained is not None or current.exists():
         return
     print("No trained image encoder yet: training one on the catalog (a short run, a few minutes on 2 cores)")
-    summary = train_image_encoder(catalog, service.image_encoder_dir(settings), service.text_encoder(settings),
+    summary = train_image_encoder(catalog, components.image_encoder_dir(settings), components.text_encoder(settings),
                                   TrainConfig(epochs=DEMO_EPOCHS, max_minutes=DEMO_MINUTES,
                                               threads=s.threads or TrainConfig.threads))
     print(summary.line())

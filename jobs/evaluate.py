@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from recommender import service
-from recommender.catalog import load_catalog
+from recommender import components
+from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
 from recommender.errors import RecommenderError
 from recommender.evaluation.protocol import build_tasks, split_point, time_split
@@ -29,11 +29,11 @@ from recommender.evaluation.runner import (
     method_set,
     run_methods,
 )
-from recommender.events import EventReader, find_events_file
-from recommender.fusion import Rules
-from recommender.item_cache import ItemCache
-from recommender.recommendations import nearest
-from recommender.store import ProductStore
+from recommender.events.log import EventReader, find_events_file
+from recommender.ranking.fusion import Rules
+from recommender.ranking.service import nearest
+from recommender.store.item_cache import ItemCache
+from recommender.store.products import ProductStore
 
 
 def add_parser(sub: Any) -> None:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         raise RecommenderError(f"unknown method(s): {', '.join(sorted(unknown))}")
     # implicit's ALS wants single-threaded BLAS (it parallelises itself); set here, at the entry point.
-    with service.open_store(settings) as store, threadpool_limits(1, "blas"):
+    with components.open_store(settings) as store, threadpool_limits(1, "blas"):
         payload = _evaluate(store, settings, args, train, tasks, wanted, len(known), progress=not args.no_progress)
     payload.update(split_at=split_at.isoformat() if split_at else None, train_events=len(train),
                    test_events=len(test), rejected_events=rejected, catalog=str(args.catalog))

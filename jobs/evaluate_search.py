@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from recommender import service
+from recommender import components
+from recommender.catalog.images import ImageLimits
 from recommender.config import Settings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.errors import ConfigError
 from recommender.evaluation.search_eval import evaluate_catalog
-from recommender.images import ImageLimits
 
 
 def add_parser(sub: Any) -> None:
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Evaluate, write metrics.json and report.html, print the headline figures."""
     if args.checkpoint is not None:
         settings = replace(settings, image_encoder=replace(settings.image_encoder, checkpoint=args.checkpoint))
-    configured = service.image_encoder(settings)
-    text_encoder = service.text_encoder(settings)
+    configured = components.image_encoder(settings)
+    text_encoder = components.text_encoder(settings)
     configured.check_text_encoder(text_encoder.identity)
     checkpoint = configured.checkpoint
     encoder = OpenClipImageEncoder(replace(settings.image_encoder, checkpoint=checkpoint), load_weights=False) \

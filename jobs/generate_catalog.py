@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recommender.synthetic import generate_catalog
+from recommender.synthetic.shop import generate_catalog
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

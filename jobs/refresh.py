@@ -27,24 +27,23 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from jobs import train as train_job
-from recommender import service
-from recommender.catalog import CatalogReader
-from recommender.collaborative import Artifacts, ArtifactStore, model_params
+from recommender import components
+from recommender.behaviour.als import Artifacts, ArtifactStore, model_params
+from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
 from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
 from recommender.evaluation.runner import Behaviour, fit_behaviour
-from recommender.events import EventLog, find_events_file
-from recommender.explain import build_evidence
-from recommender.explain_cache import ExplanationCache, default_cache_path, generate_batch
-from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
-from recommender.item_cache import ItemCache, item_view
-from recommender.llm import build_explainer
-from recommender.precomputed import ListWriter, PrecomputedLists
-from recommender.ranking import FusionRanker
-from recommender.recommendations import enabled_sources, fusion_model_path, nearest, ranking_parts
-from recommender.refresh import (
+from recommender.events.log import EventLog, find_events_file
+from recommender.explain.cache import ExplanationCache, default_cache_path, generate_batch
+from recommender.explain.evidence import build_evidence
+from recommender.explain.llm import build_explainer
+from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
+from recommender.ranking.precomputed import ListWriter, PrecomputedLists
+from recommender.ranking.ranker import FusionRanker
+from recommender.ranking.service import enabled_sources, fusion_model_path, nearest, ranking_parts
+from recommender.refresh.stages import (
     GateDecision,
     GateEvaluation,
     ListsSummary,
@@ -56,7 +55,8 @@ from recommender.refresh import (
     refresh_lock,
 )
 from recommender.releases import FINGERPRINTS, FUSION, LISTS, POPULARITY, Release, ReleaseStore, write_meta
-from recommender.store import ProductStore
+from recommender.store.item_cache import ItemCache, item_view
+from recommender.store.products import ProductStore
 from recommender.vectorize import Vectorizer
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     summary = RefreshSummary()
     started = time.perf_counter()
     try:
-        with refresh_lock(settings.data_dir / "refresh.lock"), service.open_store(settings) as store, \
+        with refresh_lock(settings.data_dir / "refresh.lock"), components.open_store(settings) as store, \
                 threadpool_limits(1, "blas"):  # implicit's ALS parallelises itself; BLAS must not
             Refresh(args, settings, store, summary).run()
     except StoreUnavailable as exc:
@@ -213,8 +213,8 @@ class Refresh:
             print(f"rejected event: {err}", file=sys.stderr)
 
     def _vectorize(self) -> None:
-        image_encoder = service.image_encoder(self.settings)
-        job = Vectorizer(self.store, service.text_encoder(self.settings), image_encoder, self.settings.vectorize,
+        image_encoder = components.image_encoder(self.settings)
+        job = Vectorizer(self.store, components.text_encoder(self.settings), image_encoder, self.settings.vectorize,
                          progress=self.progress, hubness=image_encoder.hubness)
         result = job.run(self.args.catalog, allow_mass_delete=self.args.allow_mass_delete)
         self.summary.vectorize = result.line()

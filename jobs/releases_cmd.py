@@ -11,10 +11,10 @@ import argparse
 from typing import Any
 
 from jobs.refresh import sync_behavior
-from recommender import service
-from recommender.collaborative import ArtifactStore
+from recommender import components
+from recommender.behaviour.als import ArtifactStore
 from recommender.config import Settings
-from recommender.refresh import refresh_lock
+from recommender.refresh.stages import refresh_lock
 from recommender.releases import ReleaseStore
 
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit("recsys releases publish: give the version to publish")
     with refresh_lock(settings.data_dir / "refresh.lock"):
         version = releases.rollback() if args.action == "rollback" else _publish(releases, args.version)
-        with service.open_store(settings) as store:
+        with components.open_store(settings) as store:
             sync_behavior(store, releases, ArtifactStore.in_data_dir(settings.data_dir), not args.no_progress)
     print(f"releases: {args.action}: now serving {version}")
     return 0

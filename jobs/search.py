@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from recommender import service
+from recommender import components
 from recommender.config import Settings
 from recommender.errors import RecommenderError
-from recommender.search import (
+from recommender.search.searcher import (
     SEARCHABLE_VECTORS,
     QueryEncoders,
     Searcher,
@@ -41,8 +41,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         filters=SearchFilters(category=args.category, price_min=args.price_min, price_max=args.price_max,
                               in_stock=args.in_stock),
         k=args.k)
-    encoders = QueryEncoders(lambda: service.text_encoder(settings), lambda: service.image_encoder(settings))
-    with service.open_store(settings) as store:
+    encoders = QueryEncoders(lambda: components.text_encoder(settings), lambda: components.image_encoder(settings))
+    with components.open_store(settings) as store:
         result = Searcher(store, encoders, settings.search).search(request)
     print_result(result)
     return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from recommender import service
+from recommender import components
 from recommender.config import Settings
 from recommender.errors import RecommenderError
-from recommender.store import VECTOR_NAMES, ProductStore
+from recommender.store.products import VECTOR_NAMES, ProductStore
 
 
 def add_parser(sub: Any) -> None:
@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Print the neighbours."""
-    with service.open_store(settings) as store:
+    with components.open_store(settings) as store:
         print_similar(store, args.product_id, args.vector, args.k)
     return 0
 

@@ -21,15 +21,22 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from recommender import service
-from recommender.catalog import CatalogReader
-from recommender.collaborative import ArtifactStore, CollaborativeModel, fit_als, model_params
+from recommender import components
+from recommender.behaviour.als import ArtifactStore, CollaborativeModel, fit_als, model_params
+from recommender.behaviour.cooccurrence import build_cooccurrence
+from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
-from recommender.cooccurrence import build_cooccurrence
 from recommender.errors import StoreError
-from recommender.events import EventLog, EventLogError, EventRejected, ImportSummary, find_events_file, parse_timestamp
-from recommender.interactions import interactions_from_rows
-from recommender.store import ProductStore
+from recommender.events.interactions import interactions_from_rows
+from recommender.events.log import (
+    EventLog,
+    EventLogError,
+    EventRejected,
+    ImportSummary,
+    find_events_file,
+    parse_timestamp,
+)
+from recommender.store.products import ProductStore
 
 MAX_LISTED = 50
 VECTOR = "behavior"
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         summary.imported = _import(args, log, summary, progress)
         model, refit = _fit(args, settings, log, summary, progress)
     if not args.no_store:
-        with summary.stage("vectors"), service.open_store(settings) as store:
+        with summary.stage("vectors"), components.open_store(settings) as store:
             write_vectors(store, model, refit, summary, progress)
     if refit:
         with summary.stage("publish"):

@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from recommender import service
+from recommender import components
 from recommender.alignment.pipeline import train_image_encoder
 from recommender.alignment.train import TrainConfig
+from recommender.catalog.images import ImageLimits
 from recommender.config import Settings
-from recommender.images import ImageLimits
 
 MAX_LISTED = 20
 
@@ -72,9 +72,10 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> TrainConfi
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Train, save a versioned checkpoint, point ``current`` at it, print the summary (exit 0 also when the
     current checkpoint already matches the data and config and training is skipped)."""
-    out = args.out or service.image_encoder_dir(settings)
+    out = args.out or components.image_encoder_dir(settings)
     v = settings.vectorize
-    summary = train_image_encoder(args.catalog, out, service.text_encoder(settings), config_from_args(args, settings),
+    summary = train_image_encoder(args.catalog, out, components.text_encoder(settings),
+                                  config_from_args(args, settings),
                                   holdout_fraction=args.holdout_fraction, force=args.force,
                                   limits=ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
                                   progress=not args.no_progress)

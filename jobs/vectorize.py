@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recommender import service
+from recommender import components
 from recommender.config import Settings
 from recommender.vectorize import Vectorizer, VectorizeSummary
 
@@ -28,11 +28,11 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the job. Rejected rows and images are reported, not fatal: the exit status is 0 when the
     store matches the catalog's valid rows."""
-    with service.open_store(settings) as store:
+    with components.open_store(settings) as store:
         if args.rebuild:
             store.drop()
-        image_encoder = service.image_encoder(settings)
-        job = Vectorizer(store, service.text_encoder(settings), image_encoder, settings.vectorize,
+        image_encoder = components.image_encoder(settings)
+        job = Vectorizer(store, components.text_encoder(settings), image_encoder, settings.vectorize,
                          progress=not args.no_progress, hubness=image_encoder.hubness)
         summary = job.run(args.catalog, allow_mass_delete=args.allow_mass_delete)
     report(summary)

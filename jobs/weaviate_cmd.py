@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from recommender.config import Settings
-from recommender.weaviate_server import LocalWeaviate, stop_from_pidfile
+from recommender.store.server import LocalWeaviate, stop_from_pidfile
 
 
 def add_parser(sub: Any) -> None:

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from recommender.catalog import CatalogReader, count_rows
-from recommender.changes import (
+from recommender.catalog.fingerprints import (
     NO_IMAGE,
     Fingerprints,
     Plan,
@@ -30,12 +29,13 @@ from recommender.changes import (
     properties_fingerprint,
     text_fingerprint,
 )
+from recommender.catalog.images import ImageLimits, ImageProblem, decode_image, is_url, read_image_bytes
+from recommender.catalog.reader import CatalogReader, count_rows
 from recommender.config import VectorizeSettings
 from recommender.domain import Product, RowError
 from recommender.encoders.base import Encoder
 from recommender.errors import RecommenderError
-from recommender.images import ImageLimits, ImageProblem, decode_image, is_url, read_image_bytes
-from recommender.store import ProductStore, StoredProduct
+from recommender.store.products import ProductStore, StoredProduct
 
 if TYPE_CHECKING:
     from recommender.alignment.hubness import HubnessCorrection

@@ -12,7 +12,7 @@ import pytest
 
 from recommender.config import Settings, load_settings
 from recommender.errors import ConfigError, WeaviateServerError
-from recommender.weaviate_server import INSTALL_HINT, LocalWeaviate, free_ports
+from recommender.store.server import INSTALL_HINT, LocalWeaviate, free_ports
 
 
 def _resolve_real_binary() -> Path:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from recommender.catalog import load_catalog
-from recommender.collaborative import ArtifactStore, fit_als
+from recommender.behaviour.als import ArtifactStore, fit_als
+from recommender.behaviour.cooccurrence import build_cooccurrence
+from recommender.catalog.reader import load_catalog
 from recommender.config import CollaborativeSettings
-from recommender.cooccurrence import build_cooccurrence
-from recommender.events import EventLog
-from recommender.interactions import interactions_from_rows
+from recommender.events.interactions import interactions_from_rows
+from recommender.events.log import EventLog
 
 FAST_ALS = CollaborativeSettings(factors=16, iterations=5, threads=1)
 

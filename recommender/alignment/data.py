@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recommender.catalog import CatalogReader
+from recommender.catalog.images import ImageLimits, ImageProblem, decode_image, read_image_bytes
+from recommender.catalog.reader import CatalogReader
 from recommender.domain import Product
 from recommender.encoders.base import Encoder
 from recommender.encoders.image import square_thumbnail
-from recommender.images import ImageLimits, ImageProblem, decode_image, read_image_bytes
 
 
 @dataclass(frozen=True)

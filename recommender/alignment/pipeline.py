@@ -15,8 +15,8 @@ from typing import Any
 from recommender.alignment.checkpoint import CURRENT, MANIFEST, save_checkpoint
 from recommender.alignment.data import load_pairs, split_rows
 from recommender.alignment.train import TrainConfig, TrainResult, train
+from recommender.catalog.images import ImageLimits
 from recommender.encoders.base import Encoder
-from recommender.images import ImageLimits
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from recommender.domain import RankQuery
-from recommender.events import Event
+from recommender.events.log import Event
 
 SLICES = ("all", "cold_anchor", "warm_anchor", "returning_shopper", "new_shopper")
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from recommender.collaborative import CollaborativeModel, fit_als
+from recommender.behaviour.als import CollaborativeModel, fit_als
+from recommender.behaviour.cooccurrence import CoOccurrence, build_cooccurrence
 from recommender.config import CollaborativeSettings
-from recommender.cooccurrence import CoOccurrence, build_cooccurrence
 from recommender.domain import RankedItem
 from recommender.evaluation.metrics import (
     catalog_coverage,
@@ -31,13 +31,12 @@ from recommender.evaluation.metrics import (
     reciprocal_rank,
 )
 from recommender.evaluation.protocol import SLICES, AnchorTask, build_tasks, split_point, time_split
-from recommender.events import Event
-from recommender.features import BehaviourContext, FeatureBuilder
-from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model, learn_model
-from recommender.interactions import build_interactions
-from recommender.item_cache import BehaviourOverlay, ItemLookup
-from recommender.ranking import FusionRanker, Recommender, SourceRanker
-from recommender.retrieval import (
+from recommender.events.interactions import build_interactions
+from recommender.events.log import Event
+from recommender.ranking.features import BehaviourContext, FeatureBuilder
+from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model, learn_model
+from recommender.ranking.ranker import FusionRanker, Recommender, SourceRanker
+from recommender.ranking.sources import (
     AlsForUser,
     AlsSimilar,
     CandidateSource,
@@ -47,6 +46,7 @@ from recommender.retrieval import (
     SessionCoOccurring,
     VectorNeighbours,
 )
+from recommender.store.item_cache import BehaviourOverlay, ItemLookup
 
 log = logging.getLogger(__name__)
 METHODS = ("popularity", "cooccurrence", "als", "text", "image", "fused_configured", "fused_learned")

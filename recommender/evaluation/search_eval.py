@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from recommender.catalog import CatalogReader
+from recommender.catalog.images import ImageLimits, ImageProblem, decode_image, read_image_bytes
+from recommender.catalog.reader import CatalogReader
 from recommender.domain import Product
 from recommender.encoders.base import Encoder
 from recommender.evaluation.metrics import recall_at_k, reciprocal_rank
-from recommender.images import ImageLimits, ImageProblem, decode_image, read_image_bytes
 
 if TYPE_CHECKING:
     from recommender.alignment.hubness import HubnessCorrection

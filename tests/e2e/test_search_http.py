@@ -18,9 +18,9 @@ import pytest
 from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
-from recommender.store import ProductStore
+from recommender.store.products import ProductStore
+from recommender.store.server import free_port
 from recommender.vectorize import Vectorizer
-from recommender.weaviate_server import free_port
 from tests.gunicorn_server import gunicorn as serve
 
 pytestmark = pytest.mark.integration

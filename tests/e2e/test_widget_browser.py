@@ -19,10 +19,10 @@ import pytest
 from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
-from recommender.events import EventLog
-from recommender.store import ProductStore
+from recommender.events.log import EventLog
+from recommender.store.products import ProductStore
+from recommender.store.server import free_port
 from recommender.vectorize import Vectorizer
-from recommender.weaviate_server import free_port
 from tests.gunicorn_server import gunicorn as serve
 from tests.recsys_data import trained_data_dir
 

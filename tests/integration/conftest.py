@@ -12,7 +12,7 @@ import pytest
 from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
-from recommender.store import ProductStore
+from recommender.store.products import ProductStore
 from recommender.vectorize import Vectorizer
 
 REPO = Path(__file__).resolve().parents[2]

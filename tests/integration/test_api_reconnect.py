@@ -15,7 +15,7 @@ import pytest
 
 from api.app import create_app
 from recommender.config import load_settings
-from recommender.weaviate_server import free_ports
+from recommender.store.server import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ def test_a_dropped_live_connection_fails_fast_instead_of_hanging(forwarders: tup
     import numpy as np
 
     from recommender.errors import StoreUnavailable
-    from recommender.store import ProductStore
+    from recommender.store.products import ProductStore
 
     http, grpc = forwarders
     settings = load_settings(env={}, overrides={"weaviate.http_port": http.listen_port,

@@ -13,18 +13,18 @@ import torch
 from PIL import Image
 
 from jobs.cli import main
-from recommender import service
+from recommender import components
 from recommender.alignment.checkpoint import load_checkpoint, save_checkpoint
 from recommender.alignment.data import PairSet, load_pairs, split_rows
 from recommender.alignment.model import build_model, contrastive_loss
 from recommender.alignment.train import TrainConfig, encode_pairs, train
-from recommender.catalog import load_catalog
+from recommender.catalog.reader import load_catalog
 from recommender.config import ImageEncoderSettings, Settings, load_settings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import EncoderError
 from recommender.evaluation.search_eval import own_item_figures
-from recommender.synthetic import generate_catalog
+from recommender.synthetic.shop import generate_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +183,7 @@ def test_cli_trains_then_the_service_uses_current_and_evaluate_search_reads_held
     held = set(manifest["data"]["holdout_product_ids"])
     assert len(held) == 18 and manifest["data"]["train"] + manifest["data"]["val"] == 54
     assert manifest["architecture"]["model"] == TINY and manifest["architecture"]["image_size"] == SIZE
-    encoder = service.image_encoder(load_settings(env={}, overrides={"data_dir": data}))
+    encoder = components.image_encoder(load_settings(env={}, overrides={"data_dir": data}))
     assert encoder.checkpoint == current and not encoder.is_untrained
     out = tmp_path / "eval"
     assert main(["--data-dir", str(data), "evaluate-search", "--catalog", str(catalog), "--out", str(out),

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from jobs.cli import main
-from recommender.catalog import load_catalog
+from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
 from recommender.domain import ProductFilter, RankQuery
 from recommender.evaluation.metrics import ndcg_at_k
 from recommender.evaluation.protocol import build_tasks, split_point, time_split
 from recommender.evaluation.runner import fit_behaviour, learn_fusion, method_set
-from recommender.events import EventReader
-from recommender.fusion import Rules
-from recommender.item_cache import ItemCache
-from recommender.store import ProductStore
+from recommender.events.log import EventReader
+from recommender.ranking.fusion import Rules
+from recommender.store.item_cache import ItemCache
+from recommender.store.products import ProductStore
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_cold_start_anchor_and_unknown_shopper_still_get_recommendations(store, 
     trained = {e.product_id for e in train}
     cold = next(p.product_id for p in load_catalog(FIXTURES).products if p.product_id not in trained)
     ms = method_set(fit_behaviour(train, Settings().collaborative), ItemCache(store), near_for(store), Rules(), 50)
-    from recommender.fusion import DEFAULT_WEIGHTS, configured_model
+    from recommender.ranking.fusion import DEFAULT_WEIGHTS, configured_model
 
     fused = ms.fused("fused", configured_model(DEFAULT_WEIGHTS))
     ranked = fused.rank(RankQuery(cold, user_id="nobody-knows-me", k=5))
@@ -111,7 +111,7 @@ def test_evaluate_rejects_unknown_methods(fixtures_weaviate, tmp_path) -> None: 
 
 
 def test_filters_are_pushed_down_and_hold_for_every_source(store, split) -> None:  # type: ignore[no-untyped-def]
-    from recommender.fusion import DEFAULT_WEIGHTS, configured_model
+    from recommender.ranking.fusion import DEFAULT_WEIGHTS, configured_model
 
     train, _ = split
     pushed: list[ProductFilter | None] = []

@@ -17,12 +17,12 @@ from flask.testing import FlaskClient
 
 from api.app import create_app
 from api.products import safe_path
-from recommender.collaborative import ArtifactStore
+from recommender.behaviour.als import ArtifactStore
 from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
-from recommender.events import EventLog
-from recommender.fusion import DEFAULT_WEIGHTS, configured_model
-from recommender.recommendations import fusion_model_path
-from recommender.weaviate_server import free_port, free_ports
+from recommender.events.log import EventLog
+from recommender.ranking.fusion import DEFAULT_WEIGHTS, configured_model
+from recommender.ranking.service import fusion_model_path
+from recommender.store.server import free_port, free_ports
 from tests.recsys_data import trained_data_dir
 
 pytestmark = pytest.mark.integration

@@ -29,11 +29,11 @@ from flask import Flask
 from api.app import create_app
 from jobs.cli import main
 from recommender.config import ExplainSettings, RankingSettings, Settings, WeaviateSettings, load_settings
-from recommender.fusion import FusionModel
-from recommender.refresh import refresh_lock
+from recommender.ranking.fusion import FusionModel
+from recommender.refresh.stages import refresh_lock
 from recommender.releases import ReleaseStore
-from recommender.store import ProductStore
-from recommender.weaviate_server import free_ports
+from recommender.store.products import ProductStore
+from recommender.store.server import free_ports
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
 from tests.integration.test_api_reconnect import Forwarder
 

@@ -17,13 +17,13 @@ from PIL import Image
 
 from api.app import create_app
 from api.state import AppState
-from recommender.changes import Fingerprints
+from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import Settings, WeaviateSettings, load_settings
 from recommender.domain import Product
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
-from recommender.search import QueryEncoders, Searcher, SearchRequest
-from recommender.store import ProductStore, StoredProduct
+from recommender.search.searcher import QueryEncoders, Searcher, SearchRequest
+from recommender.store.products import ProductStore, StoredProduct
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE
 
 pytestmark = pytest.mark.integration

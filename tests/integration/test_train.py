@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from jobs.cli import main
-from recommender.changes import Fingerprints
-from recommender.collaborative import ArtifactStore
+from recommender.behaviour.als import ArtifactStore
+from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import ImageEncoderSettings, Settings, load_settings
 from recommender.domain import Product
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
-from recommender.store import ProductStore, StoredProduct
+from recommender.store.products import ProductStore, StoredProduct
 from recommender.vectorize import Vectorizer
 
 pytestmark = pytest.mark.integration

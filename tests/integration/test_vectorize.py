@@ -18,12 +18,12 @@ import pytest
 from PIL import Image
 
 from recommender.alignment.hubness import HubnessCorrection
-from recommender.catalog import load_catalog
+from recommender.catalog.reader import load_catalog
 from recommender.config import Settings, load_settings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
-from recommender.store import ProductStore
+from recommender.store.products import ProductStore
 from recommender.vectorize import MassDeleteRefused, Vectorizer, VectorizeSummary
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
 
@@ -201,9 +201,9 @@ def test_bad_catalog_loads_good_rows_and_reports_each_bad_one(store, settings, t
 
 
 def test_failed_objects_fail_loudly(store, settings, text_encoder, image_encoder, tmp_path):
-    from recommender.changes import Fingerprints
+    from recommender.catalog.fingerprints import Fingerprints
     from recommender.domain import Product
-    from recommender.store import StoredProduct
+    from recommender.store.products import StoredProduct
 
     run_job(store, settings, text_encoder, image_encoder, small_catalog(tmp_path / "cat", 3))
     wrong_dim = StoredProduct(Product("weird", "Weird"), Fingerprints("a", "", "c"),
@@ -286,7 +286,7 @@ def test_each_image_vector_is_stored_with_its_hubness_penalty_also_when_the_vect
 def test_a_collection_from_before_the_penalty_gets_the_property_added(store, settings):
     from weaviate.classes.config import Configure
 
-    from recommender.store import PROPERTIES, VECTOR_NAMES
+    from recommender.store.products import PROPERTIES, VECTOR_NAMES
 
     store._client.collections.create(  # what an earlier version created: no image_penalty
         store.name, vector_config=[Configure.Vectors.self_provided(name=n) for n in VECTOR_NAMES],

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from recommender.errors import WeaviateServerError
-from recommender.weaviate_server import LocalWeaviate, free_port, free_ports, read_pidfile, stop_from_pidfile
+from recommender.store.server import LocalWeaviate, free_port, free_ports, read_pidfile, stop_from_pidfile
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from api.explanation import explain_items
 from recommender.domain import ItemView, RankedItem
-from recommender.explain import Evidence, Explanation, TemplateExplainer, build_evidence
-from recommender.explain_cache import ExplanationService
+from recommender.explain.cache import ExplanationService
+from recommender.explain.evidence import Evidence, Explanation, TemplateExplainer, build_evidence
 
 ANCHOR = ItemView("A", category=("Unisex", "Shoes", "Sneakers"), color="beige", title="Beige runners", price=80.0)
 ITEM = ItemView("B", category=("Unisex", "Shoes", "Sneakers"), color="beige", title="Beige trainers", price=85.0)

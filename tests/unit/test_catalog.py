@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.catalog import CatalogReader, RowRejected, count_rows, load_catalog, parse_price
+from recommender.catalog.reader import CatalogReader, RowRejected, count_rows, load_catalog, parse_price
 from recommender.errors import CatalogError
 
 HEADER = "product_id,title,description,category,color,brand,price,in_stock,image,pattern\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from recommender.changes import (
+from recommender.catalog.fingerprints import (
     NO_IMAGE,
     SKIP,
     Fingerprints,

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from recommender.collaborative import ArtifactStore, CollaborativeModel, ModelNotFound, fit_als
+from recommender.behaviour.als import ArtifactStore, CollaborativeModel, ModelNotFound, fit_als
+from recommender.behaviour.cooccurrence import build_cooccurrence
 from recommender.config import CollaborativeSettings
-from recommender.cooccurrence import build_cooccurrence
-from recommender.events import Event
-from recommender.interactions import build_interactions
+from recommender.events.interactions import build_interactions
+from recommender.events.log import Event
 
 # Two latent groups need few factors; strong regularisation keeps ALS from fitting within-block noise.
 CFG = CollaborativeSettings(factors=4, iterations=15, regularization=1.0, seed=3, threads=1)

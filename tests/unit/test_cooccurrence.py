@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.cooccurrence import CoItem, CoOccurrence, build_cooccurrence
+from recommender.behaviour.cooccurrence import CoItem, CoOccurrence, build_cooccurrence
 
 SESSIONS = [
     ("s1", [("a", "view"), ("b", "view"), ("b", "cart"), ("a", "cart"), ("a", "purchase"), ("b", "purchase")]),
@@ -38,7 +38,7 @@ def test_co_occurring_ranks_by_similarity_and_reports_the_strongest_kind() -> No
 
 
 def test_long_sessions_keep_their_last_items_and_a_fixed_id_map_ignores_others() -> None:
-    from recommender.interactions import IdMap
+    from recommender.events.interactions import IdMap
 
     long = [("s", [(p, "view") for p in "abcdef"])]
     co = build_cooccurrence(long, max_session_items=3)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.events import Event, EventLog, EventLogError, EventRejected, from_us, parse_event, to_us
+from recommender.events.log import Event, EventLog, EventLogError, EventRejected, from_us, parse_event, to_us
 
 KNOWN = {"p1", "p2", "p3"}
 HEADER = b"user_id,product_id,event,timestamp,session_id\n"

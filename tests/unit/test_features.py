@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from recommender.collaborative import fit_als
+from recommender.behaviour.als import fit_als
+from recommender.behaviour.cooccurrence import build_cooccurrence
 from recommender.config import CollaborativeSettings
-from recommender.cooccurrence import build_cooccurrence
 from recommender.domain import Candidate, ItemView, RankQuery
-from recommender.events import Event
-from recommender.features import (
+from recommender.events.interactions import build_interactions
+from recommender.events.log import Event
+from recommender.ranking.features import (
     FEATURES,
     BehaviourContext,
     FeatureBuilder,
@@ -21,7 +22,6 @@ from recommender.features import (
     shared_attributes,
     shared_category_depth,
 )
-from recommender.interactions import build_interactions
 
 
 def _reference_row(fb: FeatureBuilder, query: RankQuery, anchor: ItemView | None, item: ItemView,

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from recommender import weaviate_server
-from recommender.weaviate_server import ClusterPorts, free_ports
+from recommender.store import server as weaviate_server
+from recommender.store.server import ClusterPorts, free_ports
 
 
 class _ScriptedSocket:

@@ -9,8 +9,8 @@ import pytest
 
 from recommender.domain import ItemView, RankQuery
 from recommender.errors import RecommenderError
-from recommender.features import FEATURES, price_distance, shared_category_depth
-from recommender.fusion import (
+from recommender.ranking.features import FEATURES, price_distance, shared_category_depth
+from recommender.ranking.fusion import (
     FusionModel,
     Rules,
     allowed,
@@ -105,7 +105,7 @@ def test_feature_helpers() -> None:
 
 
 def test_similarities_match_pairwise_cosines() -> None:
-    from recommender.features import similarities
+    from recommender.ranking.features import similarities
 
     rng = np.random.default_rng(3)
 

@@ -20,7 +20,7 @@ from recommender.alignment.train import TrainConfig
 from recommender.config import ImageEncoderSettings
 from recommender.encoders.base import l2_normalize
 from recommender.encoders.image import OpenClipImageEncoder
-from recommender.synthetic import generate_catalog
+from recommender.synthetic.shop import generate_catalog
 
 CONFIG = TrainConfig(model="recsys-rn-micro", image_size=32, epochs=1, batch_size=8, lr=2e-3, val_fraction=0.0,
                      threads=1)
@@ -129,7 +129,7 @@ def test_a_timm_trunk_tower_trains_saves_and_reloads_to_the_same_vectors(shop: P
 
 def test_pairs_carry_each_products_category_and_colour(shop: Path) -> None:
     from recommender.alignment.data import load_pairs
-    from recommender.catalog import CatalogReader
+    from recommender.catalog.reader import CatalogReader
 
     pairs = load_pairs(shop, HashedText(), 32, progress=False)
     products = {p.product_id: p for p in CatalogReader(shop)}

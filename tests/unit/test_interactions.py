@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from recommender.config import CollaborativeSettings
-from recommender.events import Event
-from recommender.interactions import IdMap, build_interactions, decay, user_items
+from recommender.events.interactions import IdMap, build_interactions, decay, user_items
+from recommender.events.log import Event
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -55,8 +55,8 @@ def test_light_users_are_dropped_and_the_hash_tracks_the_data() -> None:
 
 
 def test_the_log_fast_path_builds_the_same_matrix(tmp_path: Path) -> None:
-    from recommender.events import EventLog
-    from recommender.interactions import interactions_from_rows
+    from recommender.events.interactions import interactions_from_rows
+    from recommender.events.log import EventLog
 
     cfg = CollaborativeSettings(half_life_days=7.0)
     events = [ev("u1", "a", "view", 3), ev("u2", "b", "cart", 1), ev("u1", "b", "purchase", 0.5)]

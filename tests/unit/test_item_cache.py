@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.item_cache import BehaviourOverlay, ItemCache
+from recommender.store.item_cache import BehaviourOverlay, ItemCache
 
 
 class _Source:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from recommender.explain import TemplateExplainer
-from recommender.explain_guard import Guard
-from recommender.llm import HttpBackend, LLMError, LLMExplainer, TransformersBackend, build_explainer
+from recommender.explain.evidence import TemplateExplainer
+from recommender.explain.guard import Guard
+from recommender.explain.llm import HttpBackend, LLMError, LLMExplainer, TransformersBackend, build_explainer
 from tests.unit.test_explain import INJECTION, evidence
 
 GROUNDED = "Often bought together with the yellow jeans you are viewing."

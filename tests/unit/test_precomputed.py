@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recommender.domain import ItemView, RankedItem
-from recommender.precomputed import ListWriter, PrecomputedLists, view_from, view_json
+from recommender.ranking.precomputed import ListWriter, PrecomputedLists, view_from, view_json
 
 RANKED = [
     RankedItem("p2", 0.9, {"text": 0.7, "image": 0.2}, ("text", "image")),

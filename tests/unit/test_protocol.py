@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from recommender.evaluation.protocol import build_tasks, split_point, time_split
-from recommender.events import Event
+from recommender.events.log import Event
 
 
 def ev(user: str, pid: str, day: int, kind: str = "view", session: str = "") -> Event:

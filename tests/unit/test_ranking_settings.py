@@ -6,7 +6,7 @@ import pytest
 
 from recommender.config import RankingSettings, load_settings
 from recommender.errors import ConfigError
-from recommender.recommendations import SOURCE_NAMES, enabled_sources
+from recommender.ranking.service import SOURCE_NAMES, enabled_sources
 
 
 def test_default_enables_every_source() -> None:

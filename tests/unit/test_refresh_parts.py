@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from recommender.changes import Fingerprints
+from recommender.catalog.fingerprints import Fingerprints
 from recommender.errors import RecommenderError
-from recommender.events import Event
-from recommender.refresh import (
+from recommender.events.log import Event
+from recommender.refresh.stages import (
     RefreshLocked,
     _metric_k,
     changed_products,
@@ -214,7 +214,7 @@ def test_refresh_lock_released_when_block_raises(tmp_path: Path) -> None:
 _CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from recommender.refresh import refresh_lock
+    from recommender.refresh.stages import refresh_lock
     with refresh_lock(Path(sys.argv[1])):
         print("holding", flush=True)
         time.sleep(60)

@@ -10,8 +10,8 @@ from PIL import Image
 
 from recommender.config import SearchSettings, load_settings
 from recommender.errors import ConfigError
-from recommender.search import FusionWeights, SearchFilters, SearchInputError, SearchRequest, fuse
-from recommender.store import ProductFilter, weaviate_filter
+from recommender.search.searcher import FusionWeights, SearchFilters, SearchInputError, SearchRequest, fuse
+from recommender.store.products import ProductFilter, weaviate_filter
 
 
 def field_of(exc: pytest.ExceptionInfo[SearchInputError]) -> str:

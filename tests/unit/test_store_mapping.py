@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from recommender.changes import Fingerprints
+from recommender.catalog.fingerprints import Fingerprints
 from recommender.domain import Product
 from recommender.encoders.base import l2_normalize
-from recommender.store import StoredProduct, product_properties, product_uuid
+from recommender.store.products import StoredProduct, product_properties, product_uuid
 
 
 def test_uuid5_is_stable_and_distinct() -> None:

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from jobs import generate_catalog as job
-from recommender.synthetic import (
+from recommender.synthetic.images import PALETTE, PATTERNS, SHAPES, Look, render_look
+from recommender.synthetic.shop import (
     CATEGORIES,
     COMPLEMENTS,
     EVENT_COLUMNS,
@@ -22,7 +23,6 @@ from recommender.synthetic import (
     generate_catalog,
     read_truth,
 )
-from recommender.synthetic_images import PALETTE, PATTERNS, SHAPES, Look, render_look
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SMALL = {"n_products": 60, "n_shoppers": 50, "n_events": 600, "image_size": 64, "progress": False}

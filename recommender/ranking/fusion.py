@@ -18,7 +18,7 @@ import numpy as np
 
 from recommender.domain import ItemView, ProductFilter, RankQuery
 from recommender.errors import RecommenderError
-from recommender.features import FEATURES
+from recommender.ranking.features import FEATURES
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "text": 1.0, "image": 0.5, "behavior": 0.5, "cooccurrence": 1.0, "copurchase": 0.5,

@@ -30,7 +30,7 @@ from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from recommender.synthetic_images import COLOR_NAMES, LIGHT_COLORS, PATTERNS, Look, render_look, save_png
+from recommender.synthetic.images import COLOR_NAMES, LIGHT_COLORS, PATTERNS, Look, render_look, save_png
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN_DAYS = 90

@@ -14,9 +14,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from recommender.catalog.rows import RowRejected, has_bad_bytes, read_rows
 from recommender.domain import CATEGORY_SEPARATOR, CatalogLoad, Product, RowError
 from recommender.errors import CatalogError
-from recommender.rows import RowRejected, has_bad_bytes, read_rows
 
 REQUIRED_COLUMNS = ("product_id", "title")
 KNOWN_COLUMNS = (

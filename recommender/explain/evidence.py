@@ -1,7 +1,7 @@
 """Explanations ("why this?"): the evidence behind one recommendation, the claims it backs, and the template.
 
 The ranker's per-signal breakdown becomes a frozen ``Evidence``; every sentence shown to a shopper — by the
-deterministic template here or by an LLM (``recommender.llm``, checked by ``recommender.explain_guard``) —
+deterministic template here or by an LLM (``recommender.explain.llm``, checked by ``recommender.explain.guard``) —
 may state only what that evidence holds. Catalog text (titles, descriptions, category names, colours) is
 untrusted: the prompt carries it as quoted data in a delimited block, never as instructions.
 """
@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from recommender.domain import CATEGORY_SEPARATOR, ItemView, RankedItem
-from recommender.features import shared_category_depth
+from recommender.ranking.features import shared_category_depth
 
 SOURCES = ("template", "llm", "cache")
 SIMILAR_PRICE_RATIO = 1.25  # prices within 25% of each other count as "a similar price"

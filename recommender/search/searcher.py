@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from recommender.catalog.images import ImageLimits, ImageProblem, ImageTooLarge, decode_image, to_rgb
 from recommender.config import SearchSettings
 from recommender.domain import CATEGORY_SEPARATOR
 from recommender.encoders.base import Encoder
 from recommender.errors import RecommenderError
-from recommender.images import ImageLimits, ImageProblem, ImageTooLarge, decode_image, to_rgb
-from recommender.store import ProductFilter, ProductStore
+from recommender.store.products import ProductFilter, ProductStore
 
 QUERY_MODALITIES = ("text", "image")
 SEARCHABLE_VECTORS = ("text", "image")  # `behavior` lives in another space: no text/image query can reach it

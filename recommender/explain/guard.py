@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from recommender.explain import Evidence, ProductFacts, claims
+from recommender.explain.evidence import Evidence, ProductFacts, claims
 
 
 def _vocab(text: str) -> frozenset[str]:

@@ -16,18 +16,18 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from recommender.changes import Fingerprints
+from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import CollaborativeSettings, RefreshSettings
 from recommender.domain import RankedItem, RankQuery
 from recommender.errors import RecommenderError
 from recommender.evaluation.protocol import AnchorTask, build_tasks, split_point, time_split
 from recommender.evaluation.runner import aggregate, fit_behaviour, learn_fusion, method_set, run_methods
-from recommender.events import Event
-from recommender.fusion import FusionModel, Rules
-from recommender.item_cache import ItemLookup
-from recommender.precomputed import ListWriter
-from recommender.ranking import FusionRanker
-from recommender.retrieval import NearVector
+from recommender.events.log import Event
+from recommender.ranking.fusion import FusionModel, Rules
+from recommender.ranking.precomputed import ListWriter
+from recommender.ranking.ranker import FusionRanker
+from recommender.ranking.sources import NearVector
+from recommender.store.item_cache import ItemLookup
 
 
 class RefreshLocked(RecommenderError):

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from recommender.config import CollaborativeSettings
-from recommender.events import Event, to_us
+from recommender.events.log import Event, to_us
 
 _US_PER_DAY = 86_400 * 1_000_000
 

@@ -11,10 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
-from recommender.collaborative import CollaborativeModel
-from recommender.cooccurrence import CoOccurrence
+from recommender.behaviour.als import CollaborativeModel
+from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.domain import Candidate, ProductFilter, RankQuery
-from recommender.item_cache import ItemLookup
+from recommender.store.item_cache import ItemLookup
 
 # (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
 NearVector = Callable[[np.ndarray, str, int, ProductFilter | None], Sequence[tuple[str, float]]]

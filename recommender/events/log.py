@@ -20,9 +20,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from recommender.catalog.rows import RowRejected, has_bad_bytes, read_rows
 from recommender.domain import RowError
 from recommender.errors import RecommenderError
-from recommender.rows import RowRejected, has_bad_bytes, read_rows
 
 EVENT_TYPES = ("view", "cart", "purchase")
 EVENT_COLUMNS = ("user_id", "product_id", "event", "timestamp", "session_id")

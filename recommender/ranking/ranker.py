@@ -10,10 +10,10 @@ from typing import Protocol
 import numpy as np
 
 from recommender.domain import Candidate, ItemView, RankedItem, RankQuery
-from recommender.features import FEATURES, FeatureBuilder
-from recommender.fusion import FusionModel, Rules, allowed, select
-from recommender.item_cache import ItemLookup
-from recommender.retrieval import CandidateSource
+from recommender.ranking.features import FEATURES, FeatureBuilder
+from recommender.ranking.fusion import FusionModel, Rules, allowed, select
+from recommender.ranking.sources import CandidateSource
+from recommender.store.item_cache import ItemLookup
 
 EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history_text", "history_image",
              "session", "als_user", "popularity", "recent_popularity", "same_category", "same_variant",

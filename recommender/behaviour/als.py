@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 
+from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.config import CollaborativeSettings
-from recommender.cooccurrence import CoOccurrence
 from recommender.errors import RecommenderError
-from recommender.interactions import IdMap, Interactions
+from recommender.events.interactions import IdMap, Interactions
 
 FORMAT = 1
 _VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}(-[0-9]+)?$")

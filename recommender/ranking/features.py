@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recommender.collaborative import CollaborativeModel
-from recommender.cooccurrence import CoOccurrence
+from recommender.behaviour.als import CollaborativeModel
+from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.domain import Candidate, ItemView, RankQuery
 
 FEATURES = (

@@ -26,19 +26,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from recommender.collaborative import Artifacts, ArtifactStore
+from recommender.behaviour.als import Artifacts, ArtifactStore
+from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.config import RankingSettings
-from recommender.cooccurrence import CoOccurrence
 from recommender.domain import ItemView, ProductFilter, RankedItem, RankQuery
 from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
-from recommender.events import EventLog
-from recommender.features import BehaviourContext, FeatureBuilder
-from recommender.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, allowed, configured_model
-from recommender.item_cache import BehaviourOverlay, ItemCache, ItemLookup
-from recommender.precomputed import PrecomputedLists
-from recommender.ranking import FusionRanker
-from recommender.releases import Release, ReleaseStore
-from recommender.retrieval import (
+from recommender.events.log import EventLog
+from recommender.ranking.features import BehaviourContext, FeatureBuilder
+from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, allowed, configured_model
+from recommender.ranking.precomputed import PrecomputedLists
+from recommender.ranking.ranker import FusionRanker
+from recommender.ranking.sources import (
     AlsForUser,
     AlsSimilar,
     CandidateSource,
@@ -48,7 +46,9 @@ from recommender.retrieval import (
     SessionCoOccurring,
     VectorNeighbours,
 )
-from recommender.store import Hit
+from recommender.releases import Release, ReleaseStore
+from recommender.store.item_cache import BehaviourOverlay, ItemCache, ItemLookup
+from recommender.store.products import Hit
 
 NEIGHBOUR_VECTORS = ("text", "image")
 

@@ -24,7 +24,7 @@ from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.exceptions import WeaviateBaseError, WeaviateInsertManyAllFailedError
 
-from recommender.changes import Fingerprints
+from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import WeaviateSettings
 from recommender.domain import CATEGORY_SEPARATOR, Product, ProductFilter
 from recommender.errors import StoreError, StoreUnavailable

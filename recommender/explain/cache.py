@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from recommender.config import ExplainSettings
-from recommender.explain import Evidence, Explainer, Explanation, TemplateExplainer
-from recommender.llm import TRANSIENT, LLMExplainer, build_explainer
+from recommender.explain.evidence import Evidence, Explainer, Explanation, TemplateExplainer
+from recommender.explain.llm import TRANSIENT, LLMExplainer, build_explainer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS explanations (

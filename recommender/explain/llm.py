@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import requests
 
 from recommender.errors import ConfigError, RecommenderError
-from recommender.explain import Evidence, Explainer, Explanation, TemplateExplainer, build_prompt
-from recommender.explain_guard import Guard
+from recommender.explain.evidence import Evidence, Explainer, Explanation, TemplateExplainer, build_prompt
+from recommender.explain.guard import Guard
 
 log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]

@@ -11,8 +11,8 @@ from pathlib import Path
 from recommender.config import Settings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
-from recommender.store import ProductStore
-from recommender.weaviate_server import LocalWeaviate
+from recommender.store.products import ProductStore
+from recommender.store.server import LocalWeaviate
 
 log = logging.getLogger(__name__)
 

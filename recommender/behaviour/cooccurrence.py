@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from recommender.events import EVENT_TYPES
-from recommender.interactions import IdMap
+from recommender.events.interactions import IdMap
+from recommender.events.log import EVENT_TYPES
 
 KINDS = EVENT_TYPES  # ("view", "cart", "purchase"): co-viewed, co-carted, co-purchased
 _LEVEL = {kind: level for level, kind in enumerate(EVENT_TYPES)}

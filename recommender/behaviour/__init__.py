@@ -1,0 +1,1 @@
+"""Collaborative signals from shoppers' events: ALS (the only package importing `implicit`), co-occurrence."""

@@ -1,0 +1,1 @@
+"""Reading and validating the DATA.md catalog: rows, products, images, fingerprints."""

@@ -1,0 +1,1 @@
+"""The event log (SQLite) and the interaction matrices built from it."""

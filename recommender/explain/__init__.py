@@ -1,0 +1,1 @@
+"""Why this? Evidence, the template explainer, LLM backends, the guard and the explanation cache."""

@@ -1,0 +1,1 @@
+"""The fixture shop, generated: products, shoppers, events and images known by construction."""

@@ -12,13 +12,14 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from recommender.ask.service import AskInputError
 from recommender.errors import StoreError, StoreUnavailable
 from recommender.ranking.service import ProductNotFound
 from recommender.search.searcher import SearchInputError
 
 log = logging.getLogger(__name__)
 
-_INPUT_STATUS = {"invalid": 400, "unprocessable": 422, "too_large": 413}
+_INPUT_STATUS = {"invalid": 400, "unprocessable": 422, "too_large": 413, "not_found": 404}
 
 
 class ApiError(Exception):
@@ -49,9 +50,11 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.field)
 
     @app.errorhandler(SearchInputError)
-    def _input(exc: SearchInputError) -> tuple[Response, int]:
+    @app.errorhandler(AskInputError)
+    def _input(exc: SearchInputError | AskInputError) -> tuple[Response, int]:
         status = _INPUT_STATUS.get(exc.kind, 400)
-        return error_response(status, "too_large" if status == 413 else "invalid_request", str(exc), exc.field)
+        code = "too_large" if status == 413 else "not_found" if status == 404 else "invalid_request"
+        return error_response(status, code, str(exc), exc.field)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:

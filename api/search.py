@@ -2,7 +2,9 @@
 
 Accepts JSON ``{"text", "image_base64", "vectors": [...], "filters": {...}, "k", "weights": {...}}`` or
 multipart/form-data (an ``image`` file plus form fields ``text``, ``vectors`` (repeated or comma-separated),
-``k``, ``category``, ``price_min``, ``price_max``, ``in_stock``). Bad input → 4xx naming the field.
+``k``, ``category``, ``price_min``, ``price_max``, ``in_stock``, ``color``, ``brand``, ``level`` and their
+``exclude_`` forms). Filters also take colour, brand, any category level, catalog columns and text words, and
+the same under ``exclude`` (must-not); they apply to the image path too. Bad input → 4xx naming the field.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from api.errors import ApiError
 from api.state import state
 from recommender.config import SearchSettings
+from recommender.domain import FieldCondition
 from recommender.search.searcher import (
     FusionWeights,
     Searcher,
@@ -30,7 +33,10 @@ from recommender.search.searcher import (
 bp = Blueprint("search", __name__, url_prefix="/v1")
 
 _JSON_KEYS = {"text", "image_base64", "vectors", "filters", "k", "weights"}
-_FILTER_KEYS = {"category", "price_min", "price_max", "in_stock"}
+_FILTER_KEYS = {"category", "price_min", "price_max", "in_stock", "color", "brand", "level", "attributes", "text",
+                "exclude"}
+_CONDITION_KEYS = ("color", "brand", "level", "attributes", "text")  # "level": any level of the category path
+MAX_CONDITION_VALUES = 20
 
 
 @bp.post("/search")
@@ -77,8 +83,47 @@ def request_from_json(body: Mapping[str, Any], configured: FusionWeights) -> Sea
         text=body.get("text"), image=_b64(image) if image is not None else None, vectors=tuple(vectors),
         filters=SearchFilters(category=_opt_str(filters.get("category"), "filters.category"),
                               price_min=filters.get("price_min"), price_max=filters.get("price_max"),
-                              in_stock=filters.get("in_stock", False)),
+                              in_stock=filters.get("in_stock", False), conditions=conditions_from_json(filters)),
         k=body.get("k", 10), weights=configured.with_overrides(weights) if weights else None)
+
+
+def conditions_from_json(filters: Mapping[str, Any]) -> tuple[FieldCondition, ...]:
+    """Attribute conditions of a JSON filter object: ``color``, ``brand``, ``level``, ``text`` (a string or a list
+    of strings: any of them) and ``attributes`` (column → string or list), and the same keys under ``exclude``
+    (none of them)."""
+    exclude = filters.get("exclude") or {}
+    if not isinstance(exclude, dict):
+        raise SearchInputError("filters.exclude", "exclude must be an object")
+    bad = sorted(set(exclude) - set(_CONDITION_KEYS))
+    if bad:
+        raise SearchInputError(f"filters.exclude.{bad[0]}", f"unknown filter {bad[0]!r}")
+    return (*_conditions(filters, "filters", False), *_conditions(exclude, "filters.exclude", True))
+
+
+def _conditions(raw: Mapping[str, Any], where: str, negate: bool) -> list[FieldCondition]:
+    out: list[FieldCondition] = []
+    for key in ("color", "brand", "level", "text"):
+        if raw.get(key) is not None:
+            field = "category" if key == "level" else key
+            out.append(FieldCondition(field, _values(raw[key], f"{where}.{key}"), negate))
+    attributes = raw.get("attributes")
+    if attributes is not None:
+        if not isinstance(attributes, dict) or len(attributes) > MAX_CONDITION_VALUES:
+            raise SearchInputError(f"{where}.attributes", "attributes must be an object of column → value(s)")
+        for column, values in attributes.items():
+            if not isinstance(column, str) or not column.strip() or len(column) > 100:
+                raise SearchInputError(f"{where}.attributes", "attribute names must be non-empty strings")
+            out.append(FieldCondition(f"attr:{column}", _values(values, f"{where}.attributes.{column}"), negate))
+    return out
+
+
+def _values(value: Any, field: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if (not isinstance(items, list) or not 0 < len(items) <= MAX_CONDITION_VALUES
+            or not all(isinstance(v, str) and v.strip() and len(v) <= 200 for v in items)):
+        raise SearchInputError(field, f"{field} must be a non-empty string or a list of 1 to "
+                                      f"{MAX_CONDITION_VALUES} non-empty strings")
+    return tuple(v.strip() for v in items)
 
 
 def request_from_form(form: MultiDict[str, str], upload: Any) -> SearchRequest:
@@ -90,8 +135,16 @@ def request_from_form(form: MultiDict[str, str], upload: Any) -> SearchRequest:
         text=form.get("text"), image=image, vectors=tuple(vectors),
         filters=SearchFilters(category=form.get("category") or None,
                               price_min=_form_number(form, "price_min"), price_max=_form_number(form, "price_max"),
-                              in_stock=_form_bool(form, "in_stock")),
+                              in_stock=_form_bool(form, "in_stock"), conditions=_form_conditions(form)),
         k=_form_int(form, "k", 10))
+
+
+def _form_conditions(form: MultiDict[str, str]) -> tuple[FieldCondition, ...]:
+    """``color``/``brand``/``level`` form fields (repeatable) and their ``exclude_`` forms."""
+    raw: dict[str, Any] = {k: form.getlist(k) for k in ("color", "brand", "level") if form.getlist(k)}
+    excluded: dict[str, Any] = {k: form.getlist(f"exclude_{k}") for k in ("color", "brand", "level")
+                                if form.getlist(f"exclude_{k}")}
+    return (*_conditions(raw, "filters", False), *_conditions(excluded, "filters.exclude", True))
 
 
 def _b64(value: Any) -> bytes:

@@ -194,6 +194,26 @@ class RefreshSettings:
 
 
 @dataclass(frozen=True)
+class AskSettings:
+    """Shopping Q&A: planner and answer backends, how many products an answer shows, retrieval depth and fusion.
+
+    ``planner``/``answer``: ``rules``/``template`` (deterministic, the default) or ``llm`` (the ``[explain]``
+    backend; its output is validated, and the deterministic result is used whenever validation fails).
+    """
+
+    planner: str = "rules"
+    answer: str = "template"
+    k: int = 5
+    max_k: int = 20
+    candidates: int = 60  # products retrieved per path before constraints are verified and fused
+    alpha: float = 0.5  # hybrid search: weight of the text vector against BM25
+    image_weight: float = 0.5  # weight of text→image (trained tower) candidates beside the hybrid list
+    max_question_chars: int = 500
+    timeout_s: float = 2.0  # the most an LLM planner or phrasing step may take
+    currency: str = ""  # printed before prices in answers, e.g. "€"
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, read once at the entry point."""
 
@@ -209,6 +229,7 @@ class Settings:
     ranking: RankingSettings = field(default_factory=RankingSettings)
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     refresh: RefreshSettings = field(default_factory=RefreshSettings)
+    ask: AskSettings = field(default_factory=AskSettings)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -224,7 +245,7 @@ class Settings:
 
 
 _SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api", "ranking",
-             "explain", "refresh"}
+             "explain", "refresh", "ask"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),
     "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),

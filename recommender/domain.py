@@ -66,6 +66,60 @@ class CatalogLoad:
     seen_ids: frozenset[str] = field(default_factory=frozenset)
 
 
+# Fields a FieldCondition may name; ``attr:<column>`` is one of the catalog's extra columns.
+CONDITION_FIELDS = ("category", "color", "brand", "text")
+ATTR_PREFIX = "attr:"
+
+
+def _words_only(text: str) -> str:
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.casefold()).split())
+
+
+@dataclass(frozen=True)
+class FieldCondition:
+    """"``field`` is any of ``values``" (or, with ``negate``, none of them): the one definition of attribute
+    matching, pushed down into the store as a filter and checked again in Python with ``matches``.
+
+    ``category`` matches any level of the product's category path; ``color``/``brand``/``attr:<column>`` compare
+    whole values; ``text`` looks for each value as whole words in the title or description. All comparisons
+    ignore case.
+    """
+
+    field: str
+    values: tuple[str, ...]
+    negate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.field not in CONDITION_FIELDS and not (self.field.startswith(ATTR_PREFIX) and
+                                                       len(self.field) > len(ATTR_PREFIX)):
+            raise ValueError(f"unknown condition field {self.field!r}")
+        if not self.values or any(not isinstance(v, str) or not v.strip() for v in self.values):
+            raise ValueError(f"condition on {self.field!r} needs non-empty string values")
+
+    def product_values(self, product: Product) -> list[str]:
+        """The product's values this condition compares against."""
+        if self.field == "category":
+            return list(product.category)
+        if self.field == "color":
+            return [product.color]
+        if self.field == "brand":
+            return [product.brand]
+        if self.field == "text":
+            return [product.title, product.description]
+        return [dict(product.attributes).get(self.field.removeprefix(ATTR_PREFIX), "")]
+
+    def matches(self, product: Product) -> bool:
+        """True when the product meets the condition."""
+        have = [v for v in self.product_values(product) if v]
+        if self.field == "text":
+            padded = [f" {_words_only(h)} " for h in have]
+            hit = any(f" {_words_only(w)} " in h for w in self.values for h in padded)
+        else:
+            folded = {h.strip().casefold() for h in have}
+            hit = any(w.strip().casefold() in folded for w in self.values)
+        return hit != self.negate
+
+
 @dataclass(frozen=True)
 class ProductFilter:
     """Store-level filter pushed down into a query; every set field must hold (AND).
@@ -73,18 +127,33 @@ class ProductFilter:
     ``category`` is a path prefix on whole levels: ``("Women", "Bottoms")`` matches ``Women > Bottoms > Jeans``
     but not ``Women > Bottomwear``; levels compare exactly (case-sensitive). ``in_stock=True`` keeps only
     in-stock products; ``None`` anywhere means "no condition". Price bounds are inclusive; a product without
-    a price fails any price bound.
+    a price fails any price bound. ``conditions`` add attribute conditions (colour, brand, any level, any
+    catalog column, words of the text), each possibly negated.
     """
 
     category: tuple[str, ...] = ()
     price_min: float | None = None
     price_max: float | None = None
     in_stock: bool | None = None
+    conditions: tuple[FieldCondition, ...] = ()
 
     @property
     def is_empty(self) -> bool:
         """True when the filter keeps everything."""
-        return not self.category and self.price_min is None and self.price_max is None and self.in_stock is None
+        return (not self.category and self.price_min is None and self.price_max is None and self.in_stock is None
+                and not self.conditions)
+
+    def keeps(self, product: Product) -> bool:
+        """The same decision the store makes, in Python (used to verify store results and in tests)."""
+        if self.category and tuple(product.category[:len(self.category)]) != self.category:
+            return False
+        if self.price_min is not None and (product.price is None or product.price < self.price_min):
+            return False
+        if self.price_max is not None and (product.price is None or product.price > self.price_max):
+            return False
+        if self.in_stock is not None and product.in_stock != self.in_stock:
+            return False
+        return all(c.matches(product) for c in self.conditions)
 
 
 @dataclass(frozen=True)

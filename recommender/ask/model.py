@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from recommender.domain import Product
+from recommender.domain import ATTR_PREFIX, FieldCondition, Product
 
 # Where a constraint looks. ``attr:<column>`` is one of the catalog's extra columns (usage, season, …);
 # ``text`` is the product's own title + description (used for words no structured field covers).
 FIELDS = ("category", "color", "brand", "price", "in_stock", "text")
-ATTR_PREFIX = "attr:"
 
 # What a shopper wants done.
 INTENTS = (
@@ -71,44 +70,29 @@ class Constraint:
             out["values"] = list(self.values)
         return out
 
-
-def _product_values(product: Product, field_name: str) -> list[str]:
-    if field_name == "category":
-        return list(product.category)
-    if field_name == "color":
-        return [product.color]
-    if field_name == "brand":
-        return [product.brand]
-    if field_name == "in_stock":
-        return ["true" if product.in_stock else "false"]
-    if field_name.startswith(ATTR_PREFIX):
-        return [dict(product.attributes).get(field_name.removeprefix(ATTR_PREFIX), "")]
-    return [product.title, product.description]
+    def to_condition(self) -> FieldCondition | None:
+        """The store-level condition of this constraint (None for price and stock, which are their own filters)."""
+        if self.field in ("price", "in_stock"):
+            return None
+        return FieldCondition(self.field, self.values, negate=self.negated)
 
 
 def satisfies(constraint: Constraint, product: Product) -> bool:
     """True when ``product`` meets ``constraint`` (a product without a price fails any price bound).
 
-    Structured fields compare whole values case-insensitively; the ``text`` field looks for each value as a
-    whole word (or phrase) in the title and description.
+    Attribute constraints defer to ``FieldCondition.matches`` (the store filter's definition): structured
+    fields compare whole values case-insensitively, ``text`` looks for whole words in title and description.
     """
     c = constraint
     if c.op == "range":
         if product.price is None:
             return False
         return (c.low is None or product.price >= c.low) and (c.high is None or product.price <= c.high)
-    have = [v.strip().casefold() for v in _product_values(product, c.field) if v]
-    wanted = [v.strip().casefold() for v in c.values]
-    if c.field == "text":
-        padded = [f" {_words_only(h)} " for h in have]
-        hit = any(f" {_words_only(w)} " in h for w in wanted for h in padded)
-    else:
-        hit = any(w in have for w in wanted)
-    return hit != c.negated
-
-
-def _words_only(text: str) -> str:
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in text).split())
+    if c.field == "in_stock":
+        wanted = {v.strip().casefold() for v in c.values}
+        return (("true" if product.in_stock else "false") in wanted) != c.negated
+    condition = c.to_condition()
+    return condition is not None and condition.matches(product)
 
 
 def satisfies_all(constraints: tuple[Constraint, ...], product: Product) -> bool:

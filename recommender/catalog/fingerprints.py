@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass
 from recommender.domain import Product
 
 NO_IMAGE = ""
+# Bumped whenever the stored properties derived from a product change shape, so the next run rewrites them
+# (2: case-folded filter keys f_color, f_brand, f_category, f_attrs).
+PROPERTIES_VERSION = b"2"
 
 
 def _digest(*parts: bytes) -> str:
@@ -37,7 +40,7 @@ def properties_fingerprint(product: Product) -> str:
     """Fingerprint of the stored properties (everything but the source line number)."""
     fields = asdict(product)
     fields.pop("line")
-    return _digest(b"props", json.dumps(fields, sort_keys=True, default=list).encode())
+    return _digest(b"props", PROPERTIES_VERSION, json.dumps(fields, sort_keys=True, default=list).encode())
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from PIL import Image
 
 from recommender.catalog.images import ImageLimits, ImageProblem, ImageTooLarge, decode_image, to_rgb
 from recommender.config import SearchSettings
-from recommender.domain import CATEGORY_SEPARATOR
+from recommender.domain import CATEGORY_SEPARATOR, FieldCondition
 from recommender.encoders.base import Encoder
 from recommender.errors import RecommenderError
 from recommender.store.products import ProductFilter, ProductStore
@@ -110,12 +110,15 @@ class SearchFilters:
     ``category`` is a path prefix on whole levels (``"Women > Bottoms"`` matches ``Women > Bottoms > Jeans``;
     ``"Women"`` matches all of Women), compared exactly (case-sensitive), like the catalog writes them.
     Price bounds are inclusive. ``in_stock=True`` keeps only in-stock products; False does not filter.
+    ``conditions`` add colour, brand, category-level, catalog-column and text conditions, each possibly negated
+    (``domain.FieldCondition``); they apply to every query path, text and image alike.
     """
 
     category: str | None = None
     price_min: float | None = None
     price_max: float | None = None
     in_stock: bool = False
+    conditions: tuple[FieldCondition, ...] = ()
 
     def __post_init__(self) -> None:
         _optional_price(self.price_min, "price_min")
@@ -138,7 +141,7 @@ class SearchFilters:
     def to_store(self) -> ProductFilter:
         """The store-level filter."""
         return ProductFilter(category=self.category_levels, price_min=self.price_min, price_max=self.price_max,
-                             in_stock=True if self.in_stock else None)
+                             in_stock=True if self.in_stock else None, conditions=self.conditions)
 
 
 @dataclass(frozen=True)

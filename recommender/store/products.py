@@ -1,4 +1,4 @@
-"""The product store in Weaviate: the only module that imports ``weaviate``.
+"""The product store in Weaviate (the ``store`` package is the only one that imports ``weaviate``).
 
 One object per product, id = uuid5(product_id), named vectors ``text``, ``image`` and ``behavior``
 (cosine HNSW, vectors supplied by us), filterable properties, and the fingerprints that let jobs skip
@@ -8,149 +8,35 @@ unchanged work. Every batch write checks the per-object errors of its request an
 from __future__ import annotations
 
 import functools
-import json
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import urlparse
 
 import numpy as np
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import Configure, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.exceptions import WeaviateBaseError, WeaviateInsertManyAllFailedError
 
 from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import WeaviateSettings
-from recommender.domain import CATEGORY_SEPARATOR, Product, ProductFilter
+from recommender.domain import Product, ProductFilter
 from recommender.errors import StoreError, StoreUnavailable
-
-VECTOR_NAMES = ("text", "image", "behavior")
-_NAMESPACE = uuid.UUID("6f1b7a52-3c1e-5d4b-9f0a-7d3e2b1c4a55")
-_FINGERPRINT_PROPS = ("fp_text", "fp_image", "fp_properties")
-
-
-def product_uuid(product_id: str) -> str:
-    """Weaviate object id of a product: uuid5 of its id, stable across runs and machines."""
-    return str(uuid.uuid5(_NAMESPACE, product_id))
-
-
-def _text(name: str, *, searchable: bool = False) -> Property:
-    tokenization = Tokenization.WORD if searchable else Tokenization.FIELD
-    return Property(name=name, data_type=DataType.TEXT, tokenization=tokenization,
-                    index_searchable=searchable, index_filterable=True)
-
-
-PROPERTIES = [
-    _text("product_id"),
-    _text("title", searchable=True),
-    _text("description", searchable=True),
-    _text("category"),
-    _text("category_l1"),
-    _text("category_l2"),
-    _text("category_l3"),
-    _text("color"),
-    _text("brand"),
-    Property(name="price", data_type=DataType.NUMBER, index_range_filters=True),
-    Property(name="in_stock", data_type=DataType.BOOL),
-    _text("image"),
-    _text("image_error"),
-    _text("variant_group"),
-    Property(name="attributes_json", data_type=DataType.TEXT, index_filterable=False,
-             index_searchable=False),
-    # Subtracted from a text query's cosine with the image vector (alignment/hubness.py); 0 = no correction.
-    Property(name="image_penalty", data_type=DataType.NUMBER, index_filterable=False, index_range_filters=False),
-    *(_text(name) for name in _FINGERPRINT_PROPS),
-]
-
-
-@dataclass(frozen=True)
-class StoredProduct:
-    """An object to write: the product, its fingerprints, the vectors it has, any image problem, and the
-    hubness penalty of its image vector for text queries."""
-
-    product: Product
-    fingerprints: Fingerprints
-    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
-    image_error: str = ""
-    image_penalty: float = 0.0
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One near-vector result."""
-
-    product_id: str
-    distance: float
-    properties: Mapping[str, Any] = field(default_factory=dict)
-
-
-def weaviate_filter(f: ProductFilter | None) -> Any:
-    """The ``weaviate.classes.query.Filter`` of a ProductFilter, or None when it keeps everything."""
-    if f is None or f.is_empty:
-        return None
-    parts: list[Any] = []
-    levels = f.category
-    if 0 < len(levels) <= 3:
-        parts += [Filter.by_property(f"category_l{i + 1}").equal(level) for i, level in enumerate(levels)]
-    elif levels:  # deeper than the stored level columns: the whole path, or the path plus more levels
-        path = CATEGORY_SEPARATOR.join(levels)
-        parts.append(Filter.any_of([Filter.by_property("category").equal(path),
-                                    Filter.by_property("category").like(f"{path}{CATEGORY_SEPARATOR}*")]))
-    if f.price_min is not None:
-        parts.append(Filter.by_property("price").greater_or_equal(float(f.price_min)))
-    if f.price_max is not None:
-        parts.append(Filter.by_property("price").less_or_equal(float(f.price_max)))
-    if f.in_stock is not None:
-        parts.append(Filter.by_property("in_stock").equal(f.in_stock))
-    return parts[0] if len(parts) == 1 else Filter.all_of(parts)
-
-
-def product_properties(item: StoredProduct) -> dict[str, Any]:
-    """The Weaviate properties of a product object."""
-    p = item.product
-    levels = [*p.category, "", "", ""]
-    return {
-        "product_id": p.product_id, "title": p.title, "description": p.description,
-        "category": p.category_path, "category_l1": levels[0], "category_l2": levels[1],
-        "category_l3": levels[2], "color": p.color, "brand": p.brand, "price": p.price,
-        "in_stock": p.in_stock, "image": p.image or "", "image_error": item.image_error,
-        "variant_group": p.variant_group, "attributes_json": json.dumps(dict(p.attributes), sort_keys=True),
-        "fp_text": item.fingerprints.text, "fp_image": item.fingerprints.image,
-        "fp_properties": item.fingerprints.properties, "image_penalty": float(item.image_penalty),
-    }
-
-
-def connect(settings: WeaviateSettings) -> weaviate.WeaviateClient:
-    """A connected client: to ``settings.url`` when set, else to the local server on host/ports."""
-    try:
-        if settings.url:
-            return _connect_url(settings)
-        # skip_init_checks: the client would otherwise ask the internet (PyPI) for its latest version.
-        return weaviate.connect_to_local(host=settings.host, port=settings.http_port,
-                                         grpc_port=settings.grpc_port, skip_init_checks=True)
-    except WeaviateBaseError as exc:
-        where = settings.url or f"http://{settings.host}:{settings.http_port}"
-        raise StoreUnavailable(f"cannot reach Weaviate at {where}: {exc}") from exc
-
-
-def _connect_url(settings: WeaviateSettings) -> weaviate.WeaviateClient:
-    http = urlparse(str(settings.url))
-    secure = http.scheme == "https"
-    grpc_text = settings.grpc_url or ""
-    grpc = urlparse(grpc_text if "//" in grpc_text else f"//{grpc_text}")
-    auth = weaviate.auth.AuthApiKey(settings.api_key) if settings.api_key else None
-    return weaviate.connect_to_custom(
-        http_host=http.hostname or "localhost", http_port=http.port or (443 if secure else 80),
-        http_secure=secure, grpc_host=grpc.hostname or http.hostname or "localhost",
-        grpc_port=grpc.port or (443 if secure and settings.grpc_url else 50051),
-        grpc_secure=secure, auth_credentials=auth, skip_init_checks=True,
-    )
-
+from recommender.store.client import _errors, connect
+from recommender.store.filters import weaviate_filter
+from recommender.store.schema import (
+    _FINGERPRINT_PROPS,
+    BM25_PROPERTIES,
+    PROPERTIES,
+    VECTOR_NAMES,
+    Hit,
+    StoredProduct,
+    product_from_properties,
+    product_properties,
+    product_uuid,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -382,6 +268,51 @@ class ProductStore:
                 for o in res.objects]
 
     @_bounded
+    def hybrid(self, query: str, vector: np.ndarray | None, target: str = "text", k: int = 10,
+               filters: ProductFilter | None = None, alpha: float = 0.5,
+               properties: Sequence[str] = BM25_PROPERTIES) -> list[Hit]:
+        """The k products best matching ``query`` by Weaviate's hybrid search: BM25 over ``properties`` fused
+        with the cosine of ``vector`` to each product's ``target`` vector (``alpha`` = weight of the vector part),
+        among those ``filters`` keep. ``Hit.distance`` is 1 − the fused score (smaller is better)."""
+        with _errors(f"hybrid query on {target}"):
+            res = self._collection.query.hybrid(
+                query=query, alpha=alpha, limit=k, target_vector=target if vector is not None else None,
+                vector=np.asarray(vector, dtype=np.float32).tolist() if vector is not None else None,
+                query_properties=list(properties), filters=weaviate_filter(filters),
+                return_metadata=MetadataQuery(score=True))
+        return [Hit(str(o.properties["product_id"]), 1.0 - float(o.metadata.score or 0.0), o.properties)
+                for o in res.objects]
+
+    @_bounded
+    def count_matching(self, filters: ProductFilter | None) -> int:
+        """How many products ``filters`` keeps (all of them for None)."""
+        with _errors("count matching objects"):
+            res = self._collection.aggregate.over_all(filters=weaviate_filter(filters), total_count=True)
+        return int(res.total_count or 0)
+
+    @_bounded
+    def records(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """The catalog records of the given products (missing ones left out), one round trip per 1,000."""
+        out: dict[str, Product] = {}
+        unique = list(dict.fromkeys(product_ids))
+        for start in range(0, len(unique), 1000):
+            part = unique[start:start + 1000]
+            with _errors("fetch records"):
+                res = self._collection.query.fetch_objects(
+                    filters=Filter.by_id().contains_any([product_uuid(p) for p in part]), limit=len(part))
+            for obj in res.objects:
+                record = product_from_properties(obj.properties)
+                out[record.product_id] = record
+        return out
+
+    @_bounded
+    def find(self, filters: ProductFilter, k: int = 100) -> list[Product]:
+        """Up to k records that ``filters`` keeps, in no particular order (e.g. the other colours of a design)."""
+        with _errors("filtered fetch"):
+            res = self._collection.query.fetch_objects(filters=weaviate_filter(filters), limit=k)
+        return [product_from_properties(o.properties) for o in res.objects]
+
+    @_bounded
     def get(self, product_id: str, with_vectors: bool = False) -> dict[str, Any] | None:
         """A product's properties (and named vectors when asked), or None if absent."""
         with _errors(f"fetch {product_id}"):
@@ -401,21 +332,3 @@ class ProductStore:
                 yield str(obj.properties["product_id"])
 
 
-class _errors:
-    """Map client exceptions to StoreError / StoreUnavailable with what we were doing."""
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, WeaviateBaseError | ConnectionError | OSError) and not isinstance(exc, StoreError):
-            cls = StoreUnavailable if _looks_unreachable(exc) else StoreError
-            raise cls(f"Weaviate: could not {self.action}: {exc}") from exc
-
-
-def _looks_unreachable(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(w in text for w in ("connect", "unavailable", "refused", "timeout", "timed out", "closed"))

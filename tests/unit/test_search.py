@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from recommender.config import SearchSettings, load_settings
+from recommender.domain import ProductFilter
 from recommender.errors import ConfigError
 from recommender.search.searcher import FusionWeights, SearchFilters, SearchInputError, SearchRequest, fuse
-from recommender.store.products import ProductFilter, weaviate_filter
+from recommender.store.filters import weaviate_filter
 
 
 def field_of(exc: pytest.ExceptionInfo[SearchInputError]) -> str:

@@ -3,7 +3,8 @@
 - ``find`` / ``availability``: Weaviate hybrid search (BM25 on title and description + the ``text`` vector), fused
   by reciprocal rank with the text query's nearest ``image`` vectors (the trained tower, hubness-corrected).
 - ``similar``: the photo's or the viewed product's own vectors (``image`` and ``text``), filtered; without a stated
-  type, the type is the one most of the photo's nearest neighbours share (shown in the plan as "from the photo").
+  type, the type is the nearly identical catalog picture's, else the one most of the photo's 10 nearest neighbours
+  share (shown in the plan with the words "(the photo)").
 - ``complement``: the viewed product's related products (co-purchase / co-view / ALS, via the ranking service),
   of other product types than the viewed one, filtered.
 - ``details``: the viewed product's own record, and the other colours of its design.
@@ -31,6 +32,7 @@ from recommender.store.schema import Hit
 
 RRF_K = 60.0  # reciprocal-rank fusion constant (Cormack et al. 2009)
 PHOTO_WORDS = "(the photo)"
+NEAR_DUPLICATE = 0.05  # cosine distance under which a photo is taken to show that very product
 VIEWED_WORDS = "(the product you are viewing)"
 
 
@@ -220,6 +222,8 @@ class Retriever:
 
     def _photo_type(self, queries: Mapping[str, np.ndarray]) -> str | None:
         hits = self._store.near_vector(queries["image"], "image", 10, ProductFilter(), properties=["category"])
+        if hits and hits[0].distance <= NEAR_DUPLICATE:  # the photo is (nearly) a catalog product's own picture
+            hits = hits[:1]
         kinds = Counter(str(h.properties.get("category", "")).split(" > ")[-1] for h in hits)
         kinds.pop("", None)
         if not kinds:

@@ -273,13 +273,18 @@ class ProductStore:
                properties: Sequence[str] = BM25_PROPERTIES) -> list[Hit]:
         """The k products best matching ``query`` by Weaviate's hybrid search: BM25 over ``properties`` fused
         with the cosine of ``vector`` to each product's ``target`` vector (``alpha`` = weight of the vector part),
-        among those ``filters`` keep. ``Hit.distance`` is 1 − the fused score (smaller is better)."""
+        among those ``filters`` keep; without a vector, BM25 alone. ``Hit.distance`` is 1 − the score (smaller is
+        better)."""
         with _errors(f"hybrid query on {target}"):
-            res = self._collection.query.hybrid(
-                query=query, alpha=alpha, limit=k, target_vector=target if vector is not None else None,
-                vector=np.asarray(vector, dtype=np.float32).tolist() if vector is not None else None,
-                query_properties=list(properties), filters=weaviate_filter(filters),
-                return_metadata=MetadataQuery(score=True))
+            if vector is None:  # words only: plain BM25 (no server-side vectorizer to embed the query)
+                res = self._collection.query.bm25(
+                    query=query, limit=k, query_properties=list(properties), filters=weaviate_filter(filters),
+                    return_metadata=MetadataQuery(score=True))
+            else:
+                res = self._collection.query.hybrid(
+                    query=query, alpha=alpha, limit=k, target_vector=target,
+                    vector=np.asarray(vector, dtype=np.float32).tolist(), query_properties=list(properties),
+                    filters=weaviate_filter(filters), return_metadata=MetadataQuery(score=True))
         return [Hit(str(o.properties["product_id"]), 1.0 - float(o.metadata.score or 0.0), o.properties)
                 for o in res.objects]
 
@@ -324,6 +329,12 @@ class ProductStore:
         if with_vectors:
             out["_vectors"] = {k: np.asarray(v, dtype=np.float32) for k, v in (obj.vector or {}).items()}
         return out
+
+    def iter_records(self) -> Iterator[Product]:
+        """Every stored product's catalog record, streamed."""
+        with _errors("list records"):
+            for obj in self._collection.iterator():
+                yield product_from_properties(obj.properties)
 
     def iter_ids(self) -> Iterator[str]:
         """Every stored product id."""

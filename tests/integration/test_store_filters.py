@@ -86,3 +86,13 @@ def test_catalog_columns_are_filterable_and_records_round_trip(weaviate_server) 
             assert list(back) == ["A1"] and back["A1"] == products[1]
         finally:
             store.drop()
+
+
+def test_hybrid_with_a_vector_fuses_words_and_the_text_vector(fixture_store: ProductStore, text_encoder) -> None:  # type: ignore[no-untyped-def]
+    target = next(p for p in CATALOG if p.in_stock and "jeans" in p.title.lower())
+    vector = text_encoder.encode_batch([target.title])[0]
+    jeans = ProductFilter(conditions=(FieldCondition("category", ("Jeans",)),))
+    hits = fixture_store.hybrid(target.title, vector, "text", k=5, filters=jeans, alpha=0.5)
+    assert hits[0].product_id == target.product_id
+    records = fixture_store.records([h.product_id for h in hits])
+    assert all(jeans.keeps(r) for r in records.values())

@@ -37,8 +37,7 @@ EXPANSIONS: dict[str, tuple[str, ...]] = {
 }
 
 # Words that carry no product meaning for retrieval (question scaffolding, pronouns, fillers).
-STOPWORDS = frozenset(
-    """a an the and or nor but of for to in on at by with from into onto about as is are was were be been being
+_STOP_TEXT = """a an the and or nor but of for to in on at by with from into onto about as is are was were be been being
     am do does did done doing have has had having i me my mine we us our you your yours he she him her they them
     their it its this that these those there here what which who whom whose when where why how can could would
     should will shall may might must please show find get give want wanted need needs needed looking look
@@ -48,8 +47,8 @@ STOPWORDS = frozenset(
     size sizes pair pairs piece pieces kind sort type style styles wear wearing go goes going match matches
     matching tell describe know let see im id ive dont doesnt isnt arent wont cant lot lots maybe either
     new made come comes coming option options choice choices recommend suggest suggestions idea ideas
-    well good nice great cool still again now today please pls plz s t""".split()
-)
+    well good nice great cool still again now today please pls plz s t"""
+STOPWORDS = frozenset(_STOP_TEXT.split())
 
 _APOSTROPHES = re.compile(r"[’'`´]")
 _TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*")

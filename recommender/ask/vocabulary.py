@@ -8,7 +8,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ class Vocabulary:
 
     def __init__(
         self,
-        values: dict[str, Iterable[str]],
+        values: Mapping[str, Iterable[str]],
         *,
         roots: Iterable[str] = (),
         price_range: tuple[float, float] | None = None,

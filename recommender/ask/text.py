@@ -50,14 +50,17 @@ _STOP_TEXT = """a an the and or nor but of for to in on at by with from into ont
     well good nice great cool still again now today please pls plz s t"""
 STOPWORDS = frozenset(_STOP_TEXT.split())
 
+_DROP_CATEGORIES = frozenset({"So", "Sk"})
 _APOSTROPHES = re.compile(r"[’'`´]")
 _TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 
 
 def clean(text: str) -> str:
-    """NFKC-normalise, casefold and replace control/format characters and symbols (emoji) with spaces."""
+    """NFKC-normalise, casefold and replace control/format characters and pictographs (emoji) with spaces."""
     text = unicodedata.normalize("NFKC", text)
-    out = [" " if unicodedata.category(ch)[0] in "CS" and ch not in "$€£" else ch for ch in text]
+    # symbols like emoji (So) and modifiers (Sk) go; maths (<, ~) and currency ($, €) carry meaning
+    out = [" " if unicodedata.category(ch) in _DROP_CATEGORIES or unicodedata.category(ch)[0] == "C" else ch
+           for ch in text]
     return "".join(out).casefold()
 
 

@@ -173,8 +173,9 @@ def _intent(signals: Signals, reading: Reading, prices: PriceRead, viewed: Produ
         return "details"
     if signals.availability:
         return "availability"
-    if viewed is not None and signals.rest.lstrip().startswith("in ") and positive:
-        return "availability"  # "in blue?" about the product on screen: the same design in another colour
+    pointed = signals.rest.lstrip().startswith("in ") or signals.reference
+    if viewed is not None and pointed and positive and not any(t.field == "category" for t in positive):
+        return "availability"  # "in blue?", "I want this in blue": the same design in another colour
     return "find"
 
 

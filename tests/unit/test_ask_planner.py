@@ -211,6 +211,9 @@ def test_other_intents(planner: RulePlanner) -> None:
     assert planner.plan("similar to this", viewed=JEANS).intent == "similar"
     assert planner.plan("what shoes match this?", viewed=JEANS).intent == "complement"
     assert planner.plan("in white?", viewed=TEE_NAVY).intent == "availability"
+    same_design = planner.plan("I want this in white", viewed=TEE_NAVY)
+    assert same_design.intent == "availability" and by_field(same_design)[("category", "in")].values == ("T-shirt",)
+    assert by_field(planner.plan("what shoes match this?", viewed=JEANS))[("category", "in")].values == ("Shoes",)
     assert planner.plan("red dresses").intent == "find"
 
 

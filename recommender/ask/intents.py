@@ -48,7 +48,6 @@ FOLLOW_UP = re.compile(
     r"^\W*(?:and|but|or|also|what about|how about|what if|and what about|any(?:thing)? in|in|only|instead|"
     r"maybe|then|now|same but|cheaper|more|less)\b"
 )
-ANCHORS = frozenset({"this", "these", "those", "that", "my", "the", "her", "his", "our"})
 
 
 @dataclass(frozen=True)

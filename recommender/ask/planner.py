@@ -21,7 +21,7 @@ from recommender.ask.intents import REFERENCE, Signals, read_signals
 from recommender.ask.model import ATTR_PREFIX, Constraint, Conversation, Plan, Unmet
 from recommender.ask.prices import PriceBound, PriceRead, combine, read_prices
 from recommender.ask.reading import Reading, Term, keep_word, read_terms
-from recommender.ask.text import clean
+from recommender.ask.text import clean, singular
 from recommender.ask.vocabulary import Vocabulary
 from recommender.domain import Product
 
@@ -192,8 +192,10 @@ def _term_constraints(terms: list[Term], reading: Reading) -> list[Constraint]:
         words = " or ".join(dict.fromkeys(t.words for t in ts))
         out.append(Constraint(fld, op="not_in" if negated else "in", values=values, words=words))
     if reading.negated_free:
-        free = tuple(dict.fromkeys(reading.negated_free))
-        out.append(Constraint("text", op="not_in", values=free, words=" or ".join(free)))
+        # the text check is whole-word, so "without hoods" must also exclude "hood"
+        free = tuple(dict.fromkeys(form for w in reading.negated_free for form in (w, singular(w))))
+        said = " or ".join(dict.fromkeys(reading.negated_free))
+        out.append(Constraint("text", op="not_in", values=free, words=said))
     return out
 
 

@@ -25,13 +25,13 @@ _RANGE = [
     re.compile(rf"(?<![\w.])(?P<a>{_AMT})\s*(?:-|–|—|to)\s*(?P<b>{_AMT})(?![\w.])"),
 ]
 _HIGH = re.compile(
-    rf"(?:\b(?:under|below|beneath|less than|cheaper than|lower than|at most|max(?:imum)?|up to|upto|"
+    rf"(?:(?<!not )(?<!no )\b(?:under|below|beneath|less than|cheaper than|lower than|at most|max(?:imum)?|up to|upto|"
     rf"no more than|not more than|not over|not above|within|within a budget of|budget of|for less than)"
     rf"|<=?|≤)\s*(?P<a>{_AMT})"
 )
 _LOW = re.compile(
     rf"(?:\b(?:over|above|more than|at least|min(?:imum)?|starting (?:at|from)|from|"
-    rf"no less than|not less than|pricier than|more expensive than)|>=?|≥)\s*(?P<a>{_AMT})"
+    rf"no less than|not less than|not under|not below|pricier than|more expensive than)|>=?|≥)\s*(?P<a>{_AMT})"
 )
 _NEAR = re.compile(rf"(?:\b(?:around|about|approximately|approx\.?|roughly|close to|near|circa)|~)\s*(?P<a>{_AMT})")
 _BARE = re.compile(rf"(?<![\w.]){_CUR_AMT}(?![\w.])")

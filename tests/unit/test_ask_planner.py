@@ -93,6 +93,12 @@ def test_negated_plain_word_is_a_text_constraint(planner: RulePlanner, question:
     assert kept == [] or "6" not in kept  # the derby is leather
 
 
+def test_negated_plural_word_also_excludes_its_singular(planner: RulePlanner) -> None:
+    plan = planner.plan("a jacket without hoods")
+    assert by_field(plan)[("text", "not_in")].values == ("hoods", "hood")
+    assert by_field(plan)[("text", "not_in")].words == "hoods"
+
+
 def test_negation_scope_ends_at_the_next_term(planner: RulePlanner) -> None:
     c = by_field(planner.plan("not red, black dresses"))
     assert c[("color", "not_in")].values == ("Red",) and c[("color", "in")].values == ("Black",)
@@ -108,6 +114,8 @@ def test_negation_scope_ends_at_the_next_term(planner: RulePlanner) -> None:
     ("at least 20.5", (20.5, None)), ("between 20 and 40", (20.0, 40.0)), ("20-40", (20.0, 40.0)),
     ("$20 - $40", (20.0, 40.0)), ("from 20 to 40", (20.0, 40.0)), ("between 40 and 20", (20.0, 40.0)),
     ("around 30", (25.5, 34.5)), ("more than 20 and less than 40", (20.0, 40.0)), ("up to 1,200", (None, 1200.0)),
+    ("not under 20", (20.0, None)), ("no less than 20", (20.0, None)), ("no more than 50", (None, 50.0)),
+    ("not more than 50", (None, 50.0)),
 ])
 def test_price_forms(planner: RulePlanner, question: str, bounds: tuple[float | None, float | None]) -> None:
     plan = planner.plan(question)

@@ -248,6 +248,14 @@ def test_follow_up_prices(planner: RulePlanner) -> None:
     assert price(under) == (None, 30.0) and by_field(under)[("color", "in")].values == ("Black",)
 
 
+def test_follow_up_keeps_the_department_when_the_type_changes(planner: RulePlanner) -> None:
+    first = planner.plan("black sandals for men")
+    plan = planner.plan("what about sneakers?", conversation=conversation(first))
+    cats = [c.values for c in plan.constraints if c.field == "category"]
+    assert sorted(cats) == [("Men",), ("Sneakers",)]
+    assert [c.values for c in plan.constraints if c.field == "color"] == [("Black",)]
+
+
 def test_new_question_replaces_the_conversation(planner: RulePlanner) -> None:
     first = planner.plan("black sneakers under 50")
     plan = planner.plan("red dresses", conversation=conversation(first))
@@ -346,3 +354,10 @@ def test_llm_failure_and_injection_in_the_question() -> None:
 
 def test_parse_reply_takes_the_first_object() -> None:
     assert parse_reply('noise {"intent": "find"} {"intent": "details"}') == {"intent": "find"}
+
+
+def test_llm_price_on_a_priceless_catalog_is_unmet() -> None:
+    planner = LLMPlanner(Vocabulary.from_products(priceless()), lambda _: reply(
+        intent="find", query_text="", constraints=[{"field": "price", "op": "range", "high": 50, "words": "under 50"}]))
+    plan = planner.plan("anything under 50")
+    assert plan.source == "llm" and not plan.constraints and plan.unmet[0].reason == NO_PRICES

@@ -46,6 +46,10 @@ class Constraint:
             raise ValueError(f"unknown constraint op {self.op!r}")
         if (self.op == "range") != (self.field == "price"):
             raise ValueError("price constraints (and only they) use op='range'")
+        if self.op == "range" and self.low is None and self.high is None:
+            raise ValueError("a price range needs a low or a high bound")
+        if self.op != "range" and not self.values:
+            raise ValueError(f"a {self.field} constraint needs at least one value")
 
     @property
     def negated(self) -> bool:

@@ -10,6 +10,7 @@ values and combinations, not with the number of products, so 100k products strea
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,12 +29,14 @@ ODD_NOUNS = (
 )
 ODD_ADJECTIVES = ("waterproof", "titanium", "kevlar", "bulletproof", "fireproof", "inflatable", "graphene",
                   "heated", "magnetic", "solar")
+_WORD = re.compile(r"[^\W_]+")
 _MASS_ENDINGS = ("wear", "apparel", "clothing", "jewellery", "jewelry", "makeup", "luggage", "denim")
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-case alphanumeric tokens (the same word split ``satisfies`` uses for the text field)."""
-    return "".join(ch if ch.isalnum() else " " for ch in text.casefold()).split()
+    """Lower-case alphanumeric tokens (the word split ``satisfies`` uses for the text field, as a regex for
+    speed: this runs over every product's text)."""
+    return _WORD.findall(text.casefold())
 
 
 def singular(word: str) -> str:

@@ -151,9 +151,10 @@ def _score_block(rows: Sequence[Row]) -> dict[str, Any]:
 def _latency(rows: Sequence[Row]) -> dict[str, float | None]:
     ask = [r.ask_ms for r in rows if r.ask_ms is not None and not r.error]
     bare = [r.bare_ms for r in rows if r.bare_ms is not None]
-    out = {f"{name}_{label}_ms": (None if v is None else round(v, 3)) for name, values in (("ask", ask), ("bare", bare))
-           for label, v in (("p50", percentile(values, 50)), ("p99", percentile(values, 99)))}
-    ask_p50, bare_p50 = out["ask_p50_ms"], out["bare_p50_ms"]
+    raw = {f"{name}_{label}_ms": percentile(values, q) for name, values in (("ask", ask), ("bare", bare))
+           for label, q in (("p50", 50), ("p99", 99))}
+    ask_p50, bare_p50 = raw["ask_p50_ms"], raw["bare_p50_ms"]
+    out = {k: None if v is None else round(v, 4) for k, v in raw.items()}
     out["p50_ratio"] = round(ask_p50 / bare_p50, 3) if ask_p50 is not None and bare_p50 else None
     return out
 

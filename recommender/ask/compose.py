@@ -120,9 +120,13 @@ class TemplateComposer:
         return [Sentence(head), Sentence(f"{'They are' if k > 1 else 'It is'} {listed}.", ids)]
 
     def _availability(self, plan: Plan, r: Retrieved) -> list[Sentence]:
-        phrase = Described(plan, self.currency).noun_phrase()
+        described = Described(plan, self.currency)
         listed, ids = self._list(r.matches)
-        out = [Sentence(f"Yes, we have {phrase}{self._stock(plan)}: {listed}.", ids)]
+        if (colours := described.only_colours()) and r.viewed is not None and plan.refers_to_viewed:
+            said = f"Yes, we have {product_name(r.viewed)} in {colours}{self._stock(plan)}: {listed}."
+            out = [Sentence(said, tuple(dict.fromkeys((r.viewed.product_id, *ids))))]
+        else:
+            out = [Sentence(f"Yes, we have {described.noun_phrase()}{self._stock(plan)}: {listed}.", ids)]
         if r.total_matches is not None and r.total_matches > len(ids):
             out.append(Sentence(f"There are {r.total_matches} in all; these are the top {len(ids)}."))
         return out
@@ -146,23 +150,29 @@ class TemplateComposer:
         return [Sentence(f"Products that go with {viewed}: {listed}.", cited)]
 
     def _nothing(self, plan: Plan, r: Retrieved) -> list[Sentence]:
-        described = Described(plan, self.currency)
-        phrase, stock = described.noun_phrase(), self._stock(plan)
-        if plan.intent == "availability":
-            head = f"No, we don't have {phrase}{stock} right now."
-        elif plan.intent == "similar":
-            qual = described.qualifiers()
-            head = f"I found nothing close enough{' ' + qual if qual else ''}."
-        elif plan.intent == "complement" and r.viewed is not None:
-            head = f"I found nothing that goes with {product_name(r.viewed)}."
-        else:
-            head = f"I found no {phrase}{stock}."
-        out = [Sentence(head)]
+        out = [self._nothing_head(plan, r)]
         if r.alternatives:
             shown = [c.product for c in r.alternatives[: self.max_listed]]
             items = [self._item(p, self._misses(plan, p)) for p in shown]
             out.append(Sentence(f"The closest we have: {join_words(items)}.", tuple(p.product_id for p in shown)))
         return out
+
+    def _nothing_head(self, plan: Plan, r: Retrieved) -> Sentence:
+        """Says plainly that nothing matched (citing the viewed product when it names it)."""
+        described = Described(plan, self.currency)
+        phrase, stock, colours = described.noun_phrase(), self._stock(plan), described.only_colours()
+        viewed = r.viewed
+        if plan.intent == "availability" and colours and viewed is not None and plan.refers_to_viewed:
+            return Sentence(f"No, we don't have {product_name(viewed)} in {colours}{stock} right now.",
+                            (viewed.product_id,))
+        if plan.intent == "availability":
+            return Sentence(f"No, we don't have {phrase}{stock} right now.")
+        if plan.intent == "similar":
+            qual = described.qualifiers()
+            return Sentence(f"I found nothing close enough{' ' + qual if qual else ''}.")
+        if plan.intent == "complement" and viewed is not None:
+            return Sentence(f"I found nothing that goes with {product_name(viewed)}.", (viewed.product_id,))
+        return Sentence(f"I found no {phrase}{stock}.")
 
     def _misses(self, plan: Plan, p: Product) -> tuple[str, ...]:
         misses = [miss_label(c, p, self.currency) for c in plan.constraints if not satisfies(c, p)]

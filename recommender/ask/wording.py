@@ -108,6 +108,11 @@ class Described:
         words = [*self.colours, *self.adjectives, *self.nouns[:-1], *self.brands, noun]
         return " ".join(words) + self._tail()
 
+    def only_colours(self) -> str:
+        """``navy or black`` when colours are all the plan asks for ("does it come in navy?"), else ``""``."""
+        others = self.adjectives or self.brands or self.nouns or self.audience or self.price or self.negations
+        return "" if others else join_words(self.colours, "or")
+
     def qualifiers(self) -> str:
         """E.g. ``in blue by Nike among sandals for men under 50`` (for "like this but …")."""
         parts = [f"in {join_words(self.colours)}"] if self.colours else []

@@ -300,3 +300,14 @@ def test_http_backend_good_and_ungrounded_replies(llm_server: Any) -> None:  # n
     llm_server.reply = "Yes, Rio Slide is 50% off today [P1, P2]."
     answer = _compose(HttpBackend(llm_server.url, timeout_s=2.0))
     assert (answer.source, answer.fallback_reason) == ("template", "guard:ungrounded_number")
+
+
+def test_does_the_viewed_product_come_in_a_colour() -> None:
+    plan = Plan("availability", (Constraint("color", values=("Navy",)),), refers_to_viewed=True)
+    yes = T.compose("does it come in navy?", plan, Retrieved(_cards(RIO_NAVY), viewed=RIO))
+    said = "Yes, we have Rio Slide in navy in stock: Rio Slide Navy (31.00)."
+    assert yes.sentences == (Sentence(said, ("P1", "P3")),)
+    no = T.compose("does it come in navy?", plan, Retrieved(viewed=RIO))
+    assert no.sentences == (Sentence("No, we don't have Rio Slide in navy in stock right now.", ("P1",)),)
+    for answer, retrieved in ((yes, Retrieved(_cards(RIO_NAVY), viewed=RIO)), (no, Retrieved(viewed=RIO))):
+        assert AnswerGuard().check_answer(answer.sentences, AnswerEvidence.of(plan, retrieved, answer)).ok

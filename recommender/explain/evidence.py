@@ -324,10 +324,12 @@ SYSTEM_PROMPT = (
 )
 
 
-def _catalog_entry(label: str, p: ProductFacts) -> dict[str, str]:
-    def inert(text: str, limit: int) -> str:
-        return clean_text(_DELIMITER_BITS.sub(" ", text), limit)
+def inert(text: str, limit: int) -> str:
+    """Catalog text for a prompt's data block: cleaned, capped, and unable to open or close the block."""
+    return clean_text(_DELIMITER_BITS.sub(" ", text), limit)
 
+
+def _catalog_entry(label: str, p: ProductFacts) -> dict[str, str]:
     entry = {"product": label, "title": inert(p.title, TITLE_CHARS * 2),
              "category": inert(p.category_path, 120), "colour": inert(p.color, 40)}
     if p.description:

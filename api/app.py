@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import events, health, metrics, openapi, products, recommendations, search, widget
+from api import ask, events, health, metrics, openapi, products, recommendations, search, widget
 from api.cors import init_cors
 from api.errors import register_error_handlers
 from api.metrics import init_metrics
@@ -22,6 +22,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     init_metrics(app)
     init_cors(app, settings.api.cors_origins)
-    for module in (health, search, recommendations, products, events, metrics, openapi, widget):
+    for module in (health, search, ask, recommendations, products, events, metrics, openapi, widget):
         app.register_blueprint(module.bp)
     return app

@@ -36,6 +36,51 @@ _FILTERS = [
        "explanation mode (llm falls back to the template while no LLM is configured)"),
 ]
 
+_VALUES = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 20}]}
+_CONDITIONS = {"color": _VALUES, "brand": _VALUES, "level": {**_VALUES, "description": "any category level"},
+               "text": {**_VALUES, "description": "whole words of the title or description"},
+               "attributes": {"type": "object", "additionalProperties": _VALUES,
+                              "description": "catalog column → value(s), e.g. {\"usage\": \"Casual\"}"}}
+_CARD = {"type": "object", "properties": {
+    "product_id": {"type": "string"}, "title": {"type": "string"}, "image_url": {"type": ["string", "null"]},
+    "price": {"type": ["number", "null"]}, "in_stock": {"type": "boolean"}, "color": {"type": ["string", "null"]},
+    "brand": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]},
+    "satisfies": {"type": "array", "items": {"type": "string"}, "description": "labels of the constraints it meets"},
+    "alternative": {"type": "boolean", "description": "a closest match shown because nothing met every constraint"},
+    "score": {"type": "number"}}}
+_CONSTRAINT = {"type": "object", "properties": {
+    "field": {"type": "string", "description": "category, color, brand, price, in_stock, text or attr:<column>"},
+    "op": {"type": "string", "enum": ["in", "not_in", "range"]},
+    "values": {"type": "array", "items": {"type": "string"}},
+    "low": {"type": ["number", "null"]}, "high": {"type": ["number", "null"]},
+    "words": {"type": "string", "description": "the question's words it was read from"}, "label": {"type": "string"}}}
+_ASK_SCHEMAS = {
+    "AskRequest": {"type": "object", "description": "a question and/or image_base64", "properties": {
+        "question": {"type": "string", "maxLength": 500}, "product_id": {"type": "string"},
+        "image_base64": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+        "conversation": {"type": "object", "description": "the conversation object of the previous answer"},
+        "answer": {"type": "string", "enum": ["template", "configured"]}}},
+    "AskResult": {"type": "object", "properties": {
+        "products": {"type": "array", "items": _CARD}, "alternatives": {"type": "array", "items": _CARD},
+        "viewed": {"oneOf": [_CARD, {"type": "null"}]},
+        "answer": {"type": "object", "properties": {
+            "text": {"type": "string"}, "source": {"type": "string", "enum": ["template", "llm", "cache"]},
+            "fallback_reason": {"type": "string"},
+            "sentences": {"type": "array", "items": {"type": "object", "properties": {
+                "text": {"type": "string"}, "product_ids": {"type": "array", "items": {"type": "string"}}}}}}},
+        "plan": {"type": "object", "properties": {
+            "intent": {"type": "string", "enum": ["find", "availability", "similar", "complement", "details"]},
+            "constraints": {"type": "array", "items": _CONSTRAINT}, "query_text": {"type": "string"},
+            "refers_to_viewed": {"type": "boolean"}, "asks": {"type": "array", "items": {"type": "string"}},
+            "in_stock_only": {"type": "boolean"}, "source": {"type": "string"}}},
+        "unmet": {"type": "array", "items": {"type": "object", "properties": {
+            "words": {"type": "string"}, "reason": {"type": "string"}}}},
+        "total_matches": {"type": ["integer", "null"]}, "conversation": {"type": "object"},
+        "served_from": {"type": "array", "items": {"type": "string"}},
+        "degraded": {"type": "array", "items": {"type": "string"}},
+        "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}}}},
+}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Multi-vector product recommender", "version": "1"},
@@ -85,6 +130,20 @@ SPEC: dict[str, Any] = {
                     "in_stock": {"type": "boolean"}}}}}},
             "responses": {"200": _json("#/components/schemas/SearchResult", "ranked hits"), "400": _ERRORS["400"],
                           "413": _json(_ERR, "body too large"), "503": _ERRORS["503"]}}},
+        "/v1/ask": {"post": {
+            "summary": "Ask the shop: a question in words, a photo and/or the product on screen → a grounded answer",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}},
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "question": {"type": "string", "maxLength": 500}, "image": {"type": "string", "format": "binary"},
+                    "product_id": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": 20},
+                    "conversation": {"type": "string", "description": "the JSON conversation of the last answer"},
+                    "answer": {"type": "string", "enum": ["template", "configured"]}}}}}},
+            "responses": {"200": _json("#/components/schemas/AskResult", "the answer, its products and its plan"),
+                          "400": _ERRORS["400"], "404": _json(_ERR, "unknown product_id"),
+                          "413": _json(_ERR, "question, image or body too large"),
+                          "415": _json(_ERR, "not JSON or multipart"), "422": _json(_ERR, "not a usable image"),
+                          "503": _ERRORS["503"]}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
         "/readyz": {"get": {"summary": "Readiness (Weaviate reachable)",
                             "responses": {"200": {"description": "ready"}, "503": _ERRORS["503"]}}},
@@ -123,13 +182,16 @@ SPEC: dict[str, Any] = {
             "degraded": {"type": "boolean", "description": "true when served from the precomputed fallback "
                                                            "because the vector store is unreachable"},
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}},
+        **_ASK_SCHEMAS,
         "SearchRequest": {"type": "object", "description": "at least one of text and image_base64", "properties": {
             "text": {"type": "string", "maxLength": 1000}, "image_base64": {"type": "string"},
             "vectors": {"type": "array", "items": {"type": "string", "enum": ["text", "image"]},
                         "description": "restrict to these named vectors (default: both)"},
             "filters": {"type": "object", "properties": {
                 "category": {"type": "string"}, "price_min": {"type": "number"}, "price_max": {"type": "number"},
-                "in_stock": {"type": "boolean"}}},
+                "in_stock": {"type": "boolean"}, **_CONDITIONS,
+                "exclude": {"type": "object", "properties": _CONDITIONS,
+                            "description": "products matching any of these are left out (must-not)"}}},
             "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
             "weights": {"type": "object", "additionalProperties": {"type": "number"},
                         "description": "per (query, target) weight, e.g. {\"text->image\": 0.5}"}}},

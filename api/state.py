@@ -15,13 +15,16 @@ import numpy as np
 from flask import Flask, current_app
 
 from recommender import components
+from recommender.ask.retrieval import Encoders
+from recommender.ask.service import AskService
 from recommender.config import Settings
-from recommender.domain import ProductFilter
+from recommender.domain import Product, ProductFilter
 from recommender.errors import StoreUnavailable
 from recommender.explain.cache import ExplanationService, open_explanation_service
 from recommender.ranking.service import RecommendationService
 from recommender.search.searcher import QueryEncoders
-from recommender.store.products import Hit, ProductStore
+from recommender.store.products import ProductStore
+from recommender.store.schema import VECTOR_NAMES, Hit
 
 EXTENSION = "recsys"
 
@@ -37,6 +40,7 @@ class AppState:
         self._lock = threading.Lock()
         self._recommendations: RecommendationService | None = None
         self._explanations: ExplanationService | None = None
+        self._ask: AskService | None = None
 
     @contextmanager
     def store(self) -> Iterator[ProductStore]:
@@ -65,6 +69,18 @@ class AppState:
             if self._explanations is None:
                 self._explanations = open_explanation_service(self.settings.explain, self.settings.data_dir)
             return self._explanations
+
+    def ask(self) -> AskService:
+        """The ask service (built on first use: reads the vocabulary; encoders still load lazily)."""
+        recommendations = self.recommendations()
+        with self._lock:
+            if self._ask is None:
+                store = ReconnectingStore(self)
+                vocabulary = components.load_vocabulary(self.settings, store.iter_records)
+                encoders = Encoders(lambda: self.encoders.get("text"), lambda: self.encoders.get("image"))
+                related = components.related_products(recommendations, self.settings.ranking.max_k)
+                self._ask = components.ask_service(self.settings, store, encoders, vocabulary, related)
+            return self._ask
 
     def is_ready(self) -> bool:
         """True when Weaviate answers its readiness probe; drops the connection when it does not."""
@@ -114,6 +130,38 @@ class ReconnectingStore:
         """One product's properties."""
         with self._state.store() as store:
             return store.get(product_id)
+
+    def hybrid(self, query: str, vector: np.ndarray | None, target: str = "text", k: int = 10,
+               filters: ProductFilter | None = None, alpha: float = 0.5) -> list[Hit]:
+        """Hybrid (BM25 + vector) query."""
+        with self._state.store() as store:
+            return store.hybrid(query, vector, target, k, filters, alpha)
+
+    def records(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """Catalog records of products."""
+        with self._state.store() as store:
+            return store.records(product_ids)
+
+    def vectors(self, product_ids: Sequence[str], names: Sequence[str] = VECTOR_NAMES
+                ) -> dict[str, dict[str, np.ndarray]]:
+        """Named vectors of products."""
+        with self._state.store() as store:
+            return store.vectors(product_ids, names)
+
+    def count_matching(self, filters: ProductFilter | None) -> int:
+        """How many products a filter keeps."""
+        with self._state.store() as store:
+            return store.count_matching(filters)
+
+    def find(self, filters: ProductFilter, k: int = 100) -> list[Product]:
+        """Records a filter keeps."""
+        with self._state.store() as store:
+            return store.find(filters, k)
+
+    def iter_records(self) -> Iterator[Product]:
+        """Every stored record (gathering a vocabulary when none was saved)."""
+        with self._state.store() as store:
+            yield from store.iter_records()
 
 
 def init_state(app: Flask, settings: Settings) -> AppState:

@@ -17,10 +17,13 @@ from recommender.errors import RecommenderError
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     from jobs import (
+        ask,
         demo,
         evaluate,
+        evaluate_ask,
         evaluate_search,
         generate_catalog,
+        generate_questions,
         refresh,
         releases_cmd,
         search,
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (weaviate_cmd, generate_catalog, vectorize, train, refresh, releases_cmd, evaluate, similar, search,
-                   demo, train_image_encoder, evaluate_search):
+                   demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask):
         module.add_parser(sub)
     return parser
 

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         job = Vectorizer(store, components.text_encoder(settings), image_encoder, settings.vectorize,
                          progress=not args.no_progress, hubness=image_encoder.hubness)
         summary = job.run(args.catalog, allow_mass_delete=args.allow_mass_delete)
+    components.write_vocabulary(settings, args.catalog)
     report(summary)
     return 0
 

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from recommender.ask.compose import TemplateComposer
+from recommender.ask.compose_llm import LLMComposer
+from recommender.ask.guard import AnswerGuard
+from recommender.ask.llm_planner import LLMPlanner
+from recommender.ask.model import AskRequest, AskResult
+from recommender.ask.planner import RulePlanner
+from recommender.ask.question_model import Question
+from recommender.ask.retrieval import AskStore, Encoders, Related, Retriever
+from recommender.ask.service import AskService, ComposerLike, PlannerLike
+from recommender.ask.vocabulary import Vocabulary
+from recommender.catalog.images import ImageLimits, decode_image, read_image_bytes
+from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
+from recommender.domain import Product, ProductFilter
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.errors import ConfigError
+from recommender.evaluation.ask_eval import evaluate_ask
+from recommender.explain.llm import llm_backend
+from recommender.ranking.service import RecommendationService
+from recommender.search.searcher import QueryEncoders
 from recommender.store.products import ProductStore
 from recommender.store.server import LocalWeaviate
 
@@ -62,3 +81,89 @@ def image_encoder(settings: Settings) -> OpenClipImageEncoder:
     if s.checkpoint is None and s.pretrained is None and current.exists():
         s = replace(s, checkpoint=current)
     return OpenClipImageEncoder(s, text_encoder=text_encoder(settings).identity)
+
+
+def vocabulary_path(settings: Settings) -> Path:
+    """Where the ask vocabulary of the configured collection is kept (written by vectorize and refresh)."""
+    return settings.data_dir / "ask" / f"vocabulary-{settings.weaviate.collection}.json"
+
+
+def write_vocabulary(settings: Settings, catalog_dir: Path) -> Vocabulary:
+    """Gather the catalog's own words (category levels, colours, brands, small-valued columns) for the planner."""
+    vocabulary = Vocabulary.from_products(CatalogReader(catalog_dir))
+    vocabulary.save(vocabulary_path(settings))
+    return vocabulary
+
+
+def load_vocabulary(settings: Settings, records: Callable[[], Iterable[Product]]) -> Vocabulary:
+    """The saved vocabulary, else one gathered from the store's records (logged: it reads every object)."""
+    path = vocabulary_path(settings)
+    if path.is_file():
+        return Vocabulary.load(path)
+    log.info("no ask vocabulary at %s: gathering it from the store", path)
+    return Vocabulary.from_products(records())
+
+
+def ask_service(settings: Settings, store: AskStore, encoders: Encoders, vocabulary: Vocabulary,
+                related: Related | None) -> AskService:
+    """The configured ask service: rule or LLM planner, template or LLM answers (both validated, see ask/)."""
+    s = settings.ask
+    if s.planner not in ("rules", "llm") or s.answer not in ("template", "llm"):
+        raise ConfigError(f"ask.planner must be rules or llm and ask.answer template or llm, "
+                          f"not {s.planner!r} / {s.answer!r}")
+    rules = RulePlanner(vocabulary)
+    template = TemplateComposer(currency=s.currency)
+    planner: PlannerLike = rules
+    composer: ComposerLike = template
+    if "llm" in (s.planner, s.answer):
+        backend = llm_backend(settings.explain)
+        if s.planner == "llm":
+            planner = LLMPlanner(vocabulary, backend.complete, rules)
+        if s.answer == "llm":
+            composer = LLMComposer(backend, AnswerGuard(), template, timeout_s=s.timeout_s)
+    retriever = Retriever(store, encoders, s, related)
+    return AskService(planner, retriever, composer, store.records, s)
+
+
+def related_products(service: RecommendationService, max_k: int) -> Related:
+    """The ask's "goes with" source: a product page's ranked list (co-purchase, co-view, ALS, …) with its sources."""
+
+    def related(product_id: str, k: int) -> list[tuple[str, tuple[str, ...]]]:
+        items = service.for_product(product_id, k=min(k, max_k)).items
+        return [(item.product_id, item.sources) for item in items]
+
+    return related
+
+
+@contextmanager
+def ask_session(settings: Settings, store: ProductStore) -> Iterator[AskService]:
+    """An ask service over an open store for jobs (CLI, batch, evaluation); released after the block."""
+    recommendations = RecommendationService(store, settings.data_dir, settings.ranking)
+    vocabulary = load_vocabulary(settings, store.iter_records)
+    loaded = QueryEncoders(lambda: text_encoder(settings), lambda: image_encoder(settings))  # built once each
+    encoders = Encoders(lambda: loaded.get("text"), lambda: loaded.get("image"))
+    try:
+        yield ask_service(settings, store, encoders, vocabulary,
+                          related_products(recommendations, settings.ranking.max_k))
+    finally:
+        recommendations.close()
+
+
+def evaluate_ask_catalog(settings: Settings, catalog_dir: Path, questions: Sequence[Question], out: Path,
+                         progress: bool = True) -> dict[str, Any]:
+    """Ask every question against the store (vectorized from ``catalog_dir``), beside a bare hybrid query (the
+    question's text encoded + one Weaviate hybrid query, k=5) timed in the same run; write metrics + report."""
+    s = settings.search
+    limits = ImageLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    with open_store(settings) as store, ask_session(settings, store) as service:
+        encoder = service.retriever.text_encoder()
+
+        def ask(q: Question) -> AskResult:
+            image = decode_image(read_image_bytes(q.image, catalog_dir, limits), limits, q.image) if q.image else None
+            return service.ask(AskRequest(q.question, image, q.product_id, k=settings.ask.k))
+
+        def bare(q: Question) -> object:
+            return store.hybrid(q.question, encoder.encode_batch([q.question])[0], "text", settings.ask.k,
+                                ProductFilter(in_stock=True), settings.ask.alpha)
+
+        return evaluate_ask(questions, ask, bare, out_dir=out, progress=progress)

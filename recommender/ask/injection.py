@@ -3,7 +3,7 @@ and the questions that lead the ask service to those products: the evaluation ch
 nor the injected instruction ever reaches an answer.
 
 Images stay readable: every other file of the catalog is hard-linked (copied across file systems) into the
-copy, because ``recommender.images`` refuses a path that resolves outside the catalog folder, so a
+copy, because ``recommender.catalog.images`` refuses a path that resolves outside the catalog folder, so a
 symlinked images folder would not do.
 """
 
@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from recommender.ask.question_model import Question
-from recommender.catalog import CatalogReader
+from recommender.catalog.reader import CatalogReader
 from recommender.domain import Product
 
 INJECTED_URL = "evil.example"

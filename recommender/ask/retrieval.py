@@ -129,6 +129,10 @@ class Retriever:
             return plan, self._same_design_first(plan, request.question, viewed, k)
         return plan, self._find(plan, request.question, k, exclude=())
 
+    def text_encoder(self) -> Encoder[str]:
+        """The text encoder queries are embedded with (loaded on first use)."""
+        return self._encoders.text()
+
     # -- find / availability -------------------------------------------------------------------------------
     def _find(self, plan: Plan, question: str, k: int, exclude: Sequence[str]) -> Retrieved:
         text = search_text(plan, question)

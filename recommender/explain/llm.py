@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import requests
 
+from recommender.config import ExplainSettings
 from recommender.errors import ConfigError, RecommenderError
 from recommender.explain.evidence import Evidence, Explainer, Explanation, TemplateExplainer, build_prompt
 from recommender.explain.guard import Guard
@@ -199,6 +200,16 @@ class LLMExplainer:
     def close(self) -> None:
         """Stop accepting work; a generation still running finishes on its own thread."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def llm_backend(settings: ExplainSettings) -> LLMBackend:
+    """The LLM backend ``[explain]`` configures (``transformers`` or ``http``), for other LLM uses (ask)."""
+    if settings.backend == "transformers":
+        return TransformersBackend(settings.model, settings.max_new_tokens * 4)
+    if settings.backend == "http":
+        return HttpBackend(settings.url, settings.model, settings.api_key, settings.timeout_s,
+                           settings.max_new_tokens * 4)
+    raise ConfigError(f"an LLM use needs explain.backend transformers or http, not {settings.backend!r}")
 
 
 def build_explainer(backend: str, model: str = "", url: str = "", api_key: str | None = None,

@@ -169,7 +169,7 @@ def test_a_failing_bare_query_is_reported_but_the_answer_still_scores() -> None:
 
 def test_an_oracle_ask_scores_perfectly_on_generated_fixture_questions() -> None:
     from recommender.ask.questions import generate_questions
-    from recommender.catalog import load_catalog
+    from recommender.catalog.reader import load_catalog
 
     products = [p for p in load_catalog(Path("fixtures")).products if p.in_stock]
     by_id = {p.product_id: p for p in products}

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from recommender.catalog.images import ImageLimits, read_image_bytes
 
 from recommender.ask.model import Constraint, satisfies_all
 from recommender.ask.question_index import plural
@@ -20,9 +21,8 @@ from recommender.ask.questions import (
     write_injected_catalog,
     write_questions,
 )
-from recommender.catalog import CatalogReader, load_catalog
+from recommender.catalog.reader import CatalogReader, load_catalog
 from recommender.domain import Product
-from recommender.images import ImageLimits, read_image_bytes
 
 FIXTURES = Path("fixtures")
 MATCH_KINDS = ("attribute", "combined", "negation", "availability_yes", "price", "photo")

@@ -237,6 +237,7 @@ class Vocabulary:
         text = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
         if len(text.encode()) > MAX_JSON_BYTES:
             raise ValueError("vocabulary too large to save")
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

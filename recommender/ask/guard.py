@@ -223,12 +223,13 @@ class AnswerGuard:
         return PASS
 
     def _claims(self, body: str, cited: list[Product], ev: AnswerEvidence) -> GuardVerdict:
-        promo = next((m for m in PROMO.finditer(body) if m.group(0).lower() != "stock"), None)
-        if promo is not None:
-            return GuardVerdict(False, "ungrounded_claim", promo.group(0))
-        for pattern, backed in ((POPULAR, False), (PERSONAL, False), (BOUGHT, ev.co_signal), (VIEWED, ev.co_signal)):
-            if (m := pattern.search(body)) and not backed:
-                return GuardVerdict(False, "ungrounded_claim", m.group(0))
+        # a claim word that is part of a cited record ("Hot Water Bottle", "Sugar-free Mints") names, not claims
+        named = {w for p in cited for w in _record_words(p)[0]} | {"stock"}
+        rules = ((PROMO, False), (POPULAR, False), (PERSONAL, False), (BOUGHT, ev.co_signal), (VIEWED, ev.co_signal))
+        for pattern, backed in rules:
+            for m in pattern.finditer(body):
+                if not backed and not set(_words(m.group(0))) <= named:
+                    return GuardVerdict(False, "ungrounded_claim", m.group(0))
         return PASS
 
     def _verdict(self, body: str, cited: list[Product], ev: AnswerEvidence) -> GuardVerdict:

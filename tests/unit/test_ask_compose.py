@@ -198,6 +198,14 @@ def test_answer_guard_accepts_grounded_sentences(text: str, ids: tuple[str, ...]
     assert AnswerGuard().check(Sentence(text, ids), EV).ok
 
 
+def test_claim_words_that_are_part_of_a_cited_title_are_names_not_claims() -> None:
+    bottle = Product("P5", "Hot Water Bottle", category=("Home",), color="Red", price=12.0)
+    plan, retrieved = Plan("find"), Retrieved(_cards(bottle))
+    ev = AnswerEvidence.of(plan, retrieved, T.compose("q", plan, retrieved))
+    assert AnswerGuard().check(Sentence("Hot Water Bottle costs 12.00.", ("P5",)), ev).ok
+    assert AnswerGuard().check(Sentence("Hot Water Bottle is trending.", ("P5",)), ev).reason == "ungrounded_claim"
+
+
 def test_answer_guard_wants_every_template_product_and_a_verdict_kept() -> None:
     guard = AnswerGuard()
     assert guard.check_answer([Sentence("Yes, we have Rio Slide in black.", ("P1",))], EV).reason == "incomplete"

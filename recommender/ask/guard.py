@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from recommender.ask.compose import availability_verdict, has_co_signal, shown_products
 from recommender.ask.model import Answer, Plan, Retrieved, Sentence
-from recommender.ask.wording import product_name, shopper_words
+from recommender.ask.wording import clean_value, product_name, safe_description, shopper_words
 from recommender.domain import Product
 
 # The private helpers are the explanation guard's own tokeniser/stemmer: shared so both guards read words alike.
@@ -62,8 +62,9 @@ IN_STOCK = re.compile(r"\bin stock\b", re.IGNORECASE)
 
 def _record_words(p: Product) -> tuple[set[str], set[str]]:
     """A record's words split in two: plain fields and sentences, and words of instruction-like sentences."""
-    plain = set(_words(" ".join([product_name(p), p.brand, p.color, *p.category,
-                                 *(f"{k.replace('_', ' ')} {v}" for k, v in p.attributes)])))
+    fields = [product_name(p), p.brand, p.color, *p.category, safe_description(p),
+              *(f"{k.replace('_', ' ')} {v}" for k, v in p.attributes)]
+    plain = set(_words(" ".join(clean_value(f, 300) for f in fields)))
     suspicious: set[str] = set()
     for text in (p.title, p.description):
         for sentence in re.split(r"(?<=[.!?])\s+|\n", text):

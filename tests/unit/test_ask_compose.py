@@ -303,8 +303,10 @@ def test_prompt_quotes_everything_untrusted_inside_the_block() -> None:
 
 def test_tiny_transformers_garbage_falls_back(tiny_model: Path) -> None:  # noqa: F811
     backend = TransformersBackend(str(tiny_model), max_new_tokens=12)
+    assert backend.complete([{"role": "user", "content": "Often bought together"}]).strip()  # it does generate
     answer = _compose(backend, timeout_s=60.0)
-    assert answer.source == "template" and answer.fallback_reason not in ("", "timeout", "error", "busy")
+    assert (answer.source, answer.fallback_reason) == ("template", "unparseable")  # its words hold no [ids]
+    assert answer.sentences == T.compose("q", PLAN, SHOWN).sentences
 
 
 def test_http_backend_good_and_ungrounded_replies(llm_server: Any) -> None:  # noqa: F811

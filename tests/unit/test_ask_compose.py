@@ -129,6 +129,8 @@ def test_unmet_words_are_said_and_sanitised() -> None:
     answer = T.compose("q", plan, Retrieved(_cards(RIO)))
     assert answer.sentences[-1] == Sentence("I can't check 'waterproof b': no product in the catalog mentions it.")
     assert shopper_words("x" * 80) == "x" * 40
+    symbols = T.compose("q", Plan("find", unmet=(Unmet("<<>>", "unknown"),)), Retrieved(_cards(RIO)))
+    assert symbols.sentences[-1].text == "I can't check part of your question: no product in the catalog mentions it."
 
 
 def test_injected_catalog_text_never_reaches_the_template_answer() -> None:

@@ -83,7 +83,7 @@ class TemplateComposer:
             by_intent = {"find": self._find, "availability": self._availability, "similar": self._similar,
                          "complement": self._complement}
             sentences = by_intent[plan.intent](plan, retrieved)
-        sentences += [self._unmet(u.words, u.reason) for u in plan.unmet if shopper_words(u.words)]
+        sentences += [self._unmet(u.words, u.reason) for u in plan.unmet]
         return Answer(tuple(sentences) or (Sentence("I found nothing to show for that."),), "template")
 
     # --- helpers ------------------------------------------------------------------------------------------
@@ -105,7 +105,9 @@ class TemplateComposer:
         return " in stock" if plan.in_stock_only else ""
 
     def _unmet(self, words: str, reason: str) -> Sentence:
-        return Sentence(f"I can't check '{shopper_words(words)}': {unmet_reason(reason)}.")
+        quoted = shopper_words(words)
+        what = f"'{quoted}'" if quoted else "part of your question"
+        return Sentence(f"I can't check {what}: {unmet_reason(reason)}.")
 
     # --- intents ------------------------------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class TemplateComposer:
         listed, ids = self._list(r.matches)
         if (colours := described.only_colours()) and r.viewed is not None and plan.refers_to_viewed:
             said = f"Yes, we have {product_name(r.viewed)} in {colours}{self._stock(plan)}: {listed}."
-            out = [Sentence(said, tuple(dict.fromkeys((r.viewed.product_id, *ids))))]
+            out = [Sentence(said, _cite(r.viewed, ids))]
         else:
             out = [Sentence(f"Yes, we have {described.noun_phrase()}{self._stock(plan)}: {listed}.", ids)]
         if r.total_matches is not None and r.total_matches > len(ids):
@@ -136,7 +138,7 @@ class TemplateComposer:
         listed, ids = self._list(r.matches)
         if r.viewed is not None and (plan.refers_to_viewed or not _from_image(r)):
             head = f"Like {product_name(r.viewed)} but {qual}" if qual else f"Most like {product_name(r.viewed)}"
-            return [Sentence(f"{head}: {listed}.", (r.viewed.product_id, *ids))]
+            return [Sentence(f"{head}: {listed}.", _cite(r.viewed, ids))]
         head = "Closest to your photo" if _from_image(r) else "Closest matches"
         return [Sentence(f"{head}{' ' + qual if qual else ''}: {listed}.", ids)]
 
@@ -144,7 +146,7 @@ class TemplateComposer:
         listed, ids = self._list(r.matches)
         if r.viewed is None:
             return [Sentence(f"Products that may go together: {listed}.", ids)]
-        viewed, cited = product_name(r.viewed), (r.viewed.product_id, *ids)
+        viewed, cited = product_name(r.viewed), _cite(r.viewed, ids)
         if has_co_signal(r):
             return [Sentence(f"With {viewed}, shoppers often chose {listed}.", cited)]
         return [Sentence(f"Products that go with {viewed}: {listed}.", cited)]
@@ -190,6 +192,10 @@ class TemplateComposer:
 
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _cite(viewed: Product, ids: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((viewed.product_id, *ids)))
 
 
 def _from_image(r: Retrieved) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from recommender.ask.compose import availability_verdict, has_co_signal, shown_products
 from recommender.ask.model import Answer, Plan, Retrieved, Sentence
-from recommender.ask.wording import product_name, shopper_words
+from recommender.ask.wording import clean_value, product_name, safe_description, shopper_words
 from recommender.domain import Product
 
 # The private helpers are the explanation guard's own tokeniser/stemmer: shared so both guards read words alike.
@@ -62,8 +62,9 @@ IN_STOCK = re.compile(r"\bin stock\b", re.IGNORECASE)
 
 def _record_words(p: Product) -> tuple[set[str], set[str]]:
     """A record's words split in two: plain fields and sentences, and words of instruction-like sentences."""
-    plain = set(_words(" ".join([product_name(p), p.brand, p.color, *p.category,
-                                 *(f"{k.replace('_', ' ')} {v}" for k, v in p.attributes)])))
+    fields = [product_name(p), p.brand, p.color, *p.category, safe_description(p),
+              *(f"{k.replace('_', ' ')} {v}" for k, v in p.attributes)]
+    plain = set(_words(" ".join(clean_value(f, 300) for f in fields)))
     suspicious: set[str] = set()
     for text in (p.title, p.description):
         for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
@@ -223,12 +224,13 @@ class AnswerGuard:
         return PASS
 
     def _claims(self, body: str, cited: list[Product], ev: AnswerEvidence) -> GuardVerdict:
-        promo = next((m for m in PROMO.finditer(body) if m.group(0).lower() != "stock"), None)
-        if promo is not None:
-            return GuardVerdict(False, "ungrounded_claim", promo.group(0))
-        for pattern, backed in ((POPULAR, False), (PERSONAL, False), (BOUGHT, ev.co_signal), (VIEWED, ev.co_signal)):
-            if (m := pattern.search(body)) and not backed:
-                return GuardVerdict(False, "ungrounded_claim", m.group(0))
+        # a claim word that is part of a cited record ("Hot Water Bottle", "Sugar-free Mints") names, not claims
+        named = {w for p in cited for w in _record_words(p)[0]} | {"stock"}
+        rules = ((PROMO, False), (POPULAR, False), (PERSONAL, False), (BOUGHT, ev.co_signal), (VIEWED, ev.co_signal))
+        for pattern, backed in rules:
+            for m in pattern.finditer(body):
+                if not backed and not set(_words(m.group(0))) <= named:
+                    return GuardVerdict(False, "ungrounded_claim", m.group(0))
         return PASS
 
     def _verdict(self, body: str, cited: list[Product], ev: AnswerEvidence) -> GuardVerdict:

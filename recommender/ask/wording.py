@@ -21,6 +21,7 @@ AUDIENCES = frozenset({"men", "women", "boys", "girls", "kids", "unisex", "baby"
 _URL = re.compile(r"(?:https?://|www\.)\S*", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
+
 def clean_value(text: str, limit: int = VALUE_CHARS) -> str:
     """Catalog text made safe to print: links, e-mails, markup and control characters dropped, length capped."""
     return clean_text(LINK_OR_MARKUP.sub(" ", _URL.sub(" ", text)), limit).strip(" ,;:-")

@@ -107,6 +107,9 @@ class AppState:
         if self._explanations is not None:
             self._explanations.close()
             self._explanations = None
+        if self._ask is not None:
+            self._ask.close()
+            self._ask = None
 
 
 class ReconnectingStore:

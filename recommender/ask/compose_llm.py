@@ -17,14 +17,13 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from recommender.ask.compose import Composer, TemplateComposer
+from recommender.ask.compose import TemplateComposer
 from recommender.ask.guard import AnswerEvidence, AnswerGuard
 from recommender.ask.model import Answer, Plan, Retrieved, Sentence
 from recommender.ask.wording import product_name
 from recommender.domain import Product
-from recommender.errors import ConfigError
 from recommender.explain.evidence import DATA_CLOSE, DATA_OPEN, inert
-from recommender.explain.llm import HttpBackend, LLMBackend, LLMError, Messages, TransformersBackend
+from recommender.explain.llm import LLMBackend, LLMError, Messages
 
 log = logging.getLogger(__name__)
 QUESTION_CHARS = 200
@@ -158,20 +157,3 @@ class LLMComposer:
     def close(self) -> None:
         """Stop accepting work; a generation still running finishes on its own thread."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def build_composer(backend: str, model: str = "", url: str = "", api_key: str | None = None, timeout_s: float = 3.0,
-                   max_new_tokens: int = 200, currency: str = "") -> Composer:
-    """The composer a configuration names: ``template``, ``transformers`` or ``http`` (an answer needs more
-    tokens than a one-sentence explanation, hence the larger default)."""
-    template = TemplateComposer(currency=currency)
-    if backend == "template":
-        return template
-    llm: LLMBackend
-    if backend == "transformers":
-        llm = TransformersBackend(model, max_new_tokens)
-    elif backend == "http":
-        llm = HttpBackend(url, model, api_key, timeout_s, max_new_tokens)
-    else:
-        raise ConfigError(f"ask answer backend must be template, transformers or http, not {backend!r}")
-    return LLMComposer(llm, AnswerGuard(), template, timeout_s=timeout_s, workers=1 if backend == "transformers" else 2)

@@ -72,6 +72,12 @@ class AskService:
         timings["total_ms"] = _ms(start)
         return AskResult(plan, retrieved, answer, _conversation(plan, retrieved, request.product_id), timings)
 
+    def close(self) -> None:
+        """Release what the composer holds (an LLM composer's worker thread)."""
+        close = getattr(self.composer, "close", None)
+        if callable(close):
+            close()
+
     def _checked(self, request: AskRequest) -> AskRequest:
         question = " ".join(request.question.split()) if isinstance(request.question, str) else ""
         if not question and request.image is not None:

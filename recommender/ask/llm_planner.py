@@ -116,7 +116,7 @@ class LLMPlanner:
             if self.vocabulary.mentions(word):
                 kept.append(word)
             else:
-                unmet.append(Unmet(word, f"no product in the catalog mentions '{word}'"))
+                unmet.append(Unmet(word, f"no product in the catalog mentions '{word}'", absent=True))
         return Plan(intent=intent, constraints=tuple(constraints), query_text=" ".join(kept),
                     refers_to_viewed=rules.refers_to_viewed, asks=rules.asks if intent == "details" else (),
                     unmet=tuple(dict.fromkeys(unmet)), in_stock_only=rules.in_stock_only, source="llm")

@@ -106,10 +106,14 @@ def satisfies_all(constraints: tuple[Constraint, ...], product: Product) -> bool
 
 @dataclass(frozen=True)
 class Unmet:
-    """Something asked that cannot be checked or matched, said plainly (``words``: the question's words)."""
+    """Something asked that cannot be checked or matched, said plainly (``words``: the question's words).
+
+    ``absent`` marks words no product in the catalog mentions at all: a product wanted with them cannot exist
+    here, so nothing matches and retrieval offers only labelled alternatives."""
 
     words: str
     reason: str
+    absent: bool = False
 
 
 @dataclass(frozen=True)

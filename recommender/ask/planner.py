@@ -157,7 +157,7 @@ class RulePlanner:
             if self.vocabulary.mentions(word) or word in {t.words for t in reading.terms}:
                 kept.append(word)
             else:
-                unmet.append(Unmet(word, f"no product in the catalog mentions '{word}'"))
+                unmet.append(Unmet(word, f"no product in the catalog mentions '{word}'", absent=True))
         return kept
 
 

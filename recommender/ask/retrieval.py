@@ -121,6 +121,15 @@ class Retriever:
         k = request.k
         if plan.intent == "details":
             return plan, self._details(viewed)
+        plan, retrieved = self._by_intent(plan, request, viewed, k)
+        if retrieved.matches and any(u.absent for u in plan.unmet) and plan.intent != "complement":
+            # asked with words no product mentions: nothing here is what was asked, only close to it
+            closest = tuple(replace(c, alternative=True) for c in retrieved.matches)
+            retrieved = replace(retrieved, matches=(), alternatives=closest, total_matches=0)
+        return plan, retrieved
+
+    def _by_intent(self, plan: Plan, request: AskRequest, viewed: Product | None,
+                   k: int) -> tuple[Plan, Retrieved]:
         if plan.intent == "complement" and viewed is not None:
             return plan, self._complement(plan, viewed, k)
         if request.image is not None or (plan.intent == "similar" and viewed is not None):
@@ -140,12 +149,13 @@ class Retriever:
         ranked, paths = self._ranked_text(text, vector, plan.constraints, plan.in_stock_only)
         matches = self._cards(ranked, plan.constraints, k, exclude)
         count = None
-        if matches and _exact_in_store(plan.constraints):
+        stated = [c for c in plan.constraints if not c.words.startswith("(")]
+        if matches and stated and _exact_in_store(plan.constraints):
             count = self._store.count_matching(store_filter(plan.constraints, plan.in_stock_only))
         if matches:
             return Retrieved(matches=matches, total_matches=count, served_from=paths)
         alternatives = self._relaxed(plan, text, vector, k, exclude)
-        return Retrieved(alternatives=alternatives, total_matches=0, served_from=paths)
+        return Retrieved(alternatives=alternatives, total_matches=0, served_from=(*paths, "relaxed"))
 
     def _ranked_text(self, text: str, vector: np.ndarray, constraints: Sequence[Constraint],
                      in_stock_only: bool) -> tuple[list[tuple[str, float]], tuple[str, ...]]:

@@ -41,7 +41,7 @@ def result_json(result: AskResult, image_url: ImageUrl) -> dict[str, Any]:
         "plan": {"intent": plan.intent, "constraints": [c.to_json() for c in plan.constraints],
                  "query_text": plan.query_text, "refers_to_viewed": plan.refers_to_viewed, "asks": list(plan.asks),
                  "in_stock_only": plan.in_stock_only, "source": plan.source},
-        "unmet": [{"words": u.words, "reason": u.reason} for u in plan.unmet],
+        "unmet": [{"words": u.words, "reason": u.reason, "absent": u.absent} for u in plan.unmet],
         "total_matches": retrieved.total_matches,
         "conversation": conversation_json(result.conversation),
         "served_from": list(retrieved.served_from),

@@ -78,6 +78,11 @@ class Described:
         self.negations: list[str] = []
         for c in plan.constraints:
             self._add(c, currency)
+        # words no product mentions still describe what was asked ("black sandals for men"), never dropped
+        absent = [shopper_words(u.words) for u in plan.unmet if u.absent and shopper_words(u.words)]
+        if absent and not self.nouns:
+            self.nouns.append(absent.pop())
+        self.adjectives += absent
 
     def _add(self, c: Constraint, currency: str) -> None:
         if c.op == "range":

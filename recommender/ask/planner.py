@@ -115,7 +115,7 @@ class RulePlanner:
     def _constraints(self, intent: str, reading: Reading, viewed: Product | None) -> list[Constraint]:
         # "what goes with these jeans": the jeans are the anchor, not what the shopper wants back
         terms = [t for t in reading.terms if not (intent == "complement" and t.anchored)]
-        constraints = _term_constraints(terms, reading)
+        constraints = with_unisex(_term_constraints(terms, reading), self.vocabulary.roots)
         has_type = any(c.field == "category" and not c.negated for c in constraints)
         if intent == "availability" and viewed is not None and viewed.category and not has_type:
             # "does it come in navy?": the same kind of product as the one on screen, in another colour
@@ -177,6 +177,23 @@ def _intent(signals: Signals, reading: Reading, prices: PriceRead, viewed: Produ
     if viewed is not None and pointed and positive and not any(t.field == "category" for t in positive):
         return "availability"  # "in blue?", "I want this in blue": the same design in another colour
     return "find"
+
+
+GENDERED = frozenset({"men", "women"})
+
+
+def with_unisex(constraints: list[Constraint], roots: frozenset[str]) -> list[Constraint]:
+    """"For men"/"for women" also keeps the shop's unisex department, when it has one: unisex sneakers are
+    sneakers for women too."""
+    unisex = next((r for r in roots if r.casefold() == "unisex"), None)
+    if unisex is None:
+        return constraints
+    out = []
+    for c in constraints:
+        gendered = c.field == "category" and c.op == "in" and c.values and all(
+            v.casefold() in GENDERED and v in roots for v in c.values)
+        out.append(replace(c, values=(*c.values, unisex)) if gendered else c)
+    return out
 
 
 def _term_constraints(terms: list[Term], reading: Reading) -> list[Constraint]:

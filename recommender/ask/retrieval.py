@@ -1,7 +1,8 @@
 """Retrieval per intent: a Plan → the products that meet it, with its constraints pushed down as store filters.
 
-- ``find`` / ``availability``: Weaviate hybrid search (BM25 on title and description + the ``text`` vector), fused
-  by reciprocal rank with the text query's nearest ``image`` vectors (the trained tower, hubness-corrected).
+- ``find`` / ``availability``: Weaviate hybrid search (BM25 on title and description + the ``text`` vector), plus
+  ``image_weight`` × the text query's cosine to the ``image`` vectors (the trained tower, hubness-corrected), each
+  list min-max scaled over its own candidates.
 - ``similar``: the photo's or the viewed product's own vectors (``image`` and ``text``), filtered; without a stated
   type, the type is the nearly identical catalog picture's, else the one most of the photo's 10 nearest neighbours
   share (shown in the plan with the words "(the photo)").
@@ -93,6 +94,21 @@ def rrf(lists: Mapping[str, Sequence[str]], weights: Mapping[str, float]) -> lis
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
+def fuse_scores(lists: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Σ weight × score, each list's scores min-max scaled to 0–1 over its own candidates (a product missing from
+    a list adds 0 for it); best first, ties by id."""
+    fused: dict[str, float] = {}
+    for name, scores in lists.items():
+        if not scores:
+            continue
+        low, high = min(scores.values()), max(scores.values())
+        span = high - low
+        for pid, score in scores.items():
+            scaled = (score - low) / span if span > 0 else 1.0
+            fused[pid] = fused.get(pid, 0.0) + weights.get(name, 1.0) * scaled
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
 def search_text(plan: Plan, question: str) -> str:
     """The words hybrid search matches: the plan's free words and its positive constraints' words."""
     words = [c.words for c in plan.constraints if not c.negated and c.op != "range" and c.words
@@ -159,16 +175,17 @@ class Retriever:
 
     def _ranked_text(self, text: str, vector: np.ndarray, constraints: Sequence[Constraint],
                      in_stock_only: bool) -> tuple[list[tuple[str, float]], tuple[str, ...]]:
+        """Hybrid score (0–1) + image_weight × the text→image cosine min-max scaled over its own candidates."""
         f = store_filter(constraints, in_stock_only)
         n = self._settings.candidates
-        hybrid = [h.product_id for h in self._store.hybrid(text, vector, "text", n, f, self._settings.alpha)]
-        lists: dict[str, Sequence[str]] = {"hybrid": hybrid}
+        lists: dict[str, dict[str, float]] = {
+            "hybrid": {h.product_id: 1.0 - h.distance
+                       for h in self._store.hybrid(text, vector, "text", n, f, self._settings.alpha)}}
         if self._settings.image_weight > 0:
             hits = self._store.near_vector(vector, "image", n, f, properties=["image_penalty"])
-            corrected = sorted(hits, key=lambda h: (h.distance + _penalty(h), h.product_id))
-            lists["text->image"] = [h.product_id for h in corrected]
+            lists["text->image"] = {h.product_id: 1.0 - h.distance - _penalty(h) for h in hits}
         weights = {"hybrid": 1.0, "text->image": self._settings.image_weight}
-        return rrf(lists, weights), tuple(name for name, ids in lists.items() if ids)
+        return fuse_scores(lists, weights), tuple(name for name, scores in lists.items() if scores)
 
     def _relaxed(self, plan: Plan, text: str, vector: np.ndarray, k: int, exclude: Sequence[str]) -> tuple[Card, ...]:
         kinds = [c for c in plan.constraints if c.field == "category" and not c.negated]

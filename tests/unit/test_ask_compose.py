@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from recommender.ask.compose import TemplateComposer
-from recommender.ask.compose_llm import LLMComposer, build_answer_prompt, build_composer, parse_cited
+from recommender.ask.compose_llm import LLMComposer, build_answer_prompt, parse_cited
 from recommender.ask.guard import AnswerEvidence, AnswerGuard
 from recommender.ask.model import Answer, Card, Constraint, Plan, Retrieved, Sentence, Unmet
 from recommender.ask.wording import clean_value, shopper_words
@@ -330,14 +330,3 @@ def test_does_the_viewed_product_come_in_a_colour() -> None:
     assert no.sentences == (Sentence("No, we don't have Rio Slide in navy in stock right now.", ("P1",)),)
     for answer, retrieved in ((yes, Retrieved(_cards(RIO_NAVY), viewed=RIO)), (no, Retrieved(viewed=RIO))):
         assert AnswerGuard().check_answer(answer.sentences, AnswerEvidence.of(plan, retrieved, answer)).ok
-
-
-def test_build_composer_names_a_backend() -> None:
-    from recommender.errors import ConfigError
-
-    assert isinstance(build_composer("template", currency="€"), TemplateComposer)
-    http = build_composer("http", url="http://127.0.0.1:9/v1")
-    assert isinstance(http, LLMComposer) and http.backend.identity.endswith(":greedy:200")
-    http.close()
-    with pytest.raises(ConfigError, match="template, transformers or http"):
-        build_composer("gpt")

@@ -54,7 +54,7 @@ def test_do_you_have_black_casual_sandals_for_men(planner: RulePlanner) -> None:
     plan = planner.plan("Do you have black casual sandals for men?")
     assert plan.intent == "availability"
     cats = [c.values for c in plan.constraints if c.field == "category"]
-    assert cats == [("Sandal", "Sandals"), ("Men",)]  # two constraints: both must hold
+    assert cats == [("Sandal", "Sandals"), ("Men", "Unisex")]  # both must hold; unisex sandals are men's too
     c = {c.field: c for c in plan.constraints if c.field != "category"}
     assert c["color"].values == ("Black",) and c["attr:usage"].values == ("Casual",)
     assert not any(c.field == "attr:article_type" for c in plan.constraints)  # category wins, once
@@ -150,7 +150,7 @@ def test_plurals_synonyms_and_case(planner: RulePlanner) -> None:
     assert by_field(planner.plan("grey pants"))[("category", "in")].values == ("Trousers",)
     assert by_field(planner.plan("gray pants"))[("color", "in")].values == ("Grey",)
     cats = {c.values for c in planner.plan("tshirts for gents").constraints if c.field == "category"}
-    assert cats == {("T-shirt",), ("Men",)}
+    assert cats == {("T-shirt",), ("Men", "Unisex")}
     assert by_field(planner.plan("a dress"))[("category", "in")].values == ("Dresses",)
     kids = {c.values for c in planner.plan("rain jackets for children").constraints if c.field == "category"}
     assert kids == {("Jackets",), ("Boys",)}
@@ -252,7 +252,7 @@ def test_follow_up_keeps_the_department_when_the_type_changes(planner: RulePlann
     first = planner.plan("black sandals for men")
     plan = planner.plan("what about sneakers?", conversation=conversation(first))
     cats = [c.values for c in plan.constraints if c.field == "category"]
-    assert sorted(cats) == [("Men",), ("Sneakers",)]
+    assert sorted(cats) == [("Men", "Unisex"), ("Sneakers",)]
     assert [c.values for c in plan.constraints if c.field == "color"] == [("Black",)]
 
 
@@ -361,3 +361,15 @@ def test_llm_price_on_a_priceless_catalog_is_unmet() -> None:
         intent="find", query_text="", constraints=[{"field": "price", "op": "range", "high": 50, "words": "under 50"}]))
     plan = planner.plan("anything under 50")
     assert plan.source == "llm" and not plan.constraints and plan.unmet[0].reason == NO_PRICES
+
+
+def test_for_men_keeps_the_unisex_department_only_when_the_shop_has_one() -> None:
+    from recommender.ask.planner import with_unisex
+
+    men = Constraint("category", values=("Men",), words="for men")
+    shoes = Constraint("category", values=("Shoes",), words="shoes")
+    assert with_unisex([men, shoes], frozenset({"Men", "Women", "Unisex"})) == [
+        Constraint("category", values=("Men", "Unisex"), words="for men"), shoes]
+    assert with_unisex([men, shoes], frozenset({"Men", "Women"})) == [men, shoes]
+    not_men = Constraint("category", "not_in", ("Men",), words="not for men")
+    assert with_unisex([not_men], frozenset({"Men", "Unisex"})) == [not_men]

@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from recommender.catalog.images import ImageLimits, read_image_bytes
 
 from recommender.ask.model import Constraint, satisfies_all
 from recommender.ask.question_index import plural
@@ -21,6 +20,7 @@ from recommender.ask.questions import (
     write_injected_catalog,
     write_questions,
 )
+from recommender.catalog.images import ImageLimits, read_image_bytes
 from recommender.catalog.reader import CatalogReader, load_catalog
 from recommender.domain import Product
 

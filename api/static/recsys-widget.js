@@ -144,7 +144,9 @@
       ".recsys-ask button[disabled]{opacity:.6;cursor:progress}" +
       ".recsys-alert{margin:.8em 0 0;padding:8px 10px;border-radius:6px;background:#fdecea;color:#8a1c12;" +
       "border:1px solid #f5c2bc}" +
-      ".recsys-answer{margin-top:.8em}" +
+      ".recsys-ask input[type=file]{font-size:.85rem;padding:6px 0}" +
+      ".recsys-asked{font-size:.85em;color:#555;margin:1em 0 0;font-style:italic}" +
+      ".recsys-answer{margin:.3em 0 .8em}" +
       ".recsys-answer p{margin:.3em 0}" +
       ".recsys-cite{font-size:.8em;margin-left:.4em;white-space:nowrap}" +
       ".recsys-ask h3{font-size:.95em;margin:1em 0 .5em}" +
@@ -279,7 +281,7 @@
   }
 
   function titlesById(body) {
-    var titles = {};
+    var titles = Object.create(null); // keys are product ids from the API: no inherited names
     [body.viewed].concat(body.products || [], body.alternatives || []).forEach(function (item) {
       if (item && item.product_id) titles[item.product_id] = item.title || item.product_id;
     });
@@ -289,7 +291,7 @@
   function sentenceNode(sentence, titles) {
     var p = el("p", "recsys-sentence", sentence.text || "");
     (sentence.product_ids || []).forEach(function (id) {
-      p.appendChild(productLinkNode("recsys-cite", id, "→ " + (titles[id] || id)));
+      p.appendChild(productLinkNode("recsys-cite", id, "\u2192 " + (titles[id] || id)));
     });
     return p;
   }
@@ -301,8 +303,9 @@
     return el("p", "recsys-note", "Not checked: " + parts.join("; "));
   }
 
-  function renderAnswer(result, body) {
+  function renderAnswer(result, body, question) {
     result.textContent = "";
+    result.appendChild(el("p", "recsys-asked", question ? "You asked: " + question : "You asked about your photo"));
     var answer = el("div", "recsys-answer");
     var titles = titlesById(body);
     var sentences = (body.answer && body.answer.sentences) || [];
@@ -412,10 +415,11 @@
       showError("");
       busy(true);
       var mine = ++pending;
+      var asked = ui.question.value.trim();
       postAsk(askFormData(ui, productId, conversation, k)).then(function (body) {
         if (mine !== pending) return; // "New question" was pressed meanwhile
         conversation = body.conversation || null;
-        renderAnswer(ui.result, body);
+        renderAnswer(ui.result, body, asked);
         ui.reset.hidden = false;
         ui.question.value = "";
         ui.question.placeholder = "Ask a follow-up, e.g. and in black?";

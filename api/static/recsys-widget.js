@@ -195,7 +195,9 @@
   }
 
   function recsTarget(container) {
-    if (container.getAttribute("data-recsys-ask") !== "true") return container;
+    var shared = container.getAttribute("data-recsys-ask") === "true" ||
+      container.hasAttribute("data-recsys-ask-product");
+    if (!shared) return container;
     var slot = container.querySelector(":scope > .recsys-recs-slot"); // the ask box shares this container
     if (!slot) container.appendChild(slot = el("div", "recsys-recs-slot"));
     return slot;
@@ -320,11 +322,14 @@
     if ((body.unmet || []).length) result.appendChild(unmetNote(body.unmet));
   }
 
+  function formatBytes(n) {
+    if (n >= 1024 * 1024) return Math.floor(n / (1024 * 1024) * 10) / 10 + " MB";
+    return n >= 1024 ? Math.floor(n / 1024) + " KB" : n + " bytes";
+  }
+
   function photoProblem(file, maxBytes) {
     if (file.type && PHOTO_TYPES.indexOf(file.type) < 0) return "Choose a PNG, JPEG, WebP or GIF photo.";
-    if (file.size > maxBytes) {
-      return "That photo is too large (the limit is " + Math.floor(maxBytes / (1024 * 1024) * 10) / 10 + " MB).";
-    }
+    if (file.size > maxBytes) return "That photo is too large (the limit is " + formatBytes(maxBytes) + ").";
     return null;
   }
 
@@ -346,6 +351,10 @@
     });
   }
 
+  function firstPlaceholder(productId) {
+    return productId ? "e.g. does it come in navy?" : "e.g. white sneakers under 80";
+  }
+
   function buildAskBox(container, productId) {
     askCount += 1;
     var box = el("section", "recsys-widget recsys-ask");
@@ -357,7 +366,7 @@
     form.noValidate = true;
     var question = input("text", "question");
     question.autocomplete = "off";
-    question.placeholder = productId ? "e.g. does it come in navy?" : "e.g. white sneakers under 80";
+    question.placeholder = firstPlaceholder(productId);
     var photo = input("file", "image");
     photo.accept = PHOTO_TYPES.join(",");
     var submit = button("submit", "recsys-submit", "Ask");
@@ -372,6 +381,7 @@
     alert.hidden = true;
     var result = el("div", "recsys-result");
     result.setAttribute("aria-live", "polite");
+    result.setAttribute("aria-busy", "false");
     [heading, form, alert, result].forEach(function (node) { box.appendChild(node); });
     return { box: box, form: form, question: question, photo: photo, submit: submit, reset: reset, alert: alert,
       result: result };
@@ -427,7 +437,10 @@
         if (mine !== pending) return;
         showError(e && e.shown ? e.shown : "Sorry, something went wrong. Please try again.");
       }).then(function () {
-        if (mine === pending) busy(false);
+        if (mine !== pending) return;
+        var lost = document.activeElement === ui.submit || document.activeElement === document.body;
+        busy(false);
+        if (lost) ui.question.focus(); // the disabled Ask button dropped the keyboard focus
       });
     });
 
@@ -439,7 +452,7 @@
       showError("");
       busy(false);
       ui.reset.hidden = true;
-      ui.question.placeholder = productId ? "e.g. does it come in navy?" : "e.g. white sneakers under 80";
+      ui.question.placeholder = firstPlaceholder(productId);
       ui.question.focus();
     });
   }

@@ -1,4 +1,7 @@
-"""The widget asset (``/widget/recsys-widget.js``) and a demo product page that embeds it (``/demo/...``)."""
+"""The widget asset (``/widget/recsys-widget.js``) and a demo product page that embeds it (``/demo/...``).
+
+The demo page shows the ask box about the viewed product above the "you may also like" cards.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0
   <div><h1>{title}</h1><p class="meta">{category} · {color} · {brand}</p>
   <p><strong>{price}</strong> · {stock}</p><p>{description}</p></div>
 </div>
+<div id="ask" data-recsys-ask-product="{product_id}"></div>
 <div id="recs" data-recsys-product="{product_id}" data-recsys-k="6"></div>
 <script src="{widget}" data-link="/demo/products/{{id}}" async></script>
 </body></html>
@@ -58,7 +62,7 @@ def demo_home() -> Response:
 
 @bp.get("/demo/products/<product_id>")
 def demo_product(product_id: str) -> Response:
-    """A minimal product page with the widget under it."""
+    """A minimal product page with the ask box and the widget under it."""
     props = product_or_404(product_id)
     src = image_url(item_view(props, {}))
     price = props.get("price")

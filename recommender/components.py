@@ -91,7 +91,9 @@ def vocabulary_path(settings: Settings) -> Path:
 def write_vocabulary(settings: Settings, catalog_dir: Path) -> Vocabulary:
     """Gather the catalog's own words (category levels, colours, brands, small-valued columns) for the planner."""
     vocabulary = Vocabulary.from_products(CatalogReader(catalog_dir))
-    vocabulary.save(vocabulary_path(settings))
+    path = vocabulary_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh data dir has no ask/ folder yet
+    vocabulary.save(path)
     return vocabulary
 
 

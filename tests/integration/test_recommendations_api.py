@@ -149,11 +149,11 @@ def test_product_document_and_demo_page(client: FlaskClient) -> None:
     assert res.json["image_url"].endswith("/v1/products/P00002/image")
     page = client.get("/demo/products/P00002")
     assert page.status_code == 200 and b'data-recsys-product="P00002"' in page.data
-    assert b"recsys-widget.js" in page.data
+    assert b"recsys-widget.js" in page.data and b'data-recsys-ask-product="P00002"' in page.data
     home = client.get("/demo")
     assert home.status_code == 302 and "/demo/products/P" in home.headers["Location"]
     js = client.get("/widget/recsys-widget.js")
-    assert js.status_code == 200 and b"/v1/events" in js.data
+    assert js.status_code == 200 and b"/v1/events" in js.data and b"/v1/ask" in js.data
     assert client.get("/widget/../state.py").status_code == 404
 
 

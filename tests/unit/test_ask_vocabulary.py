@@ -138,3 +138,13 @@ def test_fixture_catalog_vocabulary() -> None:
     v = Vocabulary.from_products(rows)
     assert v.lookup("tees")[0] == ("category", "T-shirt") and v.lookup("navy") == (("color", "navy"),)
     assert v.lookup("northwind") == (("brand", "Northwind"),) and v.fields() == ("category", "color", "brand")
+
+
+def test_write_vocabulary_into_a_fresh_data_dir(tmp_path: Path) -> None:
+    from recommender import components
+    from recommender.config import Settings
+
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures"
+    settings = Settings(data_dir=tmp_path / "data")
+    written = components.write_vocabulary(settings, fixtures)
+    assert Vocabulary.load(components.vocabulary_path(settings)).to_json() == written.to_json()

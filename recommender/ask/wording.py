@@ -65,6 +65,21 @@ def _values(c: Constraint, lower: bool = True) -> list[str]:
     return [v.lower() if lower else v for v in vals if v]
 
 
+def plural(noun: str) -> str:
+    """A product type as shoppers say it in general ("skirts", "dresses", "t-shirts"); "jeans" stays."""
+    words = noun.split()
+    last = words[-1] if words else noun
+    if not last or last.endswith("s") or not last[-1].isalpha():
+        return noun
+    if last.endswith(("sh", "ch", "x", "z")):
+        last += "es"
+    elif last.endswith("y") and last[-2:-1] not in ("a", "e", "i", "o", "u"):
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return " ".join([*words[:-1], last])
+
+
 class Described:
     """A plan's constraints sorted into the parts of a phrase (colour, adjectives, brand, noun, audience, …)."""
 
@@ -110,7 +125,7 @@ class Described:
     def noun_phrase(self) -> str:
         """E.g. ``navy Timeless trainers for men under 50 (not leather)``."""
         bare = not (self.colours or self.adjectives or self.brands)
-        noun = self.nouns[-1] if self.nouns else "matching products" if bare else "products"
+        noun = plural(self.nouns[-1]) if self.nouns else "matching products" if bare else "products"
         words = [*self.colours, *self.adjectives, *self.nouns[:-1], *self.brands, noun]
         return " ".join(words) + self._tail()
 

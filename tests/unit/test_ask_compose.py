@@ -330,3 +330,10 @@ def test_does_the_viewed_product_come_in_a_colour() -> None:
     assert no.sentences == (Sentence("No, we don't have Rio Slide in navy in stock right now.", ("P1",)),)
     for answer, retrieved in ((yes, Retrieved(_cards(RIO_NAVY), viewed=RIO)), (no, Retrieved(viewed=RIO))):
         assert AnswerGuard().check_answer(answer.sentences, AnswerEvidence.of(plan, retrieved, answer)).ok
+
+
+def test_product_types_are_said_in_the_plural() -> None:
+    from recommender.ask.wording import plural
+
+    assert [plural(w) for w in ("skirt", "dress", "t-shirt", "jeans", "watch", "accessory", "casual shoe", "")] == [
+        "skirts", "dresses", "t-shirts", "jeans", "watches", "accessories", "casual shoes", ""]

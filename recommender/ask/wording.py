@@ -69,9 +69,9 @@ def plural(noun: str) -> str:
     """A product type as shoppers say it in general ("skirts", "dresses", "t-shirts"); "jeans" stays."""
     words = noun.split()
     last = words[-1] if words else noun
-    if not last or last.endswith("s") or not last[-1].isalpha():
+    if not last or (last.endswith("s") and not last.endswith("ss")) or not last[-1].isalpha():
         return noun
-    if last.endswith(("sh", "ch", "x", "z")):
+    if last.endswith(("ss", "sh", "ch", "x", "z")):
         last += "es"
     elif last.endswith("y") and last[-2:-1] not in ("a", "e", "i", "o", "u"):
         last = last[:-1] + "ies"

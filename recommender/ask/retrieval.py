@@ -166,7 +166,8 @@ class Retriever:
         matches = self._cards(ranked, plan.constraints, k, exclude)
         count = None
         stated = [c for c in plan.constraints if not c.words.startswith("(")]
-        if matches and stated and _exact_in_store(plan.constraints):
+        # a count covers the constraints only: with free words searched too it would overstate what matched
+        if matches and stated and not plan.query_text.strip() and _exact_in_store(plan.constraints):
             count = self._store.count_matching(store_filter(plan.constraints, plan.in_stock_only))
         if matches:
             return Retrieved(matches=matches, total_matches=count, served_from=paths)

@@ -62,7 +62,10 @@ def join_words(items: list[str], last: str = "and") -> str:
 
 def _values(c: Constraint, lower: bool = True) -> list[str]:
     vals = [clean_value(v) for v in c.values]
-    return [v.lower() if lower else v for v in vals if v]
+    out = [v.lower() if lower else v for v in vals if v]
+    if c.field == "category":  # "Sandal" and "Sandals" are one thing to a shopper
+        out = list(dict.fromkeys(v if v.casefold() in AUDIENCES else plural(v) for v in out))
+    return out
 
 
 def plural(noun: str) -> str:
@@ -93,6 +96,7 @@ class Described:
         self.negations: list[str] = []
         for c in plan.constraints:
             self._add(c, currency)
+        self.free = shopper_words(plan.query_text)
         # words no product mentions still describe what was asked ("black sandals for men"), never dropped
         absent = [shopper_words(u.words) for u in plan.unmet if u.absent and shopper_words(u.words)]
         if absent and not self.nouns:
@@ -126,6 +130,8 @@ class Described:
         """E.g. ``navy Timeless trainers for men under 50 (not leather)``."""
         bare = not (self.colours or self.adjectives or self.brands)
         noun = plural(self.nouns[-1]) if self.nouns else "matching products" if bare else "products"
+        if not self.nouns and self.free:  # the shopper's own words, searched but not a catalog value
+            noun = f"{noun} for '{self.free}'"
         words = [*self.colours, *self.adjectives, *self.nouns[:-1], *self.brands, noun]
         return " ".join(words) + self._tail()
 
@@ -143,7 +149,11 @@ class Described:
         return (" ".join(parts) + self._tail()).strip()
 
     def _tail(self) -> str:
-        tail = f" for {join_words(self.audience)}" if self.audience else ""
+        named = [a for a in self.audience if a != "unisex"]
+        # "unisex" rides along with "for men"/"for women" (the planner adds it): say it as an aside
+        audience = f"{join_words(named)} (and unisex)" if named and len(named) < len(self.audience) else \
+            join_words(self.audience)
+        tail = f" for {audience}" if self.audience else ""
         tail += f" {self.price}" if self.price else ""
         return tail + (f" ({', '.join(self.negations)})" if self.negations else "")
 

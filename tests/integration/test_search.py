@@ -275,3 +275,18 @@ def test_text_to_image_scores_lose_each_image_s_stored_hubness_penalty(weaviate_
             assert both.hits[0].scores["text->image"] == pytest.approx(0.8, abs=1e-5)
         finally:
             store.drop()
+
+
+def test_colour_brand_level_and_must_not_filters_hold_on_the_image_path_too(client: FlaskClient) -> None:
+    photo = base64.b64encode(image_bytes("P00003")).decode()
+    body = search(client, image_base64=photo, k=20,
+                  filters={"color": ["blue", "navy"], "exclude": {"level": "Jeans", "brand": "Northwind"}})
+    assert body["results"]
+    for pid in ids(body):
+        row = PRODUCTS[pid]
+        assert row["color"] in ("blue", "navy") and "Jeans" not in row["category"] and row["brand"] != "Northwind"
+    text = search(client, text="sneakers", k=10, filters={"level": "sneakers", "exclude": {"color": "white"}})
+    assert text["results"] and all(PRODUCTS[p]["category"].endswith("Sneakers") and PRODUCTS[p]["color"] != "white"
+                                   for p in ids(text))
+    bad = client.post("/v1/search", json={"text": "x", "filters": {"exclude": {"size": "XL"}}})
+    assert_error(bad, 400, "filters.exclude.size")

@@ -71,16 +71,23 @@ class AppState:
             return self._explanations
 
     def ask(self) -> AskService:
-        """The ask service (built on first use: reads the vocabulary; encoders still load lazily)."""
-        recommendations = self.recommendations()
+        """The ask service (built on first use: reads the vocabulary; encoders still load lazily). Built outside
+        the lock, since gathering a missing vocabulary goes through ``store()``, which takes it."""
+        with self._lock:
+            if self._ask is not None:
+                return self._ask
+        store = ReconnectingStore(self)
+        vocabulary = components.load_vocabulary(self.settings, store.iter_records)
+        encoders = Encoders(lambda: self.encoders.get("text"), lambda: self.encoders.get("image"))
+        related = components.related_products(self.recommendations(), self.settings.ranking.max_k)
+        built = components.ask_service(self.settings, store, encoders, vocabulary, related)
         with self._lock:
             if self._ask is None:
-                store = ReconnectingStore(self)
-                vocabulary = components.load_vocabulary(self.settings, store.iter_records)
-                encoders = Encoders(lambda: self.encoders.get("text"), lambda: self.encoders.get("image"))
-                related = components.related_products(recommendations, self.settings.ranking.max_k)
-                self._ask = components.ask_service(self.settings, store, encoders, vocabulary, related)
-            return self._ask
+                self._ask = built
+            current = self._ask
+        if current is not built:  # another request built one first
+            built.close()
+        return current
 
     def is_ready(self) -> bool:
         """True when Weaviate answers its readiness probe; drops the connection when it does not."""

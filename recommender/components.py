@@ -124,7 +124,7 @@ def ask_service(settings: Settings, store: AskStore, encoders: Encoders, vocabul
         if s.answer == "llm":
             composer = LLMComposer(backend, AnswerGuard(), template, timeout_s=s.timeout_s)
     retriever = Retriever(store, encoders, s, related)
-    return AskService(planner, retriever, composer, store.records, s)
+    return AskService(planner, retriever, composer, store.records, s, template)
 
 
 def related_products(service: RecommendationService, max_k: int) -> Related:

@@ -45,10 +45,11 @@ class AskService:
     """Answers shoppers' questions; thread-safe when its parts are (they hold no per-request state)."""
 
     def __init__(self, planner: PlannerLike, retriever: Retriever, composer: ComposerLike, records: Records,
-                 settings: AskSettings) -> None:
+                 settings: AskSettings, template: ComposerLike | None = None) -> None:
         self.planner = planner
         self.retriever = retriever
         self.composer = composer
+        self.template = template or composer  # what a request asking for ``answer: template`` gets
         self._records = records
         self.settings = settings
 
@@ -67,7 +68,8 @@ class AskService:
             retrieved = replace(retrieved, viewed=viewed)
         timings["retrieve_ms"] = _ms(t)
         t = time.perf_counter()
-        answer = self.composer.compose(request.question, plan, retrieved)
+        composer = self.template if request.answer_backend == "template" else self.composer
+        answer = composer.compose(request.question, plan, retrieved)
         timings["compose_ms"] = _ms(t)
         timings["total_ms"] = _ms(start)
         return AskResult(plan, retrieved, answer, _conversation(plan, retrieved, request.product_id), timings)

@@ -237,6 +237,9 @@ def test_an_llm_answer_that_fails_the_guard_falls_back_to_the_template(fixtures_
             body = ask(app.test_client(), question="do you have black jeans?")
             assert body["answer"]["source"] == "template" and body["answer"]["fallback_reason"]
             assert "example" not in body["answer"]["text"] and "P99999" not in json.dumps(body["answer"])
+            plain = ask(app.test_client(), question="do you have black jeans?", answer="template")
+            assert plain["answer"]["source"] == "template" and "fallback_reason" not in plain["answer"]
+            assert plain["answer"]["text"] == body["answer"]["text"]
         finally:
             app.extensions["recsys"].close()
     finally:
@@ -250,3 +253,16 @@ def test_every_returned_product_meets_every_stated_constraint(client: FlaskClien
                        for c in body["plan"]["constraints"]]
         for product in shown(body):
             assert all(satisfies(c, product) for c in constraints), (question, product)
+
+
+def test_without_a_saved_vocabulary_the_api_gathers_it_from_the_store(fixtures_weaviate: WeaviateSettings,  # type: ignore[no-untyped-def]
+                                                                      text_encoder, image_encoder,
+                                                                      tmp_path: Path) -> None:
+    settings = settings_for(fixtures_weaviate, data_dir=str(tmp_path))
+    assert not components.vocabulary_path(settings).exists()
+    app = make_app(settings, text_encoder, image_encoder)
+    try:
+        body = ask(app.test_client(), question="red dresses", k=10)
+        assert body["products"] and all(p.color == "red" and "Dress" in p.category for p in shown(body))
+    finally:
+        app.extensions["recsys"].close()

@@ -21,7 +21,8 @@ _CONNECTORS = frozenset({"or", "and", "nor", "&", "/"})
 _NEG_ONE = frozenset({"not", "no", "without", "except", "excluding", "non", "isnt", "arent", "nothing", "never",
                       "avoid", "minus", "dont", "doesnt", "wont"})
 _NEG_MANY = (("other", "than"), ("apart", "from"), ("but", "not"), ("except", "for"), ("rather", "than"),
-             ("instead", "of"), ("is", "not"), ("are", "not"), ("do", "not"), ("does", "not"))
+             ("instead", "of"), ("is", "not"), ("are", "not"), ("do", "not"), ("does", "not"), ("anything", "but"),
+             ("any", "colour", "but"), ("any", "color", "but"))
 _ANCHORS = frozenset({"this", "these", "those", "that", "my", "the", "her", "his", "our"})
 
 

@@ -373,3 +373,9 @@ def test_for_men_keeps_the_unisex_department_only_when_the_shop_has_one() -> Non
     assert with_unisex([men, shoes], frozenset({"Men", "Women"})) == [men, shoes]
     not_men = Constraint("category", "not_in", ("Men",), words="not for men")
     assert with_unisex([not_men], frozenset({"Men", "Unisex"})) == [not_men]
+
+
+def test_anything_but_is_a_negation(planner: RulePlanner) -> None:
+    plan = planner.plan("I need sandals, anything but black please")
+    assert by_field(plan)[("color", "not_in")].values == ("Black",)
+    assert ("color", "in") not in by_field(plan)

@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
 
 def held_out_ids(manifest_path: Path) -> set[str]:
     """Product ids a training manifest lists as held out (never trained on)."""
-    from recommender.alignment.checkpoint import checkpoint_dir
+    from recommender.encoders.checkpoint import checkpoint_dir
 
     file = checkpoint_dir(manifest_path) / "manifest.json" if manifest_path.is_dir() else manifest_path
     try:

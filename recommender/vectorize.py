@@ -38,7 +38,7 @@ from recommender.errors import RecommenderError
 from recommender.store.products import ProductStore, StoredProduct
 
 if TYPE_CHECKING:
-    from recommender.alignment.hubness import HubnessCorrection
+    from recommender.encoders.hubness import HubnessCorrection
 
 log = logging.getLogger(__name__)
 

@@ -14,21 +14,22 @@ from PIL import Image
 
 from jobs.cli import main
 from recommender import components
-from recommender.alignment.checkpoint import load_checkpoint, save_checkpoint
+from recommender.alignment.checkpoint import save_checkpoint
 from recommender.alignment.data import PairSet, load_pairs, split_rows
 from recommender.alignment.model import build_model, contrastive_loss
 from recommender.alignment.train import TrainConfig, encode_pairs, train
 from recommender.catalog.reader import load_catalog
 from recommender.config import ImageEncoderSettings, Settings, load_settings
+from recommender.encoders.checkpoint import load_checkpoint
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import EncoderError
-from recommender.evaluation.search_eval import own_item_figures
+from recommender.evaluation.metrics import own_item_figures
 from recommender.synthetic.shop import generate_catalog
 
 pytestmark = pytest.mark.integration
 
-TINY = "recsys-rn-micro"  # an open_clip ModifiedResNet config of ~0.3M params (recommender/alignment/model_configs)
+TINY = "recsys-rn-micro"  # an open_clip ModifiedResNet config of ~0.3M params (recommender/encoders/model_configs)
 SIZE = 32
 CONFIG = TrainConfig(model=TINY, image_size=SIZE, epochs=40, batch_size=16, lr=3e-3, val_fraction=0.0,
                      patience=100, threads=1, seed=3)

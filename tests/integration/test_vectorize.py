@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recommender.alignment.hubness import HubnessCorrection
 from recommender.catalog.reader import load_catalog
 from recommender.config import Settings, load_settings
+from recommender.encoders.hubness import HubnessCorrection
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError

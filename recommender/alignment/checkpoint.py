@@ -1,4 +1,5 @@
-"""Writing versioned image-encoder checkpoints: a new version dir, then an atomic switch of ``<out>/current``.
+"""Writing versioned image-encoder checkpoints: a new version dir, then an atomic switch of the ``<out>/current``
+symlink (``recommender.artifacts``).
 
 The layout and the manifest format are read back by ``recommender.encoders.checkpoint``.
 """
@@ -6,16 +7,19 @@ The layout and the manifest format are read back by ``recommender.encoders.check
 from __future__ import annotations
 
 import json
-import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from recommender.alignment.hubness import save_reference
+from recommender.artifacts import VersionedDir
 from recommender.encoders.base import file_digest
-from recommender.encoders.checkpoint import CURRENT, FORMAT, MANIFEST, WEIGHTS
+from recommender.encoders.checkpoint import FORMAT, MANIFEST, WEIGHTS
 from recommender.encoders.hubness import HubnessCorrection
 from recommender.encoders.tower import AlignedImageModel, TowerSpec, model_config
+
+_VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
 
 def save_checkpoint(out: Path, model: AlignedImageModel, spec: TowerSpec, info: dict[str, Any],
@@ -24,38 +28,22 @@ def save_checkpoint(out: Path, model: AlignedImageModel, spec: TowerSpec, info: 
     ``out/current`` at it."""
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".staging-{os.getpid()}-{time.time_ns()}"
-    staging.mkdir()
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(staging / WEIGHTS))
-    digest = file_digest(staging / WEIGHTS)
-    manifest = {"format": FORMAT, "architecture": _architecture(spec), "weights": {"file": WEIGHTS, "sha256": digest},
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info}
-    if hubness is not None:
-        save_reference(staging, hubness)
-        manifest["hubness"] = hubness.manifest()
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    version = out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{digest[:8]}"
-    if version.exists():  # the same weights saved twice in one second: keep the first copy
-        _remove_dir(staging)
-    else:
-        staging.rename(version)
-    point_current(out, version)
+    versions = VersionedDir(out, _VERSION_RE, symlink=True)
+    with versions.staging() as staging:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(staging / WEIGHTS))
+        digest = file_digest(staging / WEIGHTS)
+        manifest = {"format": FORMAT, "architecture": _architecture(spec),
+                    "weights": {"file": WEIGHTS, "sha256": digest},
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info}
+        if hubness is not None:
+            save_reference(staging, hubness)
+            manifest["hubness"] = hubness.manifest()
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        # the same weights saved twice in one second: the first copy is kept
+        version = versions.commit(staging, f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{digest[:8]}")
+    versions.point(version.name)
     return version
-
-
-def point_current(out: Path, version: Path) -> None:
-    """Atomically make ``out/current`` a (relative) symlink to ``version`` (write aside, then rename)."""
-    tmp = out / f".{CURRENT}-{os.getpid()}-{time.time_ns()}"
-    tmp.symlink_to(version.name, target_is_directory=True)
-    os.replace(tmp, out / CURRENT)
-
-
-def _remove_dir(path: Path) -> None:
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
 
 
 def _architecture(spec: TowerSpec) -> dict[str, Any]:

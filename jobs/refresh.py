@@ -42,7 +42,7 @@ from recommender.explain.llm import build_explainer
 from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
 from recommender.ranking.precomputed import ListWriter, PrecomputedLists
 from recommender.ranking.ranker import FusionRanker
-from recommender.ranking.service import enabled_sources, fusion_model_path, nearest, ranking_parts
+from recommender.ranking.service import enabled_sources, nearest, ranking_parts
 from recommender.refresh.stages import (
     GateDecision,
     GateEvaluation,
@@ -271,8 +271,7 @@ class Refresh:
         """The fusion model the API serves now (the gate's baseline)."""
         if self.releases.current_version():
             return FusionModel.load(self.releases.load().fusion_path)
-        legacy = fusion_model_path(self.settings.data_dir)
-        return FusionModel.load(legacy) if legacy.is_file() else configured_model(DEFAULT_WEIGHTS)
+        return configured_model(DEFAULT_WEIGHTS)
 
     def _write_release(self, c: Candidate, current: Release | None, fingerprints: dict[str, str],
                        changed: set[str], digest: str, params: dict[str, Any]) -> str:

@@ -2,10 +2,10 @@
 
 ``RecommendationService`` serves the published release (``recsys refresh``: collaborative artifacts, fusion model
 and precomputed product-page lists); without one, the published behaviour artifacts of ``recsys train`` (if any:
-a cold start works without) and the fusion model at ``<data_dir>/models/fusion/current.json`` (else the
-configured weights). It wires them with the vector store (text/image neighbours) and the event log (the
-shopper's recent and purchased products) into a ``FusionRanker``; the ``behavior`` signal uses the loaded ALS
-model's own factors, so a request never mixes two model versions. It never loads a text or image encoder.
+a cold start works without) and the configured fusion weights. It wires them with the vector store (text/image
+neighbours) and the event log (the shopper's recent and purchased products) into a ``FusionRanker``; the
+``behavior`` signal uses the loaded ALS model's own factors, so a request never mixes two model versions. It never
+loads a text or image encoder.
 
 An anonymous product-page request is answered from the precomputed list when it has enough allowed items
 (stock and filters checked live); a personal one is ranked live. When Weaviate is unreachable, a product page
@@ -105,11 +105,6 @@ class _Loaded:
     model: FusionModel
     cooccurrence: CoOccurrence | None
     lists: PrecomputedLists | None
-
-
-def fusion_model_path(data_dir: Path) -> Path:
-    """Where a learned fusion model is published."""
-    return data_dir / "models" / "fusion" / "current.json"
 
 
 SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity")
@@ -274,17 +269,13 @@ class RecommendationService:
         release = self._releases.current_version()
         if release is not None:
             return (release,)
-        return (None, self._artifacts.current_version(), _stamp(fusion_model_path(self._data_dir)))
+        return (None, self._artifacts.current_version())
 
     def _load(self, key: tuple[str | float | None, ...]) -> _Loaded:
         release: Release | None = self._releases.load(str(key[0])) if key[0] is not None else None
         version = release.collaborative_version if release is not None else (str(key[1]) if key[1] else None)
         artifacts = self._artifacts.load(version) if version else None
-        if release is not None:
-            model = FusionModel.load(release.fusion_path)
-        else:
-            model = FusionModel.load(fusion_model_path(self._data_dir)) if key[2] is not None \
-                else configured_model(self._weights)
+        model = FusionModel.load(release.fusion_path) if release is not None else configured_model(self._weights)
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
         sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near,
@@ -334,9 +325,3 @@ def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], 
                                dict(popularity), dict(recent))
     return tuple(s for s in sources if s.name in enabled), items, FeatureBuilder(context)
 
-
-def _stamp(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return None

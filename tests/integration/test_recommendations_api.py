@@ -20,8 +20,6 @@ from api.products import safe_path
 from recommender.behaviour.als import ArtifactStore
 from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
 from recommender.events.log import EventLog
-from recommender.ranking.fusion import DEFAULT_WEIGHTS, configured_model
-from recommender.ranking.service import fusion_model_path
 from recommender.store.server import free_port, free_ports
 from tests.recsys_data import trained_data_dir
 
@@ -236,7 +234,7 @@ def test_metrics_and_openapi_cover_every_endpoint(app: Flask, client: FlaskClien
             assert path in documented, path
 
 
-def test_a_newly_published_model_and_a_learned_fusion_are_picked_up(fixtures_weaviate: WeaviateSettings,
+def test_a_newly_published_model_is_picked_up(fixtures_weaviate: WeaviateSettings,
                                                                      tmp_path: Path) -> None:
     version = trained_data_dir(tmp_path, FIXTURES)
     app = make_app(fixtures_weaviate, tmp_path)
@@ -245,12 +243,10 @@ def test_a_newly_published_model_and_a_learned_fusion_are_picked_up(fixtures_wea
     artifacts = ArtifactStore.in_data_dir(tmp_path)
     current = artifacts.load()
     newer = artifacts.save(current.model, current.cooccurrence, {"events": 1})
-    fusion_model_path(tmp_path).parent.mkdir(parents=True)
-    replace(configured_model(DEFAULT_WEIGHTS), kind="learned").save(fusion_model_path(tmp_path))
-    assert service.reload() is True and service.version == newer and service.fusion_kind == "learned"
+    assert service.reload() is True and service.version == newer and service.fusion_kind == "configured"
     artifacts.publish(version)  # roll back
     assert service.reload() is True and service.version == version
-    assert app.test_client().get("/v1/products/P00001/recommendations?k=3").json["fusion"] == "learned"
+    assert app.test_client().get("/v1/products/P00001/recommendations?k=3").json["fusion"] == "configured"
 
 
 def test_cold_start_without_artifacts_or_events(fixtures_weaviate: WeaviateSettings, tmp_path: Path) -> None:

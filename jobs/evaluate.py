@@ -34,6 +34,7 @@ from recommender.ranking.fusion import Rules
 from recommender.ranking.service import nearest
 from recommender.store.item_cache import ItemCache
 from recommender.store.products import ProductStore
+from recommender.timing import StageTimer
 
 
 def add_parser(sub: Any) -> None:
@@ -119,24 +120,21 @@ def _evaluate(store: ProductStore, settings: Settings, args: argparse.Namespace,
 
     near = nearest(store)
     rules = Rules()
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    behaviour = fit_behaviour(train, settings.collaborative)
-    seconds["fit_behaviour"] = time.perf_counter() - t0
+    timer = StageTimer()
+    with timer.stage("fit_behaviour"):
+        behaviour = fit_behaviour(train, settings.collaborative)
     ms = method_set(behaviour, items, near, rules)
     if {"fused_configured", "fused_learned"} & set(wanted):
-        t0 = time.perf_counter()
-        configured, learned = learn_fusion(train, items, near, settings.collaborative, rules, 100, args.inner_tasks,
-                                           progress=progress)
-        seconds["learn_fusion"] = time.perf_counter() - t0
+        with timer.stage("learn_fusion"):
+            configured, learned = learn_fusion(train, items, near, settings.collaborative, rules, 100,
+                                               args.inner_tasks, progress=progress)
         ms.methods["fused_configured"] = ms.fused("fused_configured", configured)
         ms.methods["fused_learned"] = ms.fused("fused_learned", learned)
         args.out.mkdir(parents=True, exist_ok=True)
         learned.save(args.out / "fusion_learned.json")
     methods = {m: ms.methods[m] for m in wanted if m in ms.methods}
-    t0 = time.perf_counter()
-    ev = run_methods(methods, tasks, args.k, progress)
-    seconds["rank"] = time.perf_counter() - t0
+    with timer.stage("rank"):
+        ev = run_methods(methods, tasks, args.k, progress)
 
     def image_vectors(ids: Any) -> np.ndarray:
         views = items.get_many(ids)
@@ -145,7 +143,7 @@ def _evaluate(store: ProductStore, settings: Settings, args: argparse.Namespace,
 
     result = aggregate(ev, args.k, catalog_size, behaviour.popularity, behaviour.users, image_vectors)
     return {"k": args.k, "tasks": len(tasks), "catalog_size": catalog_size, "methods": result,
-            "seconds": seconds, "headline": _headline(result, args.k)}
+            "seconds": timer.seconds, "headline": _headline(result, args.k)}
 
 
 def _headline(result: dict[str, Any], k: int) -> str:

@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +57,7 @@ from recommender.refresh.stages import (
 from recommender.releases import FINGERPRINTS, FUSION, LISTS, POPULARITY, Release, ReleaseStore, write_meta
 from recommender.store.item_cache import ItemCache, item_view
 from recommender.store.products import ProductStore
+from recommender.timing import StageTimer
 from recommender.vectorize import Vectorizer
 
 log = logging.getLogger(__name__)
@@ -95,19 +96,16 @@ class RefreshSummary:
     release: str = ""
     decision: str = ""
     published: bool = False
-    stage_now: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)
+    timer: StageTimer = field(default_factory=lambda: StageTimer(digits=2, announce="refresh", logger=log))
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds per stage."""
+        return self.timer.seconds
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
         """Time a stage (and log its start: an operator, or a fault test, sees where a run is)."""
-        log.info("refresh stage %s", name)
-        self.stage_now = name
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 2)
+        return self.timer.stage(name)
 
     def line(self) -> str:
         """One line of counts and timings."""
@@ -122,13 +120,13 @@ class RefreshSummary:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one refresh under the lock."""
     summary = RefreshSummary()
-    started = time.perf_counter()
+    started = time.perf_counter()  # total: the lock wait and connecting too
     try:
         with refresh_lock(settings.data_dir / "refresh.lock"), components.open_store(settings) as store, \
                 threadpool_limits(1, "blas"):  # implicit's ALS parallelises itself; BLAS must not
             Refresh(args, settings, store, summary).run()
     except StoreUnavailable as exc:
-        raise StoreUnavailable(f"{exc} (in stage {summary.stage_now or 'connect'}); the served release is "
+        raise StoreUnavailable(f"{exc} (in stage {summary.timer.current or 'connect'}); the served release is "
                                "unchanged and nothing is lost: re-run the refresh when Weaviate is back") from exc
     summary.seconds["total"] = round(time.perf_counter() - started, 2)
     if summary.vectorize:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +35,7 @@ from recommender.events.log import (
     parse_timestamp,
 )
 from recommender.store.products import ProductStore
+from recommender.timing import StageTimer
 
 MAX_LISTED = 50
 VECTOR = "behavior"
@@ -75,16 +74,16 @@ class TrainSummary:
     vectors_written: int = 0
     vectors_cleared: int = 0
     not_in_store: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
+    timer: StageTimer = field(default_factory=lambda: StageTimer(digits=3))
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds per stage."""
+        return self.timer.seconds
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
         """Time a stage."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+        return self.timer.stage(name)
 
     def line(self) -> str:
         """One line of counts and timings."""

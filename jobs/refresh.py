@@ -37,7 +37,7 @@ from recommender.evaluation.report import write_metrics, write_report
 from recommender.evaluation.runner import Behaviour, fit_behaviour
 from recommender.events.log import EventLog, find_events_file
 from recommender.explain.cache import ExplanationCache, default_cache_path, generate_batch
-from recommender.explain.evidence import build_evidence
+from recommender.explain.evidence import list_evidence
 from recommender.explain.llm import build_explainer
 from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
 from recommender.ranking.precomputed import ListWriter, PrecomputedLists
@@ -352,12 +352,11 @@ class Refresh:
     def _evidence(self, ranker: FusionRanker, top: dict[str, list[RankedItem]]) -> Iterator[Any]:
         """The evidence of each listed item as the API will build it for an anonymous product page."""
         co = ranker.features.behaviour.cooccurrence
+        counts = co.shared_sessions if co is not None else (lambda a, b: {})
         for anchor, ranked in top.items():
             views = ranker.items.get_many([anchor, *(r.product_id for r in ranked)])
-            for r in ranked:
-                counts = {k: float(co.count(anchor, r.product_id, k)) for k in ("view", "purchase")} if co else {}
-                if anchor in views and r.product_id in views:
-                    yield build_evidence(views[anchor], views[r.product_id], r, counts, ())
+            if anchor in views:
+                yield from (e for e in list_evidence(views[anchor], ranked, views, counts) if e is not None)
 
     def _sync_behavior(self) -> None:
         """Write the served release's ALS factors into the store's `behavior` vectors (once per model)."""

@@ -200,7 +200,7 @@ class RecommendationService:
         co = self._loaded.cooccurrence
         if co is None:
             return {}
-        return {kind: float(co.count(anchor_id, product_id, kind)) for kind in ("view", "purchase")}
+        return co.shared_sessions(anchor_id, product_id)
 
     def shopper(self, user_id: str | None, session_id: str | None) -> Shopper:
         """The shopper's recent products (this session's first) and purchases, from the event log."""

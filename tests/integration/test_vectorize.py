@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
 from recommender.store.products import ProductStore
 from recommender.vectorize import MassDeleteRefused, Vectorizer, VectorizeSummary
+from tests.catalogs import small_catalog
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
 
 # text_encoder / image_encoder (session-scoped, real models) come from tests/integration/conftest.py
@@ -56,21 +56,6 @@ def run_job(store: ProductStore, settings: Settings, text_encoder: SentenceTrans
             image_encoder: OpenClipImageEncoder, catalog: Path, **kw: bool) -> VectorizeSummary:
     job = Vectorizer(store, text_encoder, image_encoder, settings.vectorize, progress=False)
     return job.run(catalog, **kw)
-
-
-def small_catalog(dest: Path, n: int) -> Path:
-    """The first n fixture products (and their images) copied to dest."""
-    dest.mkdir(parents=True)
-    with (FIXTURES / "products.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    with (dest / "products.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (dest / "images").mkdir()
-    for row in rows:
-        shutil.copy(FIXTURES / row["image"], dest / row["image"])
-    return dest
 
 
 def rewrite_rows(catalog: Path, edit) -> None:  # type: ignore[no-untyped-def]

@@ -16,21 +16,16 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from recommender import components
+from recommender.behaviour.fit import fit_behaviour
 from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
 from recommender.errors import RecommenderError
-from recommender.evaluation.protocol import build_tasks, split_point, time_split
 from recommender.evaluation.report import write_metrics, write_report
-from recommender.evaluation.runner import (
-    METHODS,
-    aggregate,
-    fit_behaviour,
-    learn_fusion,
-    method_set,
-    run_methods,
-)
+from recommender.evaluation.runner import METHODS, aggregate, run_methods
 from recommender.events.log import EventReader, find_events_file
+from recommender.events.protocol import build_tasks, split_point, time_split
 from recommender.ranking.fusion import Rules
+from recommender.ranking.learn import learn_fusion, method_set
 from recommender.ranking.service import nearest
 from recommender.store.item_cache import ItemCache
 from recommender.store.products import ProductStore

@@ -29,12 +29,12 @@ from threadpoolctl import threadpool_limits
 from jobs import train as train_job
 from recommender import components
 from recommender.behaviour.als import Artifacts, ArtifactStore, model_params
+from recommender.behaviour.fit import Behaviour, fit_behaviour
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
 from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
-from recommender.evaluation.runner import Behaviour, fit_behaviour
 from recommender.events.log import EventLog, find_events_file
 from recommender.explain.cache import ExplanationCache, default_cache_path, generate_batch
 from recommender.explain.evidence import list_evidence

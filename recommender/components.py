@@ -7,12 +7,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recommender.config import Settings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.store.products import ProductStore
 from recommender.store.server import LocalWeaviate
+
+if TYPE_CHECKING:
+    from recommender.refresh.pipeline import RefreshOptions, RefreshSummary
+    from recommender.refresh.train import TrainOptions, TrainSummary
+    from recommender.vectorize import Vectorizer
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +68,37 @@ def image_encoder(settings: Settings) -> OpenClipImageEncoder:
     if s.checkpoint is None and s.pretrained is None and current.exists():
         s = replace(s, checkpoint=current)
     return OpenClipImageEncoder(s, text_encoder=text_encoder(settings).identity)
+
+
+# The jobs' pipelines, wired to the configured store and encoders. Imported inside each function: the API
+# imports this module and never runs a job.
+
+def train_behaviour(options: TrainOptions, settings: Settings) -> TrainSummary:
+    """`recsys train` (``recommender.refresh.train``) against the configured store."""
+    from recommender.refresh.train import train_behaviour as run
+
+    return run(options, settings, lambda: open_store(settings))
+
+
+def vectorizer(settings: Settings, store: ProductStore, progress: bool = True) -> Vectorizer:
+    """The vectorize pipeline for the configured encoders (the image tower's hubness correction included)."""
+    from recommender.vectorize import Vectorizer
+
+    image = image_encoder(settings)
+    return Vectorizer(store, text_encoder(settings), image, settings.vectorize, progress=progress,
+                      hubness=image.hubness)
+
+
+def refresh(options: RefreshOptions, settings: Settings) -> RefreshSummary:
+    """`recsys refresh` (``recommender.refresh.pipeline``) against the configured store and encoders."""
+    from recommender.refresh.pipeline import run_refresh
+
+    return run_refresh(options, settings, lambda: open_store(settings),
+                       lambda store, progress: vectorizer(settings, store, progress))
+
+
+def switch_release(settings: Settings, version: str | None, progress: bool = True) -> str:
+    """Publish ``version`` by hand (None: roll back) and sync the configured store (``recommender.refresh.switch``)."""
+    from recommender.refresh.switch import switch_release as switch
+
+    return switch(settings.data_dir, version, lambda: open_store(settings), progress)

@@ -52,7 +52,7 @@ class CollaborativeModel:
         """L2-normalised float32 item factors (computed once per loaded model)."""
         return _normalised(self.item_factors)
 
-    def behavior_vectors(self) -> dict[str, np.ndarray]:
+    def behaviour_vectors(self) -> dict[str, np.ndarray]:
         """L2-normalised float32 item factors of every trained item (the ``behavior`` named vector)."""
         unit = self.unit_item_factors
         return {self.items.id(int(i)): unit[i] for i in np.flatnonzero(self.trained)}

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from recommender.behaviour.fit import Behaviour, fit_behaviour
 from recommender.config import CollaborativeSettings
+from recommender.domain import BEHAVIOUR_VECTOR
 from recommender.events.log import Event
 from recommender.events.protocol import build_tasks, split_point, time_split
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
@@ -52,19 +53,19 @@ class MethodSet:
 def method_set(behaviour: Behaviour, base_items: ItemLookup, near: NearVector, rules: Rules,
                per_source: int = 100) -> MethodSet:
     """Sources and single-signal baselines for one behaviour fit."""
-    items = BehaviourOverlay(base_items, behaviour.model.behavior_vectors() if behaviour.model else {})
+    items = BehaviourOverlay(base_items, behaviour.model.behaviour_vectors() if behaviour.model else {})
     sources: dict[str, CandidateSource] = {
         "text": VectorNeighbours("text", items, near), "image": VectorNeighbours("image", items, near),
         "cooccurrence": CoOccurring(behaviour.cooccurrence), "session": SessionCoOccurring(behaviour.cooccurrence),
         "popularity": Popular(behaviour.popularity),
     }
     if behaviour.model is not None:
-        sources["behavior"] = AlsSimilar(behaviour.model, name="behavior")
+        sources[BEHAVIOUR_VECTOR] = AlsSimilar(behaviour.model, name=BEHAVIOUR_VECTOR)
         sources["als_user"] = AlsForUser(behaviour.model)
     context = BehaviourContext(behaviour.cooccurrence, behaviour.model, behaviour.popularity,
                                behaviour.recent_popularity)
     ms = MethodSet(sources, items, FeatureBuilder(context), rules, per_source)
-    for name, source in (("popularity", "popularity"), ("cooccurrence", "cooccurrence"), ("als", "behavior"),
+    for name, source in (("popularity", "popularity"), ("cooccurrence", "cooccurrence"), ("als", BEHAVIOUR_VECTOR),
                          ("text", "text"), ("image", "image")):
         if source in sources:
             ms.methods[name] = SourceRanker(sources[source], items, rules, depth=per_source)

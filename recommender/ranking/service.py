@@ -29,7 +29,7 @@ import numpy as np
 from recommender.behaviour.als import Artifacts, ArtifactStore
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.config import RankingSettings
-from recommender.domain import ItemView, ProductFilter, RankedItem, RankQuery
+from recommender.domain import BEHAVIOUR_VECTOR, ItemView, ProductFilter, RankedItem, RankQuery
 from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
 from recommender.events.log import EventLog
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
@@ -315,10 +315,10 @@ def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], 
                   ) -> tuple[tuple[CandidateSource, ...], ItemLookup, FeatureBuilder]:
     """The online ranker's sources, item lookup (with the model's own ``behavior`` vectors) and features, for one
     behaviour model (None: cold start) — shared by the service and the refresh's precomputed lists."""
-    items: ItemLookup = BehaviourOverlay(base_items, artifacts.model.behavior_vectors() if artifacts else {})
+    items: ItemLookup = BehaviourOverlay(base_items, artifacts.model.behaviour_vectors() if artifacts else {})
     sources: list[CandidateSource] = [VectorNeighbours(v, items, near) for v in NEIGHBOUR_VECTORS]
     if artifacts is not None:
-        sources += [AlsSimilar(artifacts.model, name="behavior"), CoOccurring(artifacts.cooccurrence),
+        sources += [AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR), CoOccurring(artifacts.cooccurrence),
                     SessionCoOccurring(artifacts.cooccurrence), AlsForUser(artifacts.model)]
     sources.append(Popular(dict(popularity)))
     context = BehaviourContext(artifacts.cooccurrence if artifacts else None, artifacts.model if artifacts else None,

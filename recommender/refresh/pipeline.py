@@ -177,7 +177,7 @@ class Refresh:
                    or current.meta.get("params") != params)
         if not s.refit and not changed and not removed:
             s.decision = f"nothing changed since release {current.version if current else '-'}; nothing to publish"
-            self._sync_behavior()
+            self._sync_behaviour()
             return
         candidate = self._candidate(events, digest, params) if s.refit else self._kept(current)
         s.decision = candidate.decision.reason
@@ -190,7 +190,7 @@ class Refresh:
                 if candidate.artifacts is not None:
                     self.artifacts.publish(candidate.artifacts.version)
             s.published = True
-            self._sync_behavior()
+            self._sync_behaviour()
 
     # ------------------------------------------------------------------------------------------ stages
     def _import(self, log: EventLog) -> None:
@@ -350,7 +350,7 @@ class Refresh:
             if anchor in views:
                 yield from (e for e in list_evidence(views[anchor], ranked, views, counts) if e is not None)
 
-    def _sync_behavior(self) -> None:
+    def _sync_behaviour(self) -> None:
         """Write the served release's ALS factors into the store's `behavior` vectors (once per model)."""
         if self.releases.current_version() is None:
             return

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from recommender.behaviour.als import ArtifactStore, CollaborativeModel
+from recommender.domain import BEHAVIOUR_VECTOR
 from recommender.errors import StoreError
 from recommender.releases import ReleaseStore
 from recommender.store.products import ProductStore
 
-BEHAVIOUR_VECTOR = "behavior"  # the stored named vector's name: a data contract, spelled as stored
 SYNCED = "behavior_synced"  # in the releases root: the collaborative version the store's behaviour vectors hold
 
 
@@ -31,7 +31,7 @@ def write_behaviour_vectors(store: ProductStore, model: CollaborativeModel, refi
     store.ensure_collection()
     stored = set(store.iter_ids())
     have = store.ids_with_vector(BEHAVIOUR_VECTOR)
-    vectors = model.behavior_vectors()
+    vectors = model.behaviour_vectors()
     _check_dimension(store, have, model.item_factors.shape[1])
     todo = sorted(pid for pid in vectors if pid in stored and (refit or pid not in have))
     for pid in tqdm(todo, unit="product", desc="behavior vectors", disable=not progress):

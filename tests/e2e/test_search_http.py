@@ -16,8 +16,8 @@ import pytest
 from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.store.ports import free_port
 from recommender.store.products import ProductStore
-from recommender.store.server import free_port
 from recommender.vectorize import Vectorizer
 from tests.catalogs import small_catalog
 from tests.gunicorn_server import gunicorn as serve

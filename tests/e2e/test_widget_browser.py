@@ -20,8 +20,8 @@ from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.events.log import EventLog
+from recommender.store.ports import free_port
 from recommender.store.products import ProductStore
-from recommender.store.server import free_port
 from recommender.vectorize import Vectorizer
 from tests.gunicorn_server import gunicorn as serve
 from tests.recsys_data import trained_data_dir

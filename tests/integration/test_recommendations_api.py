@@ -20,7 +20,7 @@ from api.products import safe_path
 from recommender.behaviour.als import ArtifactStore
 from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
 from recommender.events.log import EventLog
-from recommender.store.server import free_port, free_ports
+from recommender.store.ports import free_port, free_ports
 from tests.recsys_data import trained_data_dir
 
 pytestmark = pytest.mark.integration

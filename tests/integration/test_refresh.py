@@ -31,8 +31,8 @@ from recommender.config import ExplainSettings, RankingSettings, Settings, Weavi
 from recommender.ranking.fusion import FusionModel
 from recommender.refresh.stages import refresh_lock
 from recommender.releases import ReleaseStore
+from recommender.store.ports import free_ports
 from recommender.store.products import ProductStore
-from recommender.store.server import free_ports
 from tests.catalogs import read_rows, small_catalog, write_rows
 from tests.integration.conftest import IMAGE_SIZE, REPO
 from tests.integration.test_api_reconnect import Forwarder

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from recommender.config import Settings
 from recommender.encoders.image import OpenClipImageEncoder
@@ -16,6 +16,7 @@ from recommender.store.products import ProductStore
 from recommender.store.server import LocalWeaviate
 
 if TYPE_CHECKING:
+    from recommender.evaluation.offline import EvaluateOptions
     from recommender.refresh.pipeline import RefreshOptions, RefreshSummary
     from recommender.refresh.train import TrainOptions, TrainSummary
     from recommender.vectorize import Vectorizer
@@ -102,3 +103,10 @@ def switch_release(settings: Settings, version: str | None, progress: bool = Tru
     from recommender.refresh.switch import switch_release as switch
 
     return switch(settings.data_dir, version, lambda: open_store(settings), progress)
+
+
+def evaluate_offline(options: EvaluateOptions, settings: Settings) -> dict[str, Any]:
+    """`recsys evaluate` (``recommender.evaluation.offline``) against the configured store."""
+    from recommender.evaluation.offline import evaluate_offline as run
+
+    return run(options, settings, lambda: open_store(settings))

@@ -227,6 +227,7 @@ def test_a_slow_llm_keeps_product_pages_within_budget(shop: Shop) -> None:
         release_hang.set()
         app.extensions["recsys"].close()
         server.shutdown()
+        server.server_close()
 
 
 # ------------------------------------------------------------------------- incremental, gate and rollback
@@ -327,6 +328,7 @@ def test_the_refresh_writes_llm_sentences_that_product_pages_read_from_the_cache
         assert len(calls) == written  # the page did not call the LLM
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_new_shop_without_events_gets_a_release(weaviate_server: Any, tmp_path: Path) -> None:
@@ -407,6 +409,7 @@ def kill_at(shop: Shop, stage: str) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
     assert any(f"refresh stage {stage}" in line for line in seen), "".join(seen[-20:])
 
 

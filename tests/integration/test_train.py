@@ -20,6 +20,7 @@ from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
 from recommender.store.products import ProductStore, StoredProduct
 from recommender.vectorize import Vectorizer
+from tests.catalogs import read_rows
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +138,7 @@ def test_train_writes_behaviour_vectors_that_reflect_co_occurrence(settings, sto
 
     # Vectorize rewriting a product keeps its behavior vector.
     first = sorted(trained)[0]
-    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    rows = read_rows(catalog / "products.csv")
     rows = [dict(r, title=r["title"] + " deluxe") if r["product_id"] == first else r for r in rows]
     with (catalog / "products.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

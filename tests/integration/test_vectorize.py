@@ -24,7 +24,7 @@ from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
 from recommender.store.products import ProductStore
 from recommender.vectorize import MassDeleteRefused, Vectorizer, VectorizeSummary
-from tests.catalogs import small_catalog
+from tests.catalogs import read_rows, small_catalog
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
 
 # text_encoder / image_encoder (session-scoped, real models) come from tests/integration/conftest.py
@@ -108,7 +108,7 @@ def test_only_what_changed_is_reencoded(store, settings, text_encoder, image_enc
     catalog = small_catalog(tmp_path / "cat", 12)
     run_job(store, settings, text_encoder, image_encoder, catalog)
     before = store.vectors(sorted(store.iter_ids()))
-    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    rows = read_rows(catalog / "products.csv")
     img_pid, img_path = rows[0]["product_id"], catalog / rows[0]["image"]
     Image.new("RGB", (64, 64), (10, 200, 30)).save(img_path)
     txt_pid = rows[1]["product_id"]
@@ -239,7 +239,7 @@ def test_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, settings,
 def test_each_image_vector_is_stored_with_its_hubness_penalty_also_when_the_vector_is_reused(
         store, settings, text_encoder, image_encoder, tmp_path):
     catalog = small_catalog(tmp_path / "cat", 8)
-    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    rows = read_rows(catalog / "products.csv")
     # the reference: the (untrained) image vectors of the first two products, so their penalties are the largest
     images = [Image.open(catalog / r["image"]).convert("RGB") for r in rows[:2]]
     correction = HubnessCorrection(image_encoder.encode_batch(images), k=1, weight=0.5)

@@ -17,6 +17,7 @@ from recommender.store.server import LocalWeaviate
 
 if TYPE_CHECKING:
     from recommender.evaluation.offline import EvaluateOptions
+    from recommender.evaluation.search_eval import SearchEvalOptions
     from recommender.refresh.pipeline import RefreshOptions, RefreshSummary
     from recommender.refresh.train import TrainOptions, TrainSummary
     from recommender.vectorize import Vectorizer
@@ -110,3 +111,23 @@ def evaluate_offline(options: EvaluateOptions, settings: Settings) -> dict[str, 
     from recommender.evaluation.offline import evaluate_offline as run
 
     return run(options, settings, lambda: open_store(settings))
+
+
+def evaluate_search(options: SearchEvalOptions, settings: Settings, checkpoint: Path | None = None
+                    ) -> dict[str, object]:
+    """`recsys evaluate-search` (``recommender.evaluation.search_eval``) with the configured encoders (``checkpoint``
+    overrides the image encoder's)."""
+    from recommender.catalog.images import ImageLimits
+    from recommender.evaluation.search_eval import run_search_evaluation
+
+    if checkpoint is not None:
+        settings = replace(settings, image_encoder=replace(settings.image_encoder, checkpoint=checkpoint))
+
+    def untrained(path: Path | None) -> OpenClipImageEncoder:
+        return OpenClipImageEncoder(replace(settings.image_encoder, checkpoint=path), load_weights=False)
+
+    configured, text = image_encoder(settings), text_encoder(settings)
+    v = settings.vectorize
+    return run_search_evaluation(options, text, configured, untrained,
+                                 ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
+                                 settings.image_encoder.batch_size)

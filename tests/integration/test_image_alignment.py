@@ -195,3 +195,8 @@ def test_cli_trains_then_the_service_uses_current_and_evaluate_search_reads_held
     assert metrics["chance"]["recall@10"] == pytest.approx(10 / 18, abs=1e-6)
     report = (out / "report.html").read_text()
     assert report.count("data:image/jpeg;base64,") >= 12 * 5 and 'class="hit"' in report
+    baseline = tmp_path / "baseline"  # the same architecture untrained, on the same held-out products
+    assert main(["--data-dir", str(data), "evaluate-search", "--catalog", str(catalog), "--out", str(baseline),
+                 "--untrained", "--exclude-trained", "--no-progress"]) == 0
+    untrained = json.loads((baseline / "metrics.json").read_text())
+    assert untrained["image_encoder_untrained"] and untrained["products"] == 18

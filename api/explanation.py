@@ -14,10 +14,9 @@ from typing import Any
 
 from recommender.domain import ItemView, RankedItem
 from recommender.explain.cache import ExplanationService
-from recommender.explain.evidence import build_evidence
+from recommender.explain.evidence import list_evidence
 
 MODES = ("none", "template", "llm")
-HISTORY_ITEMS = 5
 
 
 def explain_items(mode: str, service: ExplanationService, ranked: Sequence[RankedItem],
@@ -27,13 +26,10 @@ def explain_items(mode: str, service: ExplanationService, ranked: Sequence[Ranke
     if mode == "none":
         return [None] * len(ranked)
     out: list[dict[str, Any] | None] = []
-    for r in ranked:
-        view = views.get(r.product_id)
-        if view is None:
+    for evidence in list_evidence(anchor, ranked, views, co_counts, history):
+        if evidence is None:
             out.append(None)
             continue
-        co = co_counts(anchor.product_id, r.product_id) if anchor is not None else {}
-        evidence = build_evidence(anchor, view, r, co, history[:HISTORY_ITEMS])
         result = service.explain(evidence) if mode == "llm" else service.template.explain(evidence)
         out.append({"text": result.text, "source": result.source})
     return out

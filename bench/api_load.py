@@ -42,8 +42,9 @@ import requests
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings, load_settings
 from recommender.events.log import EventReader, find_events_file
+from recommender.store.ports import free_port, free_ports
 from recommender.store.products import ProductStore
-from recommender.store.server import LocalWeaviate, free_port, free_ports
+from recommender.store.server import LocalWeaviate
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 120.0

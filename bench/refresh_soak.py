@@ -40,7 +40,8 @@ from api_load import REPO, gunicorn, job_env, shoppers
 
 from recommender.catalog.reader import CatalogReader
 from recommender.config import load_settings
-from recommender.store.server import LocalWeaviate, free_ports
+from recommender.store.ports import free_ports
+from recommender.store.server import LocalWeaviate
 
 
 def timed_refresh(env: dict[str, str], catalog: Path) -> tuple[float, str]:

@@ -26,8 +26,9 @@ from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings, load_settings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.store.ports import free_ports
 from recommender.store.products import ProductStore
-from recommender.store.server import LocalWeaviate, free_ports
+from recommender.store.server import LocalWeaviate
 from recommender.synthetic.shop import generate_catalog
 from recommender.vectorize import Vectorizer
 

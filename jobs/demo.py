@@ -7,13 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jobs import refresh
-from jobs.similar import print_similar
 from recommender import components
 from recommender.alignment.pipeline import train_image_encoder
 from recommender.alignment.train import TrainConfig
 from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
+from recommender.refresh.pipeline import RefreshOptions
+from recommender.store.neighbours import neighbour_lines
 from recommender.store.products import ProductStore
 from recommender.store.server import LocalWeaviate
 
@@ -37,8 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Weaviate ready at {server.url}; stop it with `recsys weaviate stop`")
     ensure_image_encoder(settings, args.catalog)
     image_encoder = components.image_encoder(settings)
-    refresh.run(argparse.Namespace(catalog=args.catalog, events=None, allow_mass_delete=False, fusion_weights=None,
-                                   force=False, no_publish=False, no_progress=False), settings)
+    print("\n".join(components.refresh(RefreshOptions(args.catalog), settings).report()))
     with components.open_store(settings, autostart=False) as store:
         show_examples(store, args.catalog, args.examples)
     if image_encoder.is_untrained:
@@ -67,4 +66,4 @@ def show_examples(store: ProductStore, catalog: Path, n: int) -> None:
     for product in products[::step][:n]:
         for vector in ("text", "image"):
             print()
-            print_similar(store, product.product_id, vector, 5)
+            print("\n".join(neighbour_lines(store, product.product_id, vector, 5)))

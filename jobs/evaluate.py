@@ -1,4 +1,4 @@
-"""`recsys evaluate`: every method on a time split, metrics.json + report.html.
+"""`recsys evaluate`: every method on a time split, metrics.json + report.html (``evaluation.offline``).
 
 The catalog must be vectorized into the configured collection first (`recsys vectorize --catalog DIR`).
 """
@@ -6,34 +6,15 @@ The catalog must be vectorized into the configured collection first (`recsys vec
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from threadpoolctl import threadpool_limits
-
 from recommender import components
-from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
 from recommender.errors import RecommenderError
-from recommender.evaluation.protocol import build_tasks, split_point, time_split
-from recommender.evaluation.report import write_metrics, write_report
-from recommender.evaluation.runner import (
-    METHODS,
-    aggregate,
-    fit_behaviour,
-    learn_fusion,
-    method_set,
-    run_methods,
-)
-from recommender.events.log import EventReader, find_events_file
-from recommender.ranking.fusion import Rules
-from recommender.ranking.service import nearest
-from recommender.store.item_cache import ItemCache
-from recommender.store.products import ProductStore
+from recommender.evaluation.offline import EvaluateOptions
+from recommender.evaluation.runner import METHODS
 
 
 def add_parser(sub: Any) -> None:
@@ -64,97 +45,14 @@ def _when(text: str | None) -> datetime | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Load, split, fit, rank, measure, write."""
-    started = time.perf_counter()
-    catalog = load_catalog(args.catalog)
-    known = {p.product_id for p in catalog.products}
-    train_path = args.train_events or find_events_file(args.catalog)
-    if train_path is None:
-        raise RecommenderError(f"{args.catalog} has no events file; pass --train-events")
-    reader = EventReader(train_path, known)
-    events = list(reader)
-    if args.test_events:
-        test_reader = EventReader(args.test_events, known)
-        train, test = events, list(test_reader)
-        split_at = min(e.timestamp for e in test) if test else None
-        rejected = len(reader.errors) + len(test_reader.errors)
-    else:
-        split_at = _when(args.split_at) or split_point(events)
-        train, test = time_split(events, split_at)
-        rejected = len(reader.errors)
-    until = _when(args.test_until)
-    if until is not None:
-        test = [e for e in test if e.timestamp < until]
-    tasks = build_tasks(train, test)
-    if args.max_tasks and len(tasks) > args.max_tasks:
-        rng = np.random.default_rng(0)
-        tasks = [tasks[i] for i in sorted(rng.choice(len(tasks), args.max_tasks, replace=False))]
-    if not tasks:
-        raise RecommenderError("no test session has two or more distinct products: nothing to evaluate")
-    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = set(wanted) - set(METHODS)
-    if unknown:
-        raise RecommenderError(f"unknown method(s): {', '.join(sorted(unknown))}")
-    # implicit's ALS wants single-threaded BLAS (it parallelises itself); set here, at the entry point.
-    with components.open_store(settings) as store, threadpool_limits(1, "blas"):
-        payload = _evaluate(store, settings, args, train, tasks, wanted, len(known), progress=not args.no_progress)
-    payload.update(split_at=split_at.isoformat() if split_at else None, train_events=len(train),
-                   test_events=len(test), rejected_events=rejected, catalog=str(args.catalog))
-    payload["seconds"]["total"] = time.perf_counter() - started
-    write_metrics(args.out, payload)
-    write_report(args.out, payload)
+    """Evaluate, print the headline and the counts."""
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    options = EvaluateOptions(args.catalog, args.out, args.train_events, args.test_events, _when(args.split_at),
+                              _when(args.test_until), args.k, args.max_tasks, args.inner_tasks, methods,
+                              not args.no_progress)
+    payload = components.evaluate_offline(options, settings)
     print(payload["headline"])
-    print(f"evaluate: tasks={len(tasks)} train_events={len(train)} test_events={len(test)} rejected={rejected} "
+    print(f"evaluate: tasks={payload['tasks']} train_events={payload['train_events']} "
+          f"test_events={payload['test_events']} rejected={payload['rejected_events']} "
           f"| " + " ".join(f"{k}={v:.1f}s" for k, v in payload["seconds"].items()) + f" → {args.out}/report.html")
     return 0
-
-
-def _evaluate(store: ProductStore, settings: Settings, args: argparse.Namespace, train: list, tasks: list,
-              wanted: list[str], catalog_size: int, progress: bool) -> dict[str, Any]:
-    stored = store.count()
-    if stored < catalog_size:
-        print(f"warning: the store holds {stored} products, the catalog {catalog_size}; "
-              "run `recsys vectorize` on this catalog first", file=sys.stderr)
-    items = ItemCache(store)
-
-    near = nearest(store)
-    rules = Rules()
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    behaviour = fit_behaviour(train, settings.collaborative)
-    seconds["fit_behaviour"] = time.perf_counter() - t0
-    ms = method_set(behaviour, items, near, rules)
-    if {"fused_configured", "fused_learned"} & set(wanted):
-        t0 = time.perf_counter()
-        configured, learned = learn_fusion(train, items, near, settings.collaborative, rules, 100, args.inner_tasks,
-                                           progress=progress)
-        seconds["learn_fusion"] = time.perf_counter() - t0
-        ms.methods["fused_configured"] = ms.fused("fused_configured", configured)
-        ms.methods["fused_learned"] = ms.fused("fused_learned", learned)
-        args.out.mkdir(parents=True, exist_ok=True)
-        learned.save(args.out / "fusion_learned.json")
-    methods = {m: ms.methods[m] for m in wanted if m in ms.methods}
-    t0 = time.perf_counter()
-    ev = run_methods(methods, tasks, args.k, progress)
-    seconds["rank"] = time.perf_counter() - t0
-
-    def image_vectors(ids: Any) -> np.ndarray:
-        views = items.get_many(ids)
-        vecs = [views[p].vectors["image"] for p in ids if p in views and "image" in views[p].vectors]
-        return np.array(vecs) if vecs else np.zeros((0, 1))
-
-    result = aggregate(ev, args.k, catalog_size, behaviour.popularity, behaviour.users, image_vectors)
-    return {"k": args.k, "tasks": len(tasks), "catalog_size": catalog_size, "methods": result,
-            "seconds": seconds, "headline": _headline(result, args.k)}
-
-
-def _headline(result: dict[str, Any], k: int) -> str:
-    key = f"ndcg@{k}"
-    singles = {m: r["all"].get(key, 0.0) for m, r in result.items() if not m.startswith("fused")}
-    if not singles or "fused_learned" not in result:
-        return " · ".join(f"{m} {key}={r['all'].get(key, 0.0):.4f}" for m, r in result.items())
-    best = max(singles, key=lambda m: singles[m])
-    fused = result["fused_learned"]["all"].get(key, 0.0)
-    gain = (fused / singles[best] - 1) * 100 if singles[best] > 0 else float("inf")
-    return (f"fused (learned) {key} = {fused:.4f} vs best single method ({best}) {singles[best]:.4f}: "
-            f"{gain:+.1f}%")

@@ -1,8 +1,8 @@
 """`recsys releases`: list the saved releases, publish one by hand, or roll back to the one before.
 
-Publish and rollback take the refresh lock (never while a refresh runs), switch the ``current`` pointer
-atomically (the API follows within its reload interval, without restart) and then rewrite the store's
-``behavior`` vectors from that release's ALS model.
+Publish and rollback (``recommender.refresh.switch``) take the refresh lock (never while a refresh runs), switch
+the ``current`` pointer atomically (the API follows within its reload interval, without restart) and then
+rewrite the store's ``behavior`` vectors from that release's ALS model.
 """
 
 from __future__ import annotations
@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jobs.refresh import sync_behavior
 from recommender import components
-from recommender.behaviour.als import ArtifactStore
 from recommender.config import Settings
-from recommender.refresh.stages import refresh_lock
 from recommender.releases import ReleaseStore
 
 
@@ -35,17 +32,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.action == "publish" and not args.version:
         raise SystemExit("recsys releases publish: give the version to publish")
-    with refresh_lock(settings.data_dir / "refresh.lock"):
-        version = releases.rollback() if args.action == "rollback" else _publish(releases, args.version)
-        with components.open_store(settings) as store:
-            sync_behavior(store, releases, ArtifactStore.in_data_dir(settings.data_dir), not args.no_progress)
+    version = components.switch_release(settings, args.version if args.action == "publish" else None,
+                                        progress=not args.no_progress)
     print(f"releases: {args.action}: now serving {version}")
     return 0
-
-
-def _publish(releases: ReleaseStore, version: str) -> str:
-    releases.publish(version)
-    return version
 
 
 def print_releases(releases: ReleaseStore) -> None:

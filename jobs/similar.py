@@ -7,8 +7,8 @@ from typing import Any
 
 from recommender import components
 from recommender.config import Settings
-from recommender.errors import RecommenderError
-from recommender.store.products import VECTOR_NAMES, ProductStore
+from recommender.store.neighbours import neighbour_lines
+from recommender.store.products import VECTOR_NAMES
 
 
 def add_parser(sub: Any) -> None:
@@ -23,19 +23,5 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Print the neighbours."""
     with components.open_store(settings) as store:
-        print_similar(store, args.product_id, args.vector, args.k)
+        print("\n".join(neighbour_lines(store, args.product_id, args.vector, args.k)))
     return 0
-
-
-def print_similar(store: ProductStore, product_id: str, vector: str, k: int) -> None:
-    """Print a product and its k nearest neighbours by one named vector."""
-    obj = store.get(product_id, with_vectors=True)
-    if obj is None:
-        raise RecommenderError(f"product {product_id!r} is not in the store")
-    if vector not in obj["_vectors"]:
-        raise RecommenderError(f"product {product_id!r} has no {vector} vector ({obj.get('image_error')})")
-    print(f"{product_id}  {obj['title']}  [{obj['category']}, {obj['color']}]  — nearest by {vector}:")
-    for hit in store.near_vector(obj["_vectors"][vector], vector, k + 1):
-        if hit.product_id != product_id:
-            p = hit.properties
-            print(f"  {1 - hit.distance:6.3f}  {hit.product_id}  {p['title']}  [{p['category']}, {p['color']}]")

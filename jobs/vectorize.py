@@ -9,7 +9,7 @@ from typing import Any
 
 from recommender import components
 from recommender.config import Settings
-from recommender.vectorize import Vectorizer, VectorizeSummary
+from recommender.vectorize import VectorizeSummary
 
 MAX_LISTED = 50
 
@@ -31,9 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with components.open_store(settings) as store:
         if args.rebuild:
             store.drop()
-        image_encoder = components.image_encoder(settings)
-        job = Vectorizer(store, components.text_encoder(settings), image_encoder, settings.vectorize,
-                         progress=not args.no_progress, hubness=image_encoder.hubness)
+        job = components.vectorizer(settings, store, progress=not args.no_progress)
         summary = job.run(args.catalog, allow_mass_delete=args.allow_mass_delete)
     components.write_vocabulary(settings, args.catalog)
     report(summary)

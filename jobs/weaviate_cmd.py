@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from recommender.config import Settings
-from recommender.store.server import LocalWeaviate, stop_from_pidfile
+from recommender.store.process import stop_from_pidfile
+from recommender.store.server import LocalWeaviate
 
 
 def add_parser(sub: Any) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recommender.ask.compose import TemplateComposer
 from recommender.ask.compose_llm import LLMComposer
@@ -32,6 +32,13 @@ from recommender.ranking.service import RecommendationService
 from recommender.search.searcher import QueryEncoders
 from recommender.store.products import ProductStore
 from recommender.store.server import LocalWeaviate
+
+if TYPE_CHECKING:
+    from recommender.evaluation.offline import EvaluateOptions
+    from recommender.evaluation.search_eval import SearchEvalOptions
+    from recommender.refresh.pipeline import RefreshOptions, RefreshSummary
+    from recommender.refresh.train import TrainOptions, TrainSummary
+    from recommender.vectorize import Vectorizer
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +176,64 @@ def evaluate_ask_catalog(settings: Settings, catalog_dir: Path, questions: Seque
                                 ProductFilter(in_stock=True), settings.ask.alpha)
 
         return evaluate_ask(questions, ask, bare, out_dir=out, progress=progress)
+
+
+# The jobs' pipelines, wired to the configured store and encoders. Imported inside each function: the API
+# imports this module and never runs a job.
+
+def train_behaviour(options: TrainOptions, settings: Settings) -> TrainSummary:
+    """`recsys train` (``recommender.refresh.train``) against the configured store."""
+    from recommender.refresh.train import train_behaviour as run
+
+    return run(options, settings, lambda: open_store(settings))
+
+
+def vectorizer(settings: Settings, store: ProductStore, progress: bool = True) -> Vectorizer:
+    """The vectorize pipeline for the configured encoders (the image tower's hubness correction included)."""
+    from recommender.vectorize import Vectorizer
+
+    image = image_encoder(settings)
+    return Vectorizer(store, text_encoder(settings), image, settings.vectorize, progress=progress,
+                      hubness=image.hubness)
+
+
+def refresh(options: RefreshOptions, settings: Settings) -> RefreshSummary:
+    """`recsys refresh` (``recommender.refresh.pipeline``) against the configured store and encoders."""
+    from recommender.refresh.pipeline import run_refresh
+
+    return run_refresh(options, settings, lambda: open_store(settings),
+                       lambda store, progress: vectorizer(settings, store, progress))
+
+
+def switch_release(settings: Settings, version: str | None, progress: bool = True) -> str:
+    """Publish ``version`` by hand (None: roll back) and sync the configured store (``recommender.refresh.switch``)."""
+    from recommender.refresh.switch import switch_release as switch
+
+    return switch(settings.data_dir, version, lambda: open_store(settings), progress)
+
+
+def evaluate_offline(options: EvaluateOptions, settings: Settings) -> dict[str, Any]:
+    """`recsys evaluate` (``recommender.evaluation.offline``) against the configured store."""
+    from recommender.evaluation.offline import evaluate_offline as run
+
+    return run(options, settings, lambda: open_store(settings))
+
+
+def evaluate_search(options: SearchEvalOptions, settings: Settings, checkpoint: Path | None = None
+                    ) -> dict[str, object]:
+    """`recsys evaluate-search` (``recommender.evaluation.search_eval``) with the configured encoders (``checkpoint``
+    overrides the image encoder's)."""
+    from recommender.catalog.images import ImageLimits
+    from recommender.evaluation.search_eval import run_search_evaluation
+
+    if checkpoint is not None:
+        settings = replace(settings, image_encoder=replace(settings.image_encoder, checkpoint=checkpoint))
+
+    def untrained(path: Path | None) -> OpenClipImageEncoder:
+        return OpenClipImageEncoder(replace(settings.image_encoder, checkpoint=path), load_weights=False)
+
+    configured, text = image_encoder(settings), text_encoder(settings)
+    v = settings.vectorize
+    return run_search_evaluation(options, text, configured, untrained,
+                                 ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
+                                 settings.image_encoder.batch_size)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CATEGORY_SEPARATOR = " > "
+# The behaviour (ALS item factor) vector and signal as stored and served: the Weaviate named vector, the fusion
+# weight and feature keys, the API's source name. A data contract, so spelled as stored ("behaviour" elsewhere).
+BEHAVIOUR_VECTOR = "behavior"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,9 +37,10 @@ from recommender.domain import Product, RowError
 from recommender.encoders.base import Encoder
 from recommender.errors import RecommenderError
 from recommender.store.products import ProductStore, StoredProduct
+from recommender.timing import StageTimer
 
 if TYPE_CHECKING:
-    from recommender.alignment.hubness import HubnessCorrection
+    from recommender.encoders.hubness import HubnessCorrection
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,14 @@ class VectorizeSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
     image_problems: list[tuple[str, str]] = field(default_factory=list)
+    timer: StageTimer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.timer = StageTimer(self.seconds)
 
     def add_time(self, stage: str, seconds: float) -> None:
         """Accumulate wall time spent in a stage."""
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.timer.add(stage, seconds)
 
     def line(self) -> str:
         """One line of counts and timings for the end of the job."""
@@ -97,15 +103,9 @@ class Prepared:
     image_error: str = ""
 
 
-class _Timer:
-    def __init__(self, summary: VectorizeSummary, stage: str) -> None:
-        self.summary, self.stage = summary, stage
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.summary.add_time(self.stage, time.perf_counter() - self.start)
+def _Timer(summary: VectorizeSummary, stage: str) -> AbstractContextManager[None]:
+    """Time a stage into the summary (the shared stage timer; the name keeps the call sites as they were)."""
+    return summary.timer.stage(stage)
 
 
 class Vectorizer:

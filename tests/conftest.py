@@ -12,7 +12,8 @@ import pytest
 
 from recommender.config import Settings, load_settings
 from recommender.errors import ConfigError, WeaviateServerError
-from recommender.store.server import INSTALL_HINT, LocalWeaviate, free_ports
+from recommender.store.ports import free_ports
+from recommender.store.server import INSTALL_HINT, LocalWeaviate
 
 
 def _resolve_real_binary() -> Path:

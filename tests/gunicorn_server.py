@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from recommender.store.server import free_port
+from recommender.store.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 120.0

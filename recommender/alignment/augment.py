@@ -4,17 +4,9 @@ mild brightness change, applied per image in one ``grid_sample`` (no hue or satu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-
-
-def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 N×3×S×S → float, scaled to [0, 1] and normalised per channel (as the tower expects)."""
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - m) / s
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, *, min_scale: float = 0.6, max_rotate_deg: float = 8.0,

@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.alignment.checkpoint import CURRENT, MANIFEST, save_checkpoint
+from recommender.alignment.checkpoint import save_checkpoint
 from recommender.alignment.data import load_pairs, split_rows
 from recommender.alignment.train import TrainConfig, TrainResult, train
 from recommender.catalog.images import ImageLimits
 from recommender.encoders.base import Encoder
+from recommender.encoders.checkpoint import CURRENT, MANIFEST
 
 
 @dataclass(frozen=True)

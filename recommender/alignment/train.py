@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from recommender.alignment.augment import augment, normalize
+from recommender.alignment.augment import augment
 from recommender.alignment.data import ATTRIBUTES, PairSet, split_rows
 from recommender.alignment.hubness import Calibration, calibrate, reference_sample
-from recommender.alignment.model import AlignedImageModel, TowerSpec, build_model, contrastive_loss
-from recommender.evaluation.search_eval import own_item_figures
+from recommender.alignment.model import build_model, contrastive_loss
+from recommender.encoders.tower import AlignedImageModel, TowerSpec, normalize
+from recommender.evaluation.metrics import own_item_figures
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,13 @@
 recommendations for a known user) and gives each trained item its ``behavior`` vector (L2-normalised
 float32 item factors). ``ArtifactStore`` keeps versions under ``<root>/<version>/`` — factors as npz,
 id maps, params, data hash and metrics as JSON, never pickle — and publishes one atomically through
-the ``current`` pointer file (write aside, then rename), so readers switch without restart and can roll back.
+the ``current`` pointer (``recommender.artifacts``), so readers switch without restart and can roll back.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 
+from recommender.artifacts import VersionedDir
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.config import CollaborativeSettings
 from recommender.errors import RecommenderError
@@ -53,7 +52,7 @@ class CollaborativeModel:
         """L2-normalised float32 item factors (computed once per loaded model)."""
         return _normalised(self.item_factors)
 
-    def behavior_vectors(self) -> dict[str, np.ndarray]:
+    def behaviour_vectors(self) -> dict[str, np.ndarray]:
         """L2-normalised float32 item factors of every trained item (the ``behavior`` named vector)."""
         unit = self.unit_item_factors
         return {self.items.id(int(i)): unit[i] for i in np.flatnonzero(self.trained)}
@@ -135,6 +134,7 @@ class ArtifactStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.dir = VersionedDir(root, _VERSION_RE)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> ArtifactStore:
@@ -143,31 +143,24 @@ class ArtifactStore:
 
     def versions(self) -> list[str]:
         """Saved versions, oldest first."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name))
+        return self.dir.versions()
 
     def current_version(self) -> str | None:
         """The published version, or None."""
-        pointer = self.root / "current"
-        return pointer.read_text(encoding="utf-8").strip() or None if pointer.is_file() else None
+        return self.dir.current()
 
     def save(self, model: CollaborativeModel, cooccurrence: CoOccurrence, meta: Mapping[str, Any],
              publish: bool = True) -> str:
         """Write a new version aside, rename it into place, and (when ``publish``) point ``current`` at it."""
-        version = self._new_version(model.data_hash)
-        tmp = self.root / f".tmp-{version}"
-        tmp.mkdir(parents=True)
-        try:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        version = self.dir.new_version(f"{stamp}-{(model.data_hash or '0' * 8)[:8]}")
+        with self.dir.staging(version) as tmp:
             _write_model(tmp, model)
             cooccurrence.save(tmp)
             record = {"format": FORMAT, "version": version, "params": dict(model.params),
                       "data_hash": model.data_hash, **meta}
             (tmp / "meta.json").write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.root / version)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            self.dir.commit(tmp, version)
         if publish:
             self.publish(version)
         return version
@@ -176,9 +169,7 @@ class ArtifactStore:
         """Atomically make ``version`` the current one (also how to roll back)."""
         if version not in self.versions():
             raise ModelNotFound(f"no collaborative model version {version!r} in {self.root}")
-        tmp = self.root / f".current-{os.getpid()}"
-        tmp.write_text(version + "\n", encoding="utf-8")
-        os.replace(tmp, self.root / "current")
+        self.dir.point(version)
 
     def load(self, version: str | None = None) -> Artifacts:
         """A saved version (default: the current one)."""
@@ -190,14 +181,6 @@ class ArtifactStore:
             raise ModelNotFound(f"no collaborative model version {version!r} in {self.root}")
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         return Artifacts(version, _read_model(folder, meta), CoOccurrence.load(folder), meta)
-
-    def _new_version(self, data_hash: str) -> str:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        base = f"{stamp}-{(data_hash or '0' * 8)[:8]}"
-        version, n = base, 1
-        while (self.root / version).exists():
-            version, n = f"{base}-{n}", n + 1
-        return version
 
 
 def _write_model(folder: Path, model: CollaborativeModel) -> None:

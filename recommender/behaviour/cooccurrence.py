@@ -54,6 +54,10 @@ class CoOccurrence:
         pos = start + int(np.searchsorted(m.indices[start:end], j))
         return int(m.data[pos]) if pos < end and m.indices[pos] == j else 0
 
+    def shared_sessions(self, a: str, b: str) -> dict[str, float]:
+        """Sessions ``a`` and ``b`` share per kind an explanation states (``view``, ``purchase``)."""
+        return {kind: float(self.count(a, b, kind)) for kind in ("view", "purchase")}
+
     def co_occurring(self, product_id: str, n: int = 10, kind: str = "view") -> list[CoItem]:
         """The ``n`` products that co-occur with ``product_id`` at ``kind`` or stronger, most similar first.
 

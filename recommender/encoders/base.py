@@ -1,8 +1,10 @@
-"""The one interface every encoder implements."""
+"""The one interface every encoder implements, and the helpers every encoder shares (no torch here)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -36,3 +38,12 @@ def l2_normalize(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     return (m / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+def file_digest(path: Path) -> str:
+    """Short sha256 of a file, naming a checkpoint's exact weights in the encoder identity."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]

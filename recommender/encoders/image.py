@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -13,11 +12,11 @@ import numpy as np
 from PIL import Image
 
 from recommender.config import ImageEncoderSettings
-from recommender.encoders.base import l2_normalize
+from recommender.encoders.base import file_digest, l2_normalize
 from recommender.errors import EncoderError
 
 if TYPE_CHECKING:
-    from recommender.alignment.hubness import HubnessCorrection
+    from recommender.encoders.hubness import HubnessCorrection
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +33,6 @@ def square_thumbnail(image: Image.Image, size: int) -> Image.Image:
         canvas.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
         rgb = canvas
     return rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0) if side != size else rgb
-
-
-def file_digest(path: Path) -> str:
-    """Short sha256 of a file, naming a checkpoint's exact weights in the encoder identity."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 class OpenClipImageEncoder:
@@ -68,7 +58,7 @@ class OpenClipImageEncoder:
         if ckpt is not None and not ckpt.exists():
             raise EncoderError(f"image encoder checkpoint not found: {ckpt}")
         if ckpt is not None and _is_aligned_checkpoint(ckpt):
-            from recommender.alignment.checkpoint import read_manifest
+            from recommender.encoders.checkpoint import read_manifest
 
             self._manifest = read_manifest(ckpt)
             if text_encoder is not None:
@@ -79,7 +69,7 @@ class OpenClipImageEncoder:
         """Model, weights source and preprocessing: everything that changes the vectors."""
         s = self._settings
         if self._manifest is not None and s.checkpoint is not None:
-            from recommender.alignment.checkpoint import weights_digest
+            from recommender.encoders.checkpoint import weights_digest
 
             arch = self._manifest["architecture"]
             weights = f"ckpt={weights_digest(s.checkpoint)}" if self._load_weights else f"random-init-seed={s.seed}"
@@ -113,7 +103,7 @@ class OpenClipImageEncoder:
         checkpoint trained before the correction existed)."""
         if self._manifest is None or self._settings.checkpoint is None or not self._load_weights:
             return None
-        from recommender.alignment.checkpoint import load_hubness
+        from recommender.encoders.checkpoint import load_hubness
 
         return load_hubness(self._settings.checkpoint)
 
@@ -161,8 +151,8 @@ class OpenClipImageEncoder:
         return tower, transform, dim
 
     def _load_aligned(self, path: Path) -> tuple[Any, Any, int]:
-        from recommender.alignment.augment import normalize
-        from recommender.alignment.checkpoint import load_checkpoint
+        from recommender.encoders.checkpoint import load_checkpoint
+        from recommender.encoders.tower import normalize
 
         model, spec, _ = load_checkpoint(path, self._load_weights, self._settings.seed)
 

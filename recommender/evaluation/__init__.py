@@ -1,1 +1,2 @@
-"""Offline evaluation: splits, ranking metrics, reports."""
+"""Offline evaluation: ranking and retrieval metrics, the method runner, `recsys evaluate` (``offline``), the
+search evaluation, reports."""

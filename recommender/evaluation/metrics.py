@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -87,3 +88,57 @@ def novelty(ranked: Sequence[Hashable], popularity: Mapping[Any, int], n_users: 
     if not items:
         return 0.0
     return sum(-math.log2(max(popularity.get(i, 0), 1) / n_users) for i in items) / len(items)
+
+
+# Cross-modal retrieval: query i's relevant item is candidate i (its own product).
+
+KS = (1, 10)
+
+
+@dataclass(frozen=True)
+class RetrievalFigures:
+    """Mean Recall@k (k in ``KS``) and MRR of each query's own item among ``n`` candidates."""
+
+    n: int
+    recall: dict[int, float]
+    mrr: float
+
+    def as_dict(self) -> dict[str, float]:
+        """Stable keys: ``recall@1``, ``recall@10``, ``mrr``."""
+        return {**{f"recall@{k}": round(v, 6) for k, v in self.recall.items()}, "mrr": round(self.mrr, 6)}
+
+
+def chance(n: int, ks: Sequence[int] = KS) -> dict[str, float]:
+    """What a random ranking scores on average: Recall@k = k/n, MRR = H_n / n."""
+    if n <= 0:
+        raise ValueError("chance is undefined for an empty candidate set")
+    harmonic = sum(1.0 / r for r in range(1, n + 1))
+    return {**{f"recall@{k}": round(min(1.0, k / n), 6) for k in ks}, "mrr": round(harmonic / n, 6)}
+
+
+def ranked_rows(queries: np.ndarray, candidates: np.ndarray, penalty: np.ndarray | None = None) -> np.ndarray:
+    """For each query row, candidate row indices by descending dot product minus the candidate's ``penalty``
+    (the hubness correction search applies to text→image scores; None: none). Ties: lower index first."""
+    scores = np.asarray(queries, dtype=np.float32) @ np.asarray(candidates, dtype=np.float32).T
+    if penalty is not None:
+        scores = scores - np.asarray(penalty, dtype=np.float32)[None, :]
+    return np.argsort(-scores, axis=1, kind="stable")
+
+
+def own_item_figures(queries: np.ndarray, candidates: np.ndarray, ks: Sequence[int] = KS,
+                     penalty: np.ndarray | None = None) -> RetrievalFigures:
+    """Query ``i``'s relevant item is candidate ``i`` (its own product): mean Recall@k and MRR, ranking by
+    dot product minus each candidate's ``penalty`` when given."""
+    n = len(queries)
+    if n == 0 or len(candidates) != n:
+        raise ValueError(f"need as many queries as candidates (got {n} and {len(candidates)}), at least one")
+    order = ranked_rows(queries, candidates, penalty)
+    recall = {k: 0.0 for k in ks}
+    rr = 0.0
+    for i, row in enumerate(order):
+        position = int(np.flatnonzero(row == i)[0])
+        ranked = row[: max(position + 1, max(ks))].tolist()
+        for k in ks:
+            recall[k] += recall_at_k(ranked, {i}, k)
+        rr += reciprocal_rank(ranked, {i})
+    return RetrievalFigures(n, {k: v / n for k, v in recall.items()}, rr / n)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,61 +21,12 @@ from recommender.catalog.images import ImageLimits, ImageProblem, decode_image, 
 from recommender.catalog.reader import CatalogReader
 from recommender.domain import Product
 from recommender.encoders.base import Encoder
-from recommender.evaluation.metrics import recall_at_k, reciprocal_rank
+from recommender.encoders.hubness import HubnessCorrection
+from recommender.errors import ConfigError
+from recommender.evaluation.metrics import chance, own_item_figures, ranked_rows
 
 if TYPE_CHECKING:
-    from recommender.alignment.hubness import HubnessCorrection
-
-KS = (1, 10)
-
-
-@dataclass(frozen=True)
-class RetrievalFigures:
-    """Mean Recall@k (k in ``KS``) and MRR of each query's own item among ``n`` candidates."""
-
-    n: int
-    recall: dict[int, float]
-    mrr: float
-
-    def as_dict(self) -> dict[str, float]:
-        """Stable keys: ``recall@1``, ``recall@10``, ``mrr``."""
-        return {**{f"recall@{k}": round(v, 6) for k, v in self.recall.items()}, "mrr": round(self.mrr, 6)}
-
-
-def chance(n: int, ks: Sequence[int] = KS) -> dict[str, float]:
-    """What a random ranking scores on average: Recall@k = k/n, MRR = H_n / n."""
-    if n <= 0:
-        raise ValueError("chance is undefined for an empty candidate set")
-    harmonic = sum(1.0 / r for r in range(1, n + 1))
-    return {**{f"recall@{k}": round(min(1.0, k / n), 6) for k in ks}, "mrr": round(harmonic / n, 6)}
-
-
-def ranked_rows(queries: np.ndarray, candidates: np.ndarray, penalty: np.ndarray | None = None) -> np.ndarray:
-    """For each query row, candidate row indices by descending dot product minus the candidate's ``penalty``
-    (the hubness correction search applies to text→image scores; None: none). Ties: lower index first."""
-    scores = np.asarray(queries, dtype=np.float32) @ np.asarray(candidates, dtype=np.float32).T
-    if penalty is not None:
-        scores = scores - np.asarray(penalty, dtype=np.float32)[None, :]
-    return np.argsort(-scores, axis=1, kind="stable")
-
-
-def own_item_figures(queries: np.ndarray, candidates: np.ndarray, ks: Sequence[int] = KS,
-                     penalty: np.ndarray | None = None) -> RetrievalFigures:
-    """Query ``i``'s relevant item is candidate ``i`` (its own product): mean Recall@k and MRR, ranking by
-    dot product minus each candidate's ``penalty`` when given."""
-    n = len(queries)
-    if n == 0 or len(candidates) != n:
-        raise ValueError(f"need as many queries as candidates (got {n} and {len(candidates)}), at least one")
-    order = ranked_rows(queries, candidates, penalty)
-    recall = {k: 0.0 for k in ks}
-    rr = 0.0
-    for i, row in enumerate(order):
-        position = int(np.flatnonzero(row == i)[0])
-        ranked = row[: max(position + 1, max(ks))].tolist()
-        for k in ks:
-            recall[k] += recall_at_k(ranked, {i}, k)
-        rr += reciprocal_rank(ranked, {i})
-    return RetrievalFigures(n, {k: v / n for k, v in recall.items()}, rr / n)
+    from recommender.encoders.image import OpenClipImageEncoder
 
 
 def thumbnail_data_uri(image: Image.Image, size: int = 72) -> str:
@@ -193,3 +145,50 @@ def _examples(folder: Path, products: Sequence[Product], title_vecs: np.ndarray,
             hits.append((uri, j == i))
         out.append((products[i].title, hits))
     return out
+
+
+@dataclass(frozen=True)
+class SearchEvalOptions:
+    """What `recsys evaluate-search` measures, and where it writes."""
+
+    catalog: Path
+    out: Path  # folder for metrics.json and report.html
+    untrained: bool = False  # the checkpoint's architecture at random init (the baseline training must beat)
+    products_from: Path | None = None  # a manifest.json: evaluate only its held-out products
+    exclude_trained: bool = False  # with the checkpoint in use: evaluate only the products its manifest held out
+    progress: bool = True
+
+
+def run_search_evaluation(options: SearchEvalOptions, text_encoder: Encoder[str], image_encoder: OpenClipImageEncoder,
+                          untrained: Callable[[Path | None], OpenClipImageEncoder], limits: ImageLimits,
+                          batch_size: int) -> dict[str, object]:
+    """Evaluate the image encoder (or, ``options.untrained``, ``untrained(its checkpoint)``) on the catalog, write
+    metrics.json and report.html to ``options.out``; the metrics."""
+    image_encoder.check_text_encoder(text_encoder.identity)
+    checkpoint = image_encoder.checkpoint
+    encoder = untrained(checkpoint) if options.untrained else image_encoder
+    source = options.products_from or (checkpoint if options.exclude_trained else None)
+    if options.exclude_trained and checkpoint is None:
+        raise ConfigError("--exclude-trained needs a trained checkpoint (none configured, no current one)")
+    only = held_out_ids(source) if source is not None else None
+    result = evaluate_catalog(options.catalog, text_encoder, encoder, only=only, limits=limits, batch_size=batch_size,
+                              hubness=encoder.hubness, progress=options.progress)
+    metrics = {**result.metrics, "products_from": str(source) if source else None}
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (options.out / "report.html").write_text(result.report_html, encoding="utf-8")
+    return metrics
+
+
+def held_out_ids(manifest_path: Path) -> set[str]:
+    """Product ids a training manifest lists as held out (never trained on)."""
+    from recommender.encoders.checkpoint import checkpoint_dir  # imports torch: only when asked
+
+    file = checkpoint_dir(manifest_path) / "manifest.json" if manifest_path.is_dir() else manifest_path
+    try:
+        ids = json.loads(file.read_text(encoding="utf-8"))["data"]["holdout_product_ids"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{file}: not a training manifest with data.holdout_product_ids ({exc})") from exc
+    if not ids:
+        raise ConfigError(f"{file}: the training held out no products (train with --holdout-fraction)")
+    return {str(i) for i in ids}

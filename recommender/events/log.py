@@ -23,6 +23,7 @@ from tqdm import tqdm
 from recommender.catalog.rows import RowRejected, has_bad_bytes, read_rows
 from recommender.domain import RowError
 from recommender.errors import RecommenderError
+from recommender.sqlite import connect
 
 EVENT_TYPES = ("view", "cart", "purchase")
 EVENT_COLUMNS = ("user_id", "product_id", "event", "timestamp", "session_id")
@@ -214,10 +215,8 @@ class EventLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports of random keys stay in memory
+            # 64 MiB cache: bulk imports of random keys stay in memory
+            self._db = connect(self.path, wal=True, autocommit=True, cache_mib=64)
             self._db.executescript(_SCHEMA.read_text(encoding="utf-8"))
         except sqlite3.Error as exc:
             raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc

@@ -6,7 +6,6 @@ model changes, the old sentence is simply never looked up again.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from tqdm import tqdm
 from recommender.config import ExplainSettings
 from recommender.explain.evidence import Evidence, Explainer, Explanation, TemplateExplainer
 from recommender.explain.llm import TRANSIENT, LLMExplainer, build_explainer
+from recommender.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS explanations (
@@ -47,9 +47,7 @@ class ExplanationCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(path, wal=True, autocommit=True, any_thread=True)
         self._db.execute(_SCHEMA)
 
     def get(self, evidence: Evidence, model: str) -> Explanation | None:

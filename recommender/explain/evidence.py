@@ -13,7 +13,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Protocol
@@ -160,6 +160,22 @@ def build_evidence(anchor: ItemView | None, item: ItemView, ranked: RankedItem,
         co_views=int(co["view"]) if "view" in co else None,
         history=_history_matches(item, history))
 
+
+
+HISTORY_ITEMS = 5  # the shopper's most recent products an explanation may mention
+
+
+def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: Mapping[str, ItemView],
+                  co_counts: Callable[[str, str], Mapping[str, float]], history: Sequence[ItemView] = ()
+                  ) -> list[Evidence | None]:
+    """The evidence of each item of a ranked list (None for an item without a view): the one builder the API and
+    the refresh share, so the explanation cache keys the refresh writes are the ones the API looks up."""
+    out: list[Evidence | None] = []
+    for r in ranked:
+        view = views.get(r.product_id)
+        co = co_counts(anchor.product_id, r.product_id) if anchor is not None and view is not None else {}
+        out.append(build_evidence(anchor, view, r, co, history[:HISTORY_ITEMS]) if view is not None else None)
+    return out
 
 def _similar_price(a: float | None, b: float | None) -> bool:
     if not a or not b or a <= 0 or b <= 0:

@@ -1,1 +1,2 @@
-"""Candidate sources, features, the fusion model, rules, the ranker and the recommendation service."""
+"""Candidate sources, features, the fusion model and how it is learned (``learn``), rules, the ranker and the
+recommendation service."""

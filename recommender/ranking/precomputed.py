@@ -9,13 +9,13 @@ colour, attributes — no vectors). The API serves an anonymous, unfiltered prod
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from recommender.domain import ItemView, RankedItem
+from recommender.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lists (anchor_id TEXT PRIMARY KEY, items TEXT NOT NULL);
@@ -53,7 +53,7 @@ class ListWriter:
     """Writes one lists file (the refresh's staging folder); ``close`` commits."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path)
+        self._db = connect(path)
         self._db.executescript(_SCHEMA)
 
     def put(self, anchor_id: str, ranked: Iterable[RankedItem]) -> None:
@@ -82,7 +82,7 @@ class PrecomputedLists:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._db = connect(path, read_only=True, any_thread=True)
         self._lock = threading.Lock()
 
     def get(self, anchor_id: str) -> list[RankedItem] | None:

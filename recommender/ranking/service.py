@@ -2,10 +2,10 @@
 
 ``RecommendationService`` serves the published release (``recsys refresh``: collaborative artifacts, fusion model
 and precomputed product-page lists); without one, the published behaviour artifacts of ``recsys train`` (if any:
-a cold start works without) and the fusion model at ``<data_dir>/models/fusion/current.json`` (else the
-configured weights). It wires them with the vector store (text/image neighbours) and the event log (the
-shopper's recent and purchased products) into a ``FusionRanker``; the ``behavior`` signal uses the loaded ALS
-model's own factors, so a request never mixes two model versions. It never loads a text or image encoder.
+a cold start works without) and the configured fusion weights. It wires them with the vector store (text/image
+neighbours) and the event log (the shopper's recent and purchased products) into a ``FusionRanker``; the
+``behavior`` signal uses the loaded ALS model's own factors, so a request never mixes two model versions. It never
+loads a text or image encoder.
 
 An anonymous product-page request is answered from the precomputed list when it has enough allowed items
 (stock and filters checked live); a personal one is ranked live. When Weaviate is unreachable, a product page
@@ -29,7 +29,7 @@ import numpy as np
 from recommender.behaviour.als import Artifacts, ArtifactStore
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.config import RankingSettings
-from recommender.domain import ItemView, ProductFilter, RankedItem, RankQuery
+from recommender.domain import BEHAVIOUR_VECTOR, ItemView, ProductFilter, RankedItem, RankQuery
 from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
 from recommender.events.log import EventLog
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
@@ -105,11 +105,6 @@ class _Loaded:
     model: FusionModel
     cooccurrence: CoOccurrence | None
     lists: PrecomputedLists | None
-
-
-def fusion_model_path(data_dir: Path) -> Path:
-    """Where a learned fusion model is published."""
-    return data_dir / "models" / "fusion" / "current.json"
 
 
 SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity")
@@ -205,7 +200,7 @@ class RecommendationService:
         co = self._loaded.cooccurrence
         if co is None:
             return {}
-        return {kind: float(co.count(anchor_id, product_id, kind)) for kind in ("view", "purchase")}
+        return co.shared_sessions(anchor_id, product_id)
 
     def shopper(self, user_id: str | None, session_id: str | None) -> Shopper:
         """The shopper's recent products (this session's first) and purchases, from the event log."""
@@ -274,17 +269,13 @@ class RecommendationService:
         release = self._releases.current_version()
         if release is not None:
             return (release,)
-        return (None, self._artifacts.current_version(), _stamp(fusion_model_path(self._data_dir)))
+        return (None, self._artifacts.current_version())
 
     def _load(self, key: tuple[str | float | None, ...]) -> _Loaded:
         release: Release | None = self._releases.load(str(key[0])) if key[0] is not None else None
         version = release.collaborative_version if release is not None else (str(key[1]) if key[1] else None)
         artifacts = self._artifacts.load(version) if version else None
-        if release is not None:
-            model = FusionModel.load(release.fusion_path)
-        else:
-            model = FusionModel.load(fusion_model_path(self._data_dir)) if key[2] is not None \
-                else configured_model(self._weights)
+        model = FusionModel.load(release.fusion_path) if release is not None else configured_model(self._weights)
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
         sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near,
@@ -324,19 +315,13 @@ def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], 
                   ) -> tuple[tuple[CandidateSource, ...], ItemLookup, FeatureBuilder]:
     """The online ranker's sources, item lookup (with the model's own ``behavior`` vectors) and features, for one
     behaviour model (None: cold start) — shared by the service and the refresh's precomputed lists."""
-    items: ItemLookup = BehaviourOverlay(base_items, artifacts.model.behavior_vectors() if artifacts else {})
+    items: ItemLookup = BehaviourOverlay(base_items, artifacts.model.behaviour_vectors() if artifacts else {})
     sources: list[CandidateSource] = [VectorNeighbours(v, items, near) for v in NEIGHBOUR_VECTORS]
     if artifacts is not None:
-        sources += [AlsSimilar(artifacts.model, name="behavior"), CoOccurring(artifacts.cooccurrence),
+        sources += [AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR), CoOccurring(artifacts.cooccurrence),
                     SessionCoOccurring(artifacts.cooccurrence), AlsForUser(artifacts.model)]
     sources.append(Popular(dict(popularity)))
     context = BehaviourContext(artifacts.cooccurrence if artifacts else None, artifacts.model if artifacts else None,
                                dict(popularity), dict(recent))
     return tuple(s for s in sources if s.name in enabled), items, FeatureBuilder(context)
 
-
-def _stamp(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return None

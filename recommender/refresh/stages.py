@@ -16,14 +16,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from recommender.behaviour.fit import fit_behaviour
 from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import CollaborativeSettings, RefreshSettings
 from recommender.domain import RankedItem, RankQuery
 from recommender.errors import RecommenderError
-from recommender.evaluation.protocol import AnchorTask, build_tasks, split_point, time_split
-from recommender.evaluation.runner import aggregate, fit_behaviour, learn_fusion, method_set, run_methods
+from recommender.evaluation.runner import aggregate, run_methods
 from recommender.events.log import Event
+from recommender.events.protocol import AnchorTask, build_tasks, split_point, time_split
 from recommender.ranking.fusion import FusionModel, Rules
+from recommender.ranking.learn import learn_fusion, method_set
 from recommender.ranking.precomputed import ListWriter
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.sources import NearVector

@@ -1,1 +1,2 @@
-"""Weaviate: the product store (the only package importing `weaviate`), the local server, the item cache."""
+"""Weaviate: the product store (the only package importing `weaviate`), the local server (``server``, ``ports``,
+``process``), the item cache, neighbour listings."""

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from recommender.domain import CATEGORY_SEPARATOR, ItemView
+from recommender.domain import BEHAVIOUR_VECTOR, CATEGORY_SEPARATOR, ItemView
 
 
 class ItemSource(Protocol):
@@ -122,7 +122,7 @@ class BehaviourOverlay:
         return out
 
     def _overlay(self, pid: str, view: ItemView) -> ItemView:
-        vectors = {k: v for k, v in view.vectors.items() if k != "behavior"}
+        vectors = {k: v for k, v in view.vectors.items() if k != BEHAVIOUR_VECTOR}
         if pid in self._vectors:
-            vectors["behavior"] = self._vectors[pid]
+            vectors[BEHAVIOUR_VECTOR] = self._vectors[pid]
         return replace(view, vectors=vectors)

@@ -9,21 +9,18 @@ server and another stop it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from recommender.errors import WeaviateServerError
+from recommender.store.ports import ClusterPorts, port_in_use
+from recommender.store.process import http_status, is_weaviate, pid_alive, pidfile_path, read_pidfile
 
 if TYPE_CHECKING:
     from recommender.config import Settings
@@ -32,82 +29,6 @@ INSTALL_HINT = "run `bash scripts/install-weaviate.sh` to build and install it"
 _POLL_S = 0.2
 _LOG_TAIL_LINES = 30
 _ENV_PASSTHROUGH = ("PATH", "HOME", "TMPDIR", "TZ")
-
-
-@dataclass(frozen=True)
-class ClusterPorts:
-    """Internal ports of a single-node Weaviate: memberlist gossip, cluster data API, raft, raft RPC."""
-
-    gossip: int
-    data: int
-    raft: int
-    raft_rpc: int
-
-    @classmethod
-    def free(cls, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()) -> ClusterPorts:
-        """Four distinct ports that are free on ``host`` right now and not in ``exclude``.
-
-        ``exclude`` holds the HTTP/gRPC ports: they are not bound yet, so the OS may hand them out again.
-        """
-        gossip, data, raft, raft_rpc = free_ports(4, host, exclude)
-        return cls(gossip=gossip, data=data, raft=raft, raft_rpc=raft_rpc)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (the OS picks it)."""
-    return free_ports(1, host)[0]
-
-
-def free_ports(count: int, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()) -> list[int]:
-    """``count`` distinct free TCP ports outside ``exclude`` (sockets are held open until all are picked)."""
-    with contextlib.ExitStack() as stack:
-        ports: list[int] = []
-        while len(ports) < count:
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-            if port not in exclude:
-                ports.append(port)
-        return ports
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """True when something listens on ``host:port`` (or on all interfaces at that port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def pidfile_path(data_dir: Path) -> Path:
-    """Where the pid of a server using ``data_dir`` is recorded."""
-    return data_dir.parent / "weaviate.pid"
-
-
-def read_pidfile(data_dir: Path) -> int | None:
-    """The pid of a live Weaviate recorded for ``data_dir``; a stale pidfile is removed."""
-    path = pidfile_path(data_dir)
-    try:
-        pid = int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    if _pid_alive(pid) and _looks_like_weaviate(pid):
-        return pid
-    path.unlink(missing_ok=True)
-    return None
-
-
-def stop_from_pidfile(data_dir: Path, timeout: float = 30.0) -> bool:
-    """Stop the server recorded in the pidfile of ``data_dir``; False when none was running."""
-    pid = read_pidfile(data_dir)
-    if pid is None:
-        return False
-    _terminate_pid(pid, timeout)
-    pidfile_path(data_dir).unlink(missing_ok=True)
-    return True
 
 
 class LocalWeaviate:
@@ -175,7 +96,7 @@ class LocalWeaviate:
 
     def is_ready(self) -> bool:
         """True when the server answers 200 on ``/v1/.well-known/ready``."""
-        return _http_status(f"{self.url}/v1/.well-known/ready") == 200
+        return http_status(f"{self.url}/v1/.well-known/ready") == 200
 
     def start(self, detach: bool = False) -> None:
         """Launch the server (or reuse a ready one on the same port) and wait until it is ready.
@@ -269,7 +190,7 @@ class LocalWeaviate:
         """True when the process we launched or adopted is gone."""
         if self._proc is not None:
             return self._proc.poll() is not None
-        return self._pid is not None and not _pid_alive(self._pid)
+        return self._pid is not None and not pid_alive(self._pid)
 
     def _exit_code(self) -> str:
         """`` (exit code N)`` for a launched process that ended, else empty."""
@@ -283,7 +204,7 @@ class LocalWeaviate:
     def _try_reuse(self) -> bool:
         """Adopt a Weaviate already serving on our port (ready, or starting per our pidfile)."""
         recorded = read_pidfile(self.data_dir)
-        if self.is_ready() and _is_weaviate(self.url):
+        if self.is_ready() and is_weaviate(self.url):
             self._pid = recorded
             return True
         if recorded is not None and port_in_use(self.host, self.http_port):
@@ -376,66 +297,3 @@ def _readable(line: str) -> str:
         return line
     extra = f" ({entry['error']})" if "error" in entry else ""
     return f"{entry.get('level', '?')}: {entry['msg']}{extra}"
-
-
-def _http_status(url: str, timeout: float = 2.0) -> int | None:
-    """HTTP status of a GET, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
-def _is_weaviate(url: str) -> bool:
-    """True when ``url`` serves Weaviate's ``/v1/meta`` (a JSON object with a version)."""
-    try:
-        with urllib.request.urlopen(f"{url}/v1/meta", timeout=2.0) as resp:
-            meta = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and "version" in meta
-
-
-def _pid_alive(pid: int) -> bool:
-    """True when ``pid`` is a running (not zombie) process; reaps it if it is our exited child."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError, IndexError):
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _looks_like_weaviate(pid: int) -> bool:
-    """Guard against a recycled pid: the command line must mention weaviate (when /proc exists)."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.parent.parent.exists():
-        return True
-    try:
-        return b"weaviate" in cmdline.read_bytes()
-    except OSError:
-        return False
-
-
-def _terminate_pid(pid: int, timeout: float) -> None:
-    """SIGTERM ``pid``, wait up to ``timeout`` seconds, then SIGKILL."""
-    for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return
-            time.sleep(0.1)
-    raise WeaviateServerError(f"Weaviate process {pid} did not exit after SIGKILL")

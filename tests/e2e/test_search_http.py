@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import shutil
 import urllib.error
 import urllib.request
 import uuid
@@ -18,30 +16,15 @@ import pytest
 from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.store.ports import free_port
 from recommender.store.products import ProductStore
-from recommender.store.server import free_port
 from recommender.vectorize import Vectorizer
+from tests.catalogs import small_catalog
 from tests.gunicorn_server import gunicorn as serve
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "fixtures"
 IMAGE_SIZE = 64
-
-
-def small_catalog(dest: Path, n: int) -> Path:
-    """The first n fixture products (and their images) copied to dest."""
-    (dest / "images").mkdir(parents=True)
-    with (FIXTURES / "products.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    with (dest / "products.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    for row in rows:
-        shutil.copy(FIXTURES / row["image"], dest / row["image"])
-    return dest
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from recommender.config import WeaviateSettings
 from recommender.events.log import EventLog
-from recommender.store.server import free_port
+from recommender.store.ports import free_port
 from tests.browser_shop import ARTIFACTS, api_env, browser_page, gunicorn, http_get, wait_for
 
 pytestmark = pytest.mark.integration

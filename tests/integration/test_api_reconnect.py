@@ -15,7 +15,7 @@ import pytest
 
 from api.app import create_app
 from recommender.config import load_settings
-from recommender.store.server import free_ports
+from recommender.store.ports import free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -14,21 +14,22 @@ from PIL import Image
 
 from jobs.cli import main
 from recommender import components
-from recommender.alignment.checkpoint import load_checkpoint, save_checkpoint
+from recommender.alignment.checkpoint import save_checkpoint
 from recommender.alignment.data import PairSet, load_pairs, split_rows
 from recommender.alignment.model import build_model, contrastive_loss
 from recommender.alignment.train import TrainConfig, encode_pairs, train
 from recommender.catalog.reader import load_catalog
 from recommender.config import ImageEncoderSettings, Settings, load_settings
+from recommender.encoders.checkpoint import load_checkpoint
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import EncoderError
-from recommender.evaluation.search_eval import own_item_figures
+from recommender.evaluation.metrics import own_item_figures
 from recommender.synthetic.shop import generate_catalog
 
 pytestmark = pytest.mark.integration
 
-TINY = "recsys-rn-micro"  # an open_clip ModifiedResNet config of ~0.3M params (recommender/alignment/model_configs)
+TINY = "recsys-rn-micro"  # an open_clip ModifiedResNet config of ~0.3M params (recommender/encoders/model_configs)
 SIZE = 32
 CONFIG = TrainConfig(model=TINY, image_size=SIZE, epochs=40, batch_size=16, lr=3e-3, val_fraction=0.0,
                      patience=100, threads=1, seed=3)
@@ -194,3 +195,8 @@ def test_cli_trains_then_the_service_uses_current_and_evaluate_search_reads_held
     assert metrics["chance"]["recall@10"] == pytest.approx(10 / 18, abs=1e-6)
     report = (out / "report.html").read_text()
     assert report.count("data:image/jpeg;base64,") >= 12 * 5 and 'class="hit"' in report
+    baseline = tmp_path / "baseline"  # the same architecture untrained, on the same held-out products
+    assert main(["--data-dir", str(data), "evaluate-search", "--catalog", str(catalog), "--out", str(baseline),
+                 "--untrained", "--exclude-trained", "--no-progress"]) == 0
+    untrained = json.loads((baseline / "metrics.json").read_text())
+    assert untrained["image_encoder_untrained"] and untrained["products"] == 18

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import gc
 import json
 import zlib
 from collections.abc import Iterator
@@ -71,6 +72,10 @@ def _known_id(generated: str) -> str:
 OPERATIONS = [(method.upper(), path) for path, item in SPEC["paths"].items() for method in item]
 
 
+# schemathesis's WSGI transport reads a response's body but never closes it, so the file behind a send_file
+# response (product images, the widget) is left for the garbage collector; collect inside the test, where the
+# filter applies.
+@pytest.mark.filterwarnings("ignore:unclosed file <_io.BufferedReader name=:ResourceWarning")
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_no_operation_answers_a_server_error(fuzz_schema: schemathesis.BaseSchema, method: str, path: str) -> None:
     operation = fuzz_schema[path][method]
@@ -84,6 +89,7 @@ def test_no_operation_answers_a_server_error(fuzz_schema: schemathesis.BaseSchem
         case.validate_response(case.call(), checks=[not_a_server_error])
 
     no_server_error()
+    gc.collect()
 
 
 # The OpenAPI document declares no request body for POST /v1/search (it takes JSON or multipart), so schemathesis

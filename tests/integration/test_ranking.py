@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 
 from jobs.cli import main
+from recommender.behaviour.fit import fit_behaviour
 from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
 from recommender.domain import ProductFilter, RankQuery
 from recommender.evaluation.metrics import ndcg_at_k
-from recommender.evaluation.protocol import build_tasks, split_point, time_split
-from recommender.evaluation.runner import fit_behaviour, learn_fusion, method_set
 from recommender.events.log import EventReader
+from recommender.events.protocol import build_tasks, split_point, time_split
 from recommender.ranking.fusion import Rules
+from recommender.ranking.learn import learn_fusion, method_set
 from recommender.store.item_cache import ItemCache
 from recommender.store.products import ProductStore
 

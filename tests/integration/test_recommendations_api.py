@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,7 @@ from api.products import safe_path
 from recommender.behaviour.als import ArtifactStore
 from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
 from recommender.events.log import EventLog
-from recommender.ranking.fusion import DEFAULT_WEIGHTS, configured_model
-from recommender.ranking.service import fusion_model_path
-from recommender.store.server import free_port, free_ports
+from recommender.store.ports import free_port, free_ports
 from tests.recsys_data import trained_data_dir
 
 pytestmark = pytest.mark.integration
@@ -60,6 +58,20 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture
+def new_app() -> Iterator[Callable[..., Flask]]:
+    """``make_app`` for one test; every app it made is closed afterwards (no connection outlives the test)."""
+    made: list[Flask] = []
+
+    def make(weaviate: WeaviateSettings, data_dir: Path, **api: Any) -> Flask:
+        made.append(make_app(weaviate, data_dir, **api))
+        return made[-1]
+
+    yield make
+    for application in made:
+        application.extensions["recsys"].close()
+
+
 def fixture_events() -> list[dict[str, str]]:
     with (FIXTURES / "events.csv").open(newline="") as fh:
         return list(csv.DictReader(fh))
@@ -88,8 +100,8 @@ def test_product_recommendations_carry_evidence_and_never_load_encoders(app: Fla
     assert top["explanation"]["source"] == "template" and top["explanation"]["text"].endswith(".")
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
     assert top["image_url"] == f"http://api.test/v1/products/{top['product_id']}/image"
-    image = client.get(f"/v1/products/{top['product_id']}/image")
-    assert image.status_code == 200 and image.mimetype == "image/png" and image.data[:4] == b"\x89PNG"
+    with client.get(f"/v1/products/{top['product_id']}/image") as image:  # a file response: close it
+        assert image.status_code == 200 and image.mimetype == "image/png" and image.data[:4] == b"\x89PNG"
     assert app.extensions["recsys"].encoders.loaded == ()  # the recommendation path loads no model
     assert client.get("/v1/products/P00001/recommendations?explain=none").json["items"][0]["explanation"] is None
     llm = client.get("/v1/products/P00001/recommendations?k=6&explain=llm").json["items"]  # backend: template
@@ -152,8 +164,8 @@ def test_product_document_and_demo_page(client: FlaskClient) -> None:
     assert b"recsys-widget.js" in page.data and b'data-recsys-ask-product="P00002"' in page.data
     home = client.get("/demo")
     assert home.status_code == 302 and "/demo/products/P" in home.headers["Location"]
-    js = client.get("/widget/recsys-widget.js")
-    assert js.status_code == 200 and b"/v1/events" in js.data and b"/v1/ask" in js.data
+    with client.get("/widget/recsys-widget.js") as js:  # a file response: close it
+        assert js.status_code == 200 and b"/v1/events" in js.data and b"/v1/ask" in js.data
     assert client.get("/widget/../state.py").status_code == 404
 
 
@@ -199,8 +211,9 @@ def test_events_are_validated_per_event_and_idempotent(app: Flask, client: Flask
     assert shopper.history == ("P00004", "P00003")
 
 
-def test_oversized_bodies_and_batches_are_413(fixtures_weaviate: WeaviateSettings, data_dir: Path) -> None:
-    client = make_app(fixtures_weaviate, data_dir, max_content_length=2048, max_events_per_request=3).test_client()
+def test_oversized_bodies_and_batches_are_413(fixtures_weaviate: WeaviateSettings, data_dir: Path,
+                                              new_app: Callable[..., Flask]) -> None:
+    client = new_app(fixtures_weaviate, data_dir, max_content_length=2048, max_events_per_request=3).test_client()
     big = [{"user_id": "u", "product_id": "P00001", "event": "view"}] * 200
     res = _post(client, big)
     assert res.status_code == 413 and res.json["error"]["code"] == "request_entity_too_large"
@@ -208,8 +221,8 @@ def test_oversized_bodies_and_batches_are_413(fixtures_weaviate: WeaviateSetting
     assert res.status_code == 413 and res.json["error"]["field"] == "events"
 
 
-def test_api_key_and_cors(fixtures_weaviate: WeaviateSettings, data_dir: Path) -> None:
-    client = make_app(fixtures_weaviate, data_dir, api_key="s3cret").test_client()
+def test_api_key_and_cors(fixtures_weaviate: WeaviateSettings, data_dir: Path, new_app: Callable[..., Flask]) -> None:
+    client = new_app(fixtures_weaviate, data_dir, api_key="s3cret").test_client()
     event = [{"user_id": "key-user", "product_id": "P00001", "event": "view"}]
     assert _post(client, event).status_code == 401
     assert _post(client, event, **{"X-API-Key": "wrong"}).json["error"]["field"] == "X-API-Key"
@@ -236,34 +249,33 @@ def test_metrics_and_openapi_cover_every_endpoint(app: Flask, client: FlaskClien
             assert path in documented, path
 
 
-def test_a_newly_published_model_and_a_learned_fusion_are_picked_up(fixtures_weaviate: WeaviateSettings,
-                                                                     tmp_path: Path) -> None:
+def test_a_newly_published_model_is_picked_up(fixtures_weaviate: WeaviateSettings, tmp_path: Path,
+                                              new_app: Callable[..., Flask]) -> None:
     version = trained_data_dir(tmp_path, FIXTURES)
-    app = make_app(fixtures_weaviate, tmp_path)
+    app = new_app(fixtures_weaviate, tmp_path)
     service = app.extensions["recsys"].recommendations()
     assert service.version == version and service.reload() is False
     artifacts = ArtifactStore.in_data_dir(tmp_path)
     current = artifacts.load()
     newer = artifacts.save(current.model, current.cooccurrence, {"events": 1})
-    fusion_model_path(tmp_path).parent.mkdir(parents=True)
-    replace(configured_model(DEFAULT_WEIGHTS), kind="learned").save(fusion_model_path(tmp_path))
-    assert service.reload() is True and service.version == newer and service.fusion_kind == "learned"
+    assert service.reload() is True and service.version == newer and service.fusion_kind == "configured"
     artifacts.publish(version)  # roll back
     assert service.reload() is True and service.version == version
-    assert app.test_client().get("/v1/products/P00001/recommendations?k=3").json["fusion"] == "learned"
+    assert app.test_client().get("/v1/products/P00001/recommendations?k=3").json["fusion"] == "configured"
 
 
-def test_cold_start_without_artifacts_or_events(fixtures_weaviate: WeaviateSettings, tmp_path: Path) -> None:
-    client = make_app(fixtures_weaviate, tmp_path).test_client()
+def test_cold_start_without_artifacts_or_events(fixtures_weaviate: WeaviateSettings, tmp_path: Path,
+                                                new_app: Callable[..., Flask]) -> None:
+    client = new_app(fixtures_weaviate, tmp_path).test_client()
     res = client.get("/v1/products/P00001/recommendations?k=4")
     assert res.status_code == 200 and len(res.json["items"]) == 4 and res.json["model_version"] is None
     assert {"text", "image"} & set(res.json["items"][0]["sources"])
 
 
-def test_weaviate_unreachable_is_503_json(data_dir: Path) -> None:
+def test_weaviate_unreachable_is_503_json(data_dir: Path, new_app: Callable[..., Flask]) -> None:
     closed = WeaviateSettings(host="127.0.0.1", http_port=free_port("127.0.0.1"), grpc_port=free_port("127.0.0.1"),
                               collection="Nowhere")
-    client = make_app(closed, data_dir).test_client()
+    client = new_app(closed, data_dir).test_client()
     for res in (client.get("/v1/products/P00001/recommendations"), client.get("/v1/users/U0001/recommendations"),
                 client.get("/v1/products/P00001"), _post(client, [{"user_id": "u", "product_id": "P1",
                                                                    "event": "view"}])):

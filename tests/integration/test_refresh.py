@@ -6,7 +6,6 @@ half the catalog gone, a slow LLM).
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -32,9 +31,10 @@ from recommender.config import ExplainSettings, RankingSettings, Settings, Weavi
 from recommender.ranking.fusion import FusionModel
 from recommender.refresh.stages import refresh_lock
 from recommender.releases import ReleaseStore
+from recommender.store.ports import free_ports
 from recommender.store.products import ProductStore
-from recommender.store.server import free_ports
-from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
+from tests.catalogs import read_rows, small_catalog, write_rows
+from tests.integration.conftest import IMAGE_SIZE, REPO
 from tests.integration.test_api_reconnect import Forwarder
 
 pytestmark = pytest.mark.integration
@@ -81,37 +81,10 @@ class Shop:
         return ReleaseStore.in_data_dir(self.data_dir)
 
 
-def small_catalog(dest: Path, n: int = PRODUCTS) -> Path:
-    """The first n fixture products, their images, and the fixture events that touch them."""
-    dest.mkdir(parents=True)
-    with (FIXTURES / "products.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    write_rows(dest / "products.csv", rows)
-    (dest / "images").mkdir()
-    for row in rows:
-        shutil.copy(FIXTURES / row["image"], dest / row["image"])
-    keep = {r["product_id"] for r in rows}
-    with (FIXTURES / "events.csv").open(newline="") as fh:
-        write_rows(dest / "events.csv", [e for e in csv.DictReader(fh) if e["product_id"] in keep])
-    return dest
-
-
-def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def new_shop(root: Path, weaviate_server: Any, name: str) -> Shop:
     weaviate = WeaviateSettings(host=weaviate_server.host, http_port=weaviate_server.http_port,
                                 grpc_port=weaviate_server.grpc_port, collection=name)
-    return Shop(root / "data", weaviate, small_catalog(root / "catalog"))
+    return Shop(root / "data", weaviate, small_catalog(root / "catalog", PRODUCTS, with_events=True))
 
 
 def lists_of(path: Path) -> dict[str, list[str]]:
@@ -254,6 +227,7 @@ def test_a_slow_llm_keeps_product_pages_within_budget(shop: Shop) -> None:
         release_hang.set()
         app.extensions["recsys"].close()
         server.shutdown()
+        server.server_close()
 
 
 # ------------------------------------------------------------------------- incremental, gate and rollback
@@ -354,6 +328,7 @@ def test_the_refresh_writes_llm_sentences_that_product_pages_read_from_the_cache
         assert len(calls) == written  # the page did not call the LLM
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_new_shop_without_events_gets_a_release(weaviate_server: Any, tmp_path: Path) -> None:
@@ -434,6 +409,7 @@ def kill_at(shop: Shop, stage: str) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
     assert any(f"refresh stage {stage}" in line for line in seen), "".join(seen[-20:])
 
 

@@ -20,6 +20,7 @@ from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
 from recommender.store.products import ProductStore, StoredProduct
 from recommender.vectorize import Vectorizer
+from tests.catalogs import read_rows
 
 pytestmark = pytest.mark.integration
 
@@ -84,14 +85,14 @@ def test_set_vector_keeps_text_image_and_properties_and_clear_removes_only_it(st
     items = [StoredProduct(Product(f"x{i}", f"Thing {i}", price=float(i)), Fingerprints("t", "i", "p"),
                            {"text": unit(rng, 16), "image": unit(rng, 8)}) for i in range(3)]
     store.upsert(items)
-    behavior = {"x0": unit(rng, 4), "x1": unit(rng, 4)}
-    assert store.set_vector("behavior", behavior) == 2
+    factors = {"x0": unit(rng, 4), "x1": unit(rng, 4)}
+    assert store.set_vector("behavior", factors) == 2
     got = store.vectors(["x0", "x1", "x2"])
     for i, pid in enumerate(("x0", "x1")):
         assert set(got[pid]) == {"text", "image", "behavior"}
         assert np.allclose(got[pid]["text"], items[i].vectors["text"])
         assert np.allclose(got[pid]["image"], items[i].vectors["image"])
-        assert np.allclose(got[pid]["behavior"], behavior[pid])
+        assert np.allclose(got[pid]["behavior"], factors[pid])
     assert set(got["x2"]) == {"text", "image"}
     assert store.ids_with_vector("behavior") == {"x0", "x1"}
     x0 = store.get("x0")
@@ -105,7 +106,7 @@ def test_set_vector_keeps_text_image_and_properties_and_clear_removes_only_it(st
         store.set_vector("behavior", {"nobody": unit(rng, 4)})
 
 
-def test_train_writes_behavior_vectors_that_reflect_co_occurrence(settings, store, tmp_path, capsys):
+def test_train_writes_behaviour_vectors_that_reflect_co_occurrence(settings, store, tmp_path, capsys):
     catalog, events = busy_catalog(tmp_path / "cat")
     text = SentenceTransformerEncoder(settings.text_encoder)
     image = OpenClipImageEncoder(ImageEncoderSettings(image_size=IMAGE_SIZE))
@@ -117,7 +118,7 @@ def test_train_writes_behavior_vectors_that_reflect_co_occurrence(settings, stor
     assert f"imported {len(events)}, rejected 2, duplicates 0" in out.out
 
     artifacts = ArtifactStore.in_data_dir(settings.data_dir).load()
-    trained = set(artifacts.model.behavior_vectors())
+    trained = set(artifacts.model.behaviour_vectors())
     assert len(trained) == N_PRODUCTS
     vectors = store.vectors(sorted(trained))
     assert all(set(v) == {"text", "image", "behavior"} for v in vectors.values())
@@ -137,7 +138,7 @@ def test_train_writes_behavior_vectors_that_reflect_co_occurrence(settings, stor
 
     # Vectorize rewriting a product keeps its behavior vector.
     first = sorted(trained)[0]
-    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    rows = read_rows(catalog / "products.csv")
     rows = [dict(r, title=r["title"] + " deluxe") if r["product_id"] == first else r for r in rows]
     with (catalog / "products.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,14 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recommender.alignment.hubness import HubnessCorrection
 from recommender.catalog.reader import load_catalog
 from recommender.config import Settings, load_settings
+from recommender.encoders.hubness import HubnessCorrection
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import StoreError
 from recommender.store.products import ProductStore
 from recommender.vectorize import MassDeleteRefused, Vectorizer, VectorizeSummary
+from tests.catalogs import read_rows, small_catalog
 from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
 
 # text_encoder / image_encoder (session-scoped, real models) come from tests/integration/conftest.py
@@ -56,21 +56,6 @@ def run_job(store: ProductStore, settings: Settings, text_encoder: SentenceTrans
             image_encoder: OpenClipImageEncoder, catalog: Path, **kw: bool) -> VectorizeSummary:
     job = Vectorizer(store, text_encoder, image_encoder, settings.vectorize, progress=False)
     return job.run(catalog, **kw)
-
-
-def small_catalog(dest: Path, n: int) -> Path:
-    """The first n fixture products (and their images) copied to dest."""
-    dest.mkdir(parents=True)
-    with (FIXTURES / "products.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    with (dest / "products.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (dest / "images").mkdir()
-    for row in rows:
-        shutil.copy(FIXTURES / row["image"], dest / row["image"])
-    return dest
 
 
 def rewrite_rows(catalog: Path, edit) -> None:  # type: ignore[no-untyped-def]
@@ -123,7 +108,7 @@ def test_only_what_changed_is_reencoded(store, settings, text_encoder, image_enc
     catalog = small_catalog(tmp_path / "cat", 12)
     run_job(store, settings, text_encoder, image_encoder, catalog)
     before = store.vectors(sorted(store.iter_ids()))
-    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    rows = read_rows(catalog / "products.csv")
     img_pid, img_path = rows[0]["product_id"], catalog / rows[0]["image"]
     Image.new("RGB", (64, 64), (10, 200, 30)).save(img_path)
     txt_pid = rows[1]["product_id"]
@@ -254,7 +239,7 @@ def test_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, settings,
 def test_each_image_vector_is_stored_with_its_hubness_penalty_also_when_the_vector_is_reused(
         store, settings, text_encoder, image_encoder, tmp_path):
     catalog = small_catalog(tmp_path / "cat", 8)
-    rows = list(csv.DictReader((catalog / "products.csv").open(newline="")))
+    rows = read_rows(catalog / "products.csv")
     # the reference: the (untrained) image vectors of the first two products, so their penalties are the largest
     images = [Image.open(catalog / r["image"]).convert("RGB") for r in rows[:2]]
     correction = HubnessCorrection(image_encoder.encode_batch(images), k=1, weight=0.5)

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from recommender.errors import WeaviateServerError
-from recommender.store.server import LocalWeaviate, free_port, free_ports, read_pidfile, stop_from_pidfile
+from recommender.store.ports import free_port, free_ports
+from recommender.store.process import read_pidfile, stop_from_pidfile
+from recommender.store.server import LocalWeaviate
 
 pytestmark = pytest.mark.integration
 

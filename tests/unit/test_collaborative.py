@@ -55,8 +55,8 @@ def test_a_user_gets_recommendations_from_their_group(model: CollaborativeModel)
     assert model.recommend("nobody", 3) == [] and model.similar_items("nothing", 3) == []
 
 
-def test_behavior_vectors_are_unit_float32_and_fits_are_reproducible(model: CollaborativeModel) -> None:
-    vecs = model.behavior_vectors()
+def test_behaviour_vectors_are_unit_float32_and_fits_are_reproducible(model: CollaborativeModel) -> None:
+    vecs = model.behaviour_vectors()
     assert set(vecs) == set(BLOCK_A + BLOCK_B)
     for v in vecs.values():
         assert v.dtype == np.float32 and v.shape == (CFG.factors,) and abs(float(np.linalg.norm(v)) - 1) < 1e-5

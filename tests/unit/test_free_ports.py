@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from recommender.store import server as weaviate_server
-from recommender.store.server import ClusterPorts, free_ports
+from recommender.store import ports as weaviate_ports
+from recommender.store.ports import ClusterPorts, free_ports
 
 
 class _ScriptedSocket:
@@ -34,7 +34,7 @@ class _ScriptedSocket:
 
 def test_excluded_ports_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     _ScriptedSocket.script = [8080, 4001, 50051, 4002, 4003, 4004]
-    monkeypatch.setattr(weaviate_server.socket, "socket", _ScriptedSocket)
+    monkeypatch.setattr(weaviate_ports.socket, "socket", _ScriptedSocket)
     ports = ClusterPorts.free(exclude=frozenset({8080, 50051}))
     assert ports == ClusterPorts(gossip=4001, data=4002, raft=4003, raft_rpc=4004)
 

@@ -9,16 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.alignment.hubness import (
-    HubnessCorrection,
-    calibrate,
-    load_correction,
-    neighbourhood,
-    reference_sample,
-    save_reference,
-)
+from recommender.alignment.hubness import calibrate, reference_sample, save_reference
+from recommender.encoders.hubness import HubnessCorrection, load_correction, neighbourhood
 from recommender.errors import EncoderError
-from recommender.evaluation.search_eval import own_item_figures
+from recommender.evaluation.metrics import own_item_figures
 
 
 def _unit(rows: list[list[float]]) -> np.ndarray:

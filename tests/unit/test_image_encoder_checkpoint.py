@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.alignment.checkpoint import FORMAT
 from recommender.alignment.pipeline import train_image_encoder
 from recommender.alignment.train import TrainConfig
 from recommender.config import ImageEncoderSettings
 from recommender.encoders.base import l2_normalize
+from recommender.encoders.checkpoint import FORMAT
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.synthetic.shop import generate_catalog
 
@@ -115,7 +115,7 @@ def test_a_checkpoint_aligned_to_the_configured_text_encoder_loads_quietly(tmp_p
 def test_a_timm_trunk_tower_trains_saves_and_reloads_to_the_same_vectors(shop: Path, tmp_path: Path) -> None:
     import torch
 
-    from recommender.alignment.checkpoint import load_checkpoint
+    from recommender.encoders.checkpoint import load_checkpoint
 
     config = replace(CONFIG, model="recsys-regnetx-002", batch_size=4)
     summary = train_image_encoder(shop, tmp_path / "enc", HashedText(), config, progress=False)
@@ -141,7 +141,7 @@ def test_pairs_carry_each_products_category_and_colour(shop: Path) -> None:
 
 def test_a_run_with_validation_saves_its_hubness_correction_and_the_encoder_loads_it(shop: Path,
                                                                                       tmp_path: Path) -> None:
-    from recommender.alignment.checkpoint import load_checkpoint, load_hubness
+    from recommender.encoders.checkpoint import load_checkpoint, load_hubness
 
     config = replace(CONFIG, val_fraction=0.25)
     summary = train_image_encoder(shop, tmp_path / "enc", HashedText(), config, progress=False)

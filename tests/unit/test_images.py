@@ -103,7 +103,7 @@ def test_urls_download_with_limits(http_base: str, tmp_path: Path) -> None:
 
 
 def test_unreachable_url_is_a_problem_not_a_crash(tmp_path: Path) -> None:
-    from recommender.store.server import free_port
+    from recommender.store.ports import free_port
 
     with pytest.raises(ImageProblem, match="cannot download"):
         read_image_bytes(f"http://127.0.0.1:{free_port()}/x.png", tmp_path, LIMITS)

@@ -33,7 +33,7 @@ def test_cache_fetches_misses_once_in_one_batch_and_evicts_the_oldest() -> None:
     assert source.fetches[-1] == ["p0"]
 
 
-def test_overlay_swaps_in_the_models_behavior_vector_and_keeps_the_rest() -> None:
+def test_overlay_swaps_in_the_models_behaviour_vector_and_keeps_the_rest() -> None:
     source = _Source()
     cache = ItemCache(source)
     model_vec = np.array([0.6, 0.8], np.float32)

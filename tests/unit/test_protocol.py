@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from recommender.evaluation.protocol import build_tasks, split_point, time_split
 from recommender.events.log import Event
+from recommender.events.protocol import build_tasks, split_point, time_split
 
 
 def ev(user: str, pid: str, day: int, kind: str = "view", session: str = "") -> Event:

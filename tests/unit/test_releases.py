@@ -161,7 +161,7 @@ def test_rollback_after_publish_interrupted_between_stack_and_pointer(store: Rel
     def crash(version: str) -> None:
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(store, "_point", crash)
+    monkeypatch.setattr(store.dir, "point", crash)
     with pytest.raises(KeyboardInterrupt):
         store.publish(c)
     monkeypatch.undo()

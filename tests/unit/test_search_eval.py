@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recommender.alignment.hubness import HubnessCorrection
-from recommender.evaluation.search_eval import chance, evaluate_catalog, own_item_figures
+from recommender.encoders.hubness import HubnessCorrection
+from recommender.evaluation.metrics import chance, own_item_figures
+from recommender.evaluation.search_eval import evaluate_catalog
 
 N = 6
 

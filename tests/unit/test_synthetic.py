@@ -15,14 +15,8 @@ from PIL import Image
 
 from jobs import generate_catalog as job
 from recommender.synthetic.images import PALETTE, PATTERNS, SHAPES, Look, render_look
-from recommender.synthetic.shop import (
-    CATEGORIES,
-    COMPLEMENTS,
-    EVENT_COLUMNS,
-    PRODUCT_COLUMNS,
-    generate_catalog,
-    read_truth,
-)
+from recommender.synthetic.shop import generate_catalog, read_truth
+from recommender.synthetic.vocabulary import CATEGORIES, COMPLEMENTS, EVENT_COLUMNS, PRODUCT_COLUMNS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SMALL = {"n_products": 60, "n_shoppers": 50, "n_events": 600, "image_size": 64, "progress": False}

@@ -1,0 +1,67 @@
+"""The one behaviour fitting path: interactions → ALS, sessions → co-occurrence, events → popularity.
+
+``fit_models`` is where ALS and co-occurrence are fitted, for ``recsys train`` (from the event log's rows, the
+co-occurrence over the ALS item ids), the refresh and the evaluation (``fit_behaviour``, from events).
+Callers limit BLAS to one thread around it: implicit's ALS parallelises itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from recommender.behaviour.als import CollaborativeModel, fit_als
+from recommender.behaviour.cooccurrence import CoOccurrence, build_cooccurrence
+from recommender.config import CollaborativeSettings
+from recommender.events.interactions import IdMap, Interactions, build_interactions
+from recommender.events.log import Event
+from recommender.timing import StageTimer
+
+RECENT_DAYS = 28
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Behaviour fitted on one set of events."""
+
+    cooccurrence: CoOccurrence
+    model: CollaborativeModel | None
+    popularity: dict[str, float]
+    users: int
+    recent_popularity: dict[str, float] = field(default_factory=dict)
+
+
+def fit_models(interactions: Interactions, sessions: Iterable[tuple[str, Sequence[tuple[str, str]]]],
+               settings: CollaborativeSettings, *, items: IdMap | None = None, progress: bool = False,
+               timer: StageTimer | None = None) -> tuple[CollaborativeModel | None, CoOccurrence]:
+    """ALS on ``interactions`` (None without any) and co-occurrence of ``sessions`` (``items`` fixes its id map).
+
+    ``timer`` records the ``als`` and ``cooccurrence`` stages.
+    """
+    timer = timer or StageTimer()
+    with timer.stage("als"):
+        model = fit_als(interactions, settings, progress=progress) if interactions.matrix.nnz else None
+    with timer.stage("cooccurrence"):
+        cooc = build_cooccurrence(sessions, items, settings.max_session_items)
+    return model, cooc
+
+
+def fit_behaviour(events: Sequence[Event], settings: CollaborativeSettings) -> Behaviour:
+    """Co-occurrence, ALS and popularity (distinct users per product; overall and in the last weeks)."""
+    sessions: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: e.timestamp):
+        sessions[e.session_id].append((e.product_id, e.event))
+    model, cooc = fit_models(build_interactions(events, settings), sessions.items(), settings)
+    pop = {pid: float(len(users)) for pid, users in _users_per_item(events).items()}
+    newest = max((e.timestamp for e in events), default=None)
+    recent = [e for e in events if newest is not None and (newest - e.timestamp).days < RECENT_DAYS]
+    recent_pop = {pid: float(len(users)) for pid, users in _users_per_item(recent).items()}
+    return Behaviour(cooc, model, pop, len({e.user_id for e in events}), recent_pop)
+
+
+def _users_per_item(events: Sequence[Event]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        out[e.product_id].add(e.user_id)
+    return out

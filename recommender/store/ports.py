@@ -1,0 +1,56 @@
+"""Free TCP ports for a local Weaviate (HTTP, gRPC and its four internal cluster ports), picked so that several
+servers can run side by side."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClusterPorts:
+    """Internal ports of a single-node Weaviate: memberlist gossip, cluster data API, raft, raft RPC."""
+
+    gossip: int
+    data: int
+    raft: int
+    raft_rpc: int
+
+    @classmethod
+    def free(cls, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()) -> ClusterPorts:
+        """Four distinct ports that are free on ``host`` right now and not in ``exclude``.
+
+        ``exclude`` holds the HTTP/gRPC ports: they are not bound yet, so the OS may hand them out again.
+        """
+        gossip, data, raft, raft_rpc = free_ports(4, host, exclude)
+        return cls(gossip=gossip, data=data, raft=raft, raft_rpc=raft_rpc)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()) -> list[int]:
+    """``count`` distinct free TCP ports outside ``exclude`` (sockets are held open until all are picked)."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+            if port not in exclude:
+                ports.append(port)
+        return ports
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on ``host:port`` (or on all interfaces at that port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False

@@ -19,6 +19,8 @@ from recommender.ask.question_model import Question
 from recommender.ask.retrieval import AskStore, Encoders, Related, Retriever
 from recommender.ask.service import AskService, ComposerLike, PlannerLike
 from recommender.ask.vocabulary import Vocabulary
+from recommender.ask.vocabulary import vocabulary_path as ask_vocabulary_path
+from recommender.ask.vocabulary import write_vocabulary as save_vocabulary
 from recommender.catalog.images import ImageLimits, decode_image, read_image_bytes
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
@@ -92,16 +94,12 @@ def image_encoder(settings: Settings) -> OpenClipImageEncoder:
 
 def vocabulary_path(settings: Settings) -> Path:
     """Where the ask vocabulary of the configured collection is kept (written by vectorize and refresh)."""
-    return settings.data_dir / "ask" / f"vocabulary-{settings.weaviate.collection}.json"
+    return ask_vocabulary_path(settings.data_dir, settings.weaviate.collection)
 
 
 def write_vocabulary(settings: Settings, catalog_dir: Path) -> Vocabulary:
     """Gather the catalog's own words (category levels, colours, brands, small-valued columns) for the planner."""
-    vocabulary = Vocabulary.from_products(CatalogReader(catalog_dir))
-    path = vocabulary_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh data dir has no ask/ folder yet
-    vocabulary.save(path)
-    return vocabulary
+    return save_vocabulary(CatalogReader(catalog_dir), vocabulary_path(settings))
 
 
 def load_vocabulary(settings: Settings, records: Callable[[], Iterable[Product]]) -> Vocabulary:

@@ -267,3 +267,15 @@ def _price_range(value: Any) -> tuple[float, float] | None:
             or not all(isinstance(v, int | float) and math.isfinite(v) for v in value)):
         raise ValueError("price_range must be [min, max] or null")
     return float(value[0]), float(value[1])
+
+
+def vocabulary_path(data_dir: Path, collection: str) -> Path:
+    """Where the vocabulary of one store collection is kept (written by vectorize and the refresh)."""
+    return data_dir / "ask" / f"vocabulary-{collection}.json"
+
+
+def write_vocabulary(products: Iterable[Product], path: Path) -> Vocabulary:
+    """Gather the catalog's words (one streaming pass) and save them where the ask service reads them."""
+    vocabulary = Vocabulary.from_products(products)
+    vocabulary.save(path)
+    return vocabulary

@@ -23,6 +23,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from recommender.ask.vocabulary import vocabulary_path, write_vocabulary
 from recommender.behaviour.als import Artifacts, ArtifactStore, model_params
 from recommender.behaviour.fit import Behaviour, fit_behaviour
 from recommender.catalog.reader import CatalogReader
@@ -208,6 +209,9 @@ class Refresh:
     def _vectorize(self) -> None:
         result = self.vectorizer.run(self.options.catalog, allow_mass_delete=self.options.allow_mass_delete)
         self.summary.vectorize = result.line()
+        # the ask planner's words follow the store: gathered from the catalog just written
+        write_vocabulary(CatalogReader(self.options.catalog),
+                         vocabulary_path(self.settings.data_dir, self.settings.weaviate.collection))
 
     def _params(self) -> dict[str, Any]:
         """Everything besides the data that decides the model (a change refits)."""

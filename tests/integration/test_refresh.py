@@ -27,6 +27,7 @@ from flask import Flask
 
 from api.app import create_app
 from jobs.cli import main
+from recommender.ask.vocabulary import Vocabulary, vocabulary_path
 from recommender.config import ExplainSettings, RankingSettings, Settings, WeaviateSettings, load_settings
 from recommender.ranking.fusion import FusionModel
 from recommender.refresh.stages import refresh_lock
@@ -126,6 +127,9 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
     metrics = json.loads((release.folder / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"candidate", "served"} and metrics["tasks"] >= 10
     assert (release.folder / "report.html").is_file()
+    settings = shop.settings()
+    vocabulary = Vocabulary.load(vocabulary_path(settings.data_dir, settings.weaviate.collection))
+    assert vocabulary.has_price and vocabulary.lookup("jeans")  # the ask planner's words follow the store
 
     app = create_app(shop.settings())
     try:

@@ -244,6 +244,7 @@ def test_an_llm_answer_that_fails_the_guard_falls_back_to_the_template(fixtures_
             app.extensions["recsys"].close()
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_every_returned_product_meets_every_stated_constraint(client: FlaskClient) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from recommender.ask.model import Constraint
+from recommender.ask.serialize import constraint_from_json as parse_constraint
+from recommender.ask.serialize import constraint_json as constraint_to_json
 
 KINDS = (
     "attribute", "combined", "negation", "availability_yes", "availability_no", "unanswerable", "price", "photo",
@@ -21,7 +23,6 @@ KINDS = (
 )
 MAX_LINE_BYTES = 16 * 1024
 MAX_LINES = 100_000
-_CONSTRAINT_KEYS = {"field", "op", "values", "low", "high", "words"}
 _QUESTION_KEYS = {"id", "question", "kind", "image", "product_id", "constraints", "answerable", "available",
                   "target", "canary"}
 
@@ -85,29 +86,9 @@ def _string(data: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def constraint_to_json(constraint: Constraint) -> dict[str, Any]:
-    """``Constraint.to_json()`` minus the label (derived, so not stored)."""
-    out = constraint.to_json()
-    out.pop("label", None)
-    return out
-
-
 def constraint_from_json(data: Any) -> Constraint:
-    """Rebuild a Constraint from its JSON form; the dataclass itself checks field and op."""
-    if not isinstance(data, Mapping):
-        raise ValueError("a constraint must be an object")
-    extra = set(data) - _CONSTRAINT_KEYS
-    if extra:
-        raise ValueError(f"unknown constraint key(s) {', '.join(sorted(extra))}")
-    values = data.get("values") or []
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ValueError("constraint values must be a list of strings")
-    bounds = [data.get("low"), data.get("high")]
-    if any(b is not None and (isinstance(b, bool) or not isinstance(b, int | float)) for b in bounds):
-        raise ValueError("constraint bounds must be numbers or null")
-    return Constraint(field=str(data.get("field", "")), op=str(data.get("op", "in")), values=tuple(values),
-                      low=None if bounds[0] is None else float(bounds[0]),
-                      high=None if bounds[1] is None else float(bounds[1]), words=str(data.get("words", "")))
+    """Rebuild a gold Constraint from its JSON form (the one parser the API's conversation state uses too)."""
+    return parse_constraint(data, "constraint")
 
 
 def write_questions(path: Path, questions: Iterable[Question]) -> Path:

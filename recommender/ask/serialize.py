@@ -15,6 +15,7 @@ MAX_CONVERSATION_CONSTRAINTS = 20
 MAX_CONVERSATION_SHOWN = 50
 MAX_VALUE_CHARS = 200
 MAX_ID_CHARS = 200
+CONSTRAINT_KEYS = frozenset({"field", "op", "values", "low", "high", "words", "label"})  # label: derived, ignored
 
 ImageUrl = Callable[[str, str | None], str | None]  # (product_id, catalog image ref) → URL for the card
 
@@ -52,12 +53,13 @@ def result_json(result: AskResult, image_url: ImageUrl) -> dict[str, Any]:
 
 def conversation_json(conversation: Conversation) -> dict[str, Any]:
     """The state a client sends back with a follow-up question."""
-    return {"intent": conversation.intent, "constraints": [_constraint_json(c) for c in conversation.constraints],
+    return {"intent": conversation.intent, "constraints": [constraint_json(c) for c in conversation.constraints],
             "query_text": conversation.query_text, "product_id": conversation.product_id,
             "shown": list(conversation.shown)}
 
 
-def _constraint_json(c: Constraint) -> dict[str, Any]:
+def constraint_json(c: Constraint) -> dict[str, Any]:
+    """A constraint's JSON form without its derived label (what clients send back and question files store)."""
     out = c.to_json()
     out.pop("label", None)
     return out
@@ -86,6 +88,9 @@ def constraint_from_json(raw: Any, where: str) -> Constraint:
     """One Constraint from JSON, every part checked."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where} must be an object")
+    unknown = sorted(set(raw) - CONSTRAINT_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}")
     field, op = raw.get("field"), raw.get("op", "in")
     if not isinstance(field, str) or not isinstance(op, str):
         raise ValueError(f"{where}: field and op must be strings")

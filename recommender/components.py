@@ -9,15 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recommender.ask.compose import TemplateComposer
+from recommender.ask.compose import Composer, TemplateComposer
 from recommender.ask.compose_llm import LLMComposer
 from recommender.ask.guard import AnswerGuard
 from recommender.ask.llm_planner import LLMPlanner
 from recommender.ask.model import AskRequest, AskResult
-from recommender.ask.planner import RulePlanner
+from recommender.ask.planner import Planner, RulePlanner
 from recommender.ask.question_model import Question
 from recommender.ask.retrieval import AskStore, Encoders, Related, Retriever
-from recommender.ask.service import AskService, ComposerLike, PlannerLike
+from recommender.ask.service import AskService
 from recommender.ask.vocabulary import Vocabulary
 from recommender.ask.vocabulary import vocabulary_path as ask_vocabulary_path
 from recommender.ask.vocabulary import write_vocabulary as save_vocabulary
@@ -120,8 +120,8 @@ def ask_service(settings: Settings, store: AskStore, encoders: Encoders, vocabul
                           f"not {s.planner!r} / {s.answer!r}")
     rules = RulePlanner(vocabulary)
     template = TemplateComposer(currency=s.currency)
-    planner: PlannerLike = rules
-    composer: ComposerLike = template
+    planner: Planner = rules
+    composer: Composer = template
     if "llm" in (s.planner, s.answer):
         backend = llm_backend(settings.explain)
         if s.planner == "llm":

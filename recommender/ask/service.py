@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
 
-from recommender.ask.model import Answer, AskRequest, AskResult, Conversation, Plan, Retrieved
+from recommender.ask.compose import Composer
+from recommender.ask.model import AskRequest, AskResult, Conversation, Plan, Retrieved
+from recommender.ask.planner import Planner
 from recommender.ask.retrieval import Retriever
 from recommender.config import AskSettings
 from recommender.domain import Product
@@ -24,19 +25,6 @@ class AskInputError(RecommenderError):
         self.kind = kind
 
 
-class PlannerLike(Protocol):
-    """A planner (``recommender.ask.planner``): question (+ viewed product, photo, conversation) → Plan."""
-
-    def plan(self, question: str, *, viewed: Product | None = None, has_image: bool = False,
-             conversation: Conversation | None = None) -> Plan: ...
-
-
-class ComposerLike(Protocol):
-    """A composer (``recommender.ask.compose``): the question, plan and retrieved records → Answer."""
-
-    def compose(self, question: str, plan: Plan, retrieved: Retrieved) -> Answer: ...
-
-
 Records = Callable[[list[str]], dict[str, Product]]
 DEFAULT_PHOTO_QUESTION = "like this"
 
@@ -44,8 +32,8 @@ DEFAULT_PHOTO_QUESTION = "like this"
 class AskService:
     """Answers shoppers' questions; thread-safe when its parts are (they hold no per-request state)."""
 
-    def __init__(self, planner: PlannerLike, retriever: Retriever, composer: ComposerLike, records: Records,
-                 settings: AskSettings, template: ComposerLike | None = None) -> None:
+    def __init__(self, planner: Planner, retriever: Retriever, composer: Composer, records: Records,
+                 settings: AskSettings, template: Composer | None = None) -> None:
         self.planner = planner
         self.retriever = retriever
         self.composer = composer

@@ -27,7 +27,7 @@ def square_thumbnail(image: Image.Image, size: int) -> Image.Image:
     Scaled before padding, so memory is bounded by the input and ``size``² (a 1×N strip never becomes N²).
     The same function prepares images for training and for encoding, so both see identical pixels.
     """
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     long_side = max(rgb.width, rgb.height)
     fit = (max(1, round(rgb.width * size / long_side)), max(1, round(rgb.height * size / long_side)))
     if fit != rgb.size:

@@ -26,7 +26,7 @@ class ImageProblem(RecommenderError):
 
 
 class ImageTooLarge(ImageProblem):
-    """An image is over a byte or pixel limit (an API answers 413, not 'not an image')."""
+    """An image is over a byte, side, aspect-ratio or pixel limit (an API answers 413, not 'not an image')."""
 
 
 @dataclass(frozen=True)

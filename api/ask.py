@@ -22,7 +22,7 @@ from api.state import state
 from recommender.ask.model import AskRequest, Conversation
 from recommender.ask.serialize import conversation_from_json, result_json
 from recommender.ask.service import AskInputError
-from recommender.catalog.images import ImageLimits, ImageProblem, ImageTooLarge, decode_image
+from recommender.catalog.images import ImageProblem, ImageTooLarge, decode_image, image_limits
 from recommender.config import SearchSettings
 
 bp = Blueprint("ask", __name__, url_prefix="/v1")
@@ -105,7 +105,7 @@ def _photo(data: bytes, limits: SearchSettings) -> Any:
     if len(data) > limits.max_image_bytes:
         raise AskInputError("image", f"image is over the {limits.max_image_bytes}-byte limit", "too_large")
     try:
-        return decode_image(data, ImageLimits(max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels))
+        return decode_image(data, image_limits(limits))
     except ImageTooLarge as exc:
         raise AskInputError("image", str(exc), "too_large") from exc
     except ImageProblem as exc:

@@ -11,7 +11,7 @@ from typing import Any
 from recommender import components
 from recommender.ask.batch import BadLine, answer_file, parse_line
 from recommender.ask.serialize import result_json
-from recommender.catalog.images import ImageLimits
+from recommender.catalog.images import image_limits
 from recommender.config import Settings
 from recommender.errors import RecommenderError
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.batch is not None and args.out is None:
         raise RecommenderError("--batch needs --out")
     s = settings.search
-    limits = ImageLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    limits = image_limits(s)
     with components.open_store(settings) as store, components.ask_session(settings, store) as service:
         if args.batch is not None:
             summary = answer_file(service.ask, args.batch, args.out, _image_ref, limits,

@@ -11,7 +11,7 @@ from typing import Any
 from recommender import components
 from recommender.alignment.pipeline import train_image_encoder
 from recommender.alignment.train import TrainConfig
-from recommender.catalog.images import ImageLimits
+from recommender.catalog.images import image_limits
 from recommender.config import Settings
 
 MAX_LISTED = 20
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     summary = train_image_encoder(args.catalog, out, components.text_encoder(settings),
                                   config_from_args(args, settings),
                                   holdout_fraction=args.holdout_fraction, force=args.force,
-                                  limits=ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
+                                  limits=image_limits(v),
                                   progress=not args.no_progress)
     for pid, why in summary.image_problems[:MAX_LISTED]:
         print(f"no image for {pid}: {why}", file=sys.stderr)

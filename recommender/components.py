@@ -21,7 +21,7 @@ from recommender.ask.service import AskService
 from recommender.ask.vocabulary import Vocabulary
 from recommender.ask.vocabulary import vocabulary_path as ask_vocabulary_path
 from recommender.ask.vocabulary import write_vocabulary as save_vocabulary
-from recommender.catalog.images import ImageLimits, decode_image, read_image_bytes
+from recommender.catalog.images import decode_image, image_limits, read_image_bytes
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
 from recommender.domain import Product, ProductFilter
@@ -161,7 +161,7 @@ def evaluate_ask_catalog(settings: Settings, catalog_dir: Path, questions: Seque
     """Ask every question against the store (vectorized from ``catalog_dir``), beside a bare hybrid query (the
     question's text encoded + one Weaviate hybrid query, k=5) timed in the same run; write metrics + report."""
     s = settings.search
-    limits = ImageLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    limits = image_limits(s)
     with open_store(settings) as store, ask_session(settings, store) as service:
         encoder = service.retriever.text_encoder()
 
@@ -221,7 +221,6 @@ def evaluate_search(options: SearchEvalOptions, settings: Settings, checkpoint: 
                     ) -> dict[str, object]:
     """`recsys evaluate-search` (``recommender.evaluation.search_eval``) with the configured encoders (``checkpoint``
     overrides the image encoder's)."""
-    from recommender.catalog.images import ImageLimits
     from recommender.evaluation.search_eval import run_search_evaluation
 
     if checkpoint is not None:
@@ -233,5 +232,5 @@ def evaluate_search(options: SearchEvalOptions, settings: Settings, checkpoint: 
     configured, text = image_encoder(settings), text_encoder(settings)
     v = settings.vectorize
     return run_search_evaluation(options, text, configured, untrained,
-                                 ImageLimits(v.image_timeout_s, v.max_image_bytes, v.max_image_pixels),
+                                 image_limits(v),
                                  settings.image_encoder.batch_size)

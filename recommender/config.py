@@ -81,6 +81,8 @@ class VectorizeSettings:
     image_timeout_s: float = 10.0
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    max_image_side: int = 10_000
+    max_image_aspect_ratio: float = 20.0
     loader_threads: int = 2
 
 
@@ -102,6 +104,8 @@ class SearchSettings:
     max_text_chars: int = 1000
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 25_000_000
+    max_image_side: int = 10_000
+    max_image_aspect_ratio: float = 20.0
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from recommender.catalog.fingerprints import (
     properties_fingerprint,
     text_fingerprint,
 )
-from recommender.catalog.images import ImageLimits, ImageProblem, decode_image, is_url, read_image_bytes
+from recommender.catalog.images import ImageProblem, decode_image, image_limits, is_url, read_image_bytes
 from recommender.catalog.reader import CatalogReader, count_rows
 from recommender.config import VectorizeSettings
 from recommender.domain import Product, RowError
@@ -121,7 +121,7 @@ class Vectorizer:
         self.hubness = hubness
         self.settings = settings
         self.progress = progress
-        self.limits = ImageLimits(settings.image_timeout_s, settings.max_image_bytes, settings.max_image_pixels)
+        self.limits = image_limits(settings)
 
     def run(self, catalog_dir: Path, allow_mass_delete: bool = False) -> VectorizeSummary:
         """Bring the store in line with the catalog; returns the summary (raises after a failed write)."""

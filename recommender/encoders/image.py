@@ -22,17 +22,21 @@ log = logging.getLogger(__name__)
 
 
 def square_thumbnail(image: Image.Image, size: int) -> Image.Image:
-    """The image centred on a white square (nothing cropped: shape matters), resized to ``size`` px.
+    """The image scaled to fit ``size`` px and centred on a white ``size``² square (nothing cropped: shape matters).
 
+    Scaled before padding, so memory is bounded by the input and ``size``² (a 1×N strip never becomes N²).
     The same function prepares images for training and for encoding, so both see identical pixels.
     """
-    rgb = image.convert("RGB")
-    side = max(rgb.width, rgb.height)
-    if rgb.width != rgb.height:
-        canvas = Image.new("RGB", (side, side), (255, 255, 255))
-        canvas.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
-        rgb = canvas
-    return rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0) if side != size else rgb
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    long_side = max(rgb.width, rgb.height)
+    fit = (max(1, round(rgb.width * size / long_side)), max(1, round(rgb.height * size / long_side)))
+    if fit != rgb.size:
+        rgb = rgb.resize(fit, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    if fit == (size, size):
+        return rgb
+    canvas = Image.new("RGB", (size, size), (255, 255, 255))
+    canvas.paste(rgb, ((size - fit[0]) // 2, (size - fit[1]) // 2))
+    return canvas
 
 
 class OpenClipImageEncoder:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from recommender.catalog.images import ImageLimits, ImageProblem, ImageTooLarge, decode_image, to_rgb
+from recommender.catalog.images import ImageProblem, ImageTooLarge, check_size, decode_image, image_limits, to_rgb
 from recommender.config import SearchSettings
 from recommender.domain import CATEGORY_SEPARATOR, FieldCondition
 from recommender.encoders.base import Encoder
@@ -287,18 +287,13 @@ class Searcher:
         return self._encoders.get("image").encode_batch([self._image(request.image)])[0]
 
     def _image(self, image: Image.Image | bytes | None) -> Image.Image:
-        s = self._settings
-        if isinstance(image, Image.Image):
-            if image.width * image.height > s.max_image_pixels:
-                raise SearchInputError("image", f"image is {image.width}x{image.height} px, over the "
-                                                f"{s.max_image_pixels}-pixel limit", "too_large")
-            return to_rgb(image)
+        limits = image_limits(self._settings)
         assert image is not None
-        if len(image) > s.max_image_bytes:
-            raise SearchInputError("image", f"image is {len(image)} bytes, over the {s.max_image_bytes}-byte limit",
-                                   "too_large")
         try:
-            return decode_image(image, ImageLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels))
+            if isinstance(image, Image.Image):  # already decoded by the caller: still bounded before encoding
+                check_size(image.width, image.height, limits)
+                return to_rgb(image)
+            return decode_image(image, limits)
         except ImageTooLarge as exc:
             raise SearchInputError("image", str(exc), "too_large") from exc
         except ImageProblem as exc:

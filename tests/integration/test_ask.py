@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import Image
 
 from recommender import components
 from recommender.ask.model import Constraint, satisfies
@@ -29,7 +30,7 @@ from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.store.products import ProductStore
 from recommender.vectorize import Vectorizer
 from tests.integration.conftest import FIXTURES
-from tests.integration.test_search import assert_error, image_bytes, make_app, settings_for
+from tests.integration.test_search import assert_error, encoded_image, image_bytes, make_app, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -146,6 +147,10 @@ def test_unknown_words_are_said_not_dropped(client: FlaskClient) -> None:
     ({"question": ""}, 400, "question"),
     ({"question": "jeans " * 2000}, 413, "question"),
     ({"question": "like this", "image_base64": base64.b64encode(b"not an image at all").decode()}, 422, "image"),
+    ({"question": "like this", "image_base64": base64.b64encode(encoded_image(Image.new("RGB", (8, 8)), "BMP"))
+      .decode()}, 422, "image"),
+    ({"question": "like this", "image_base64": base64.b64encode(encoded_image(Image.new("L", (1, 100_000)), "PNG"))
+      .decode()}, 413, "image"),
     ({"question": "does it come in blue?", "product_id": "NOPE"}, 404, "product_id"),
     ({"question": "jeans", "k": 1000}, 400, "k"),
     ({"question": "jeans", "conversation": {"constraints": [{"field": "color", "op": "bogus"}]}}, 400,

@@ -82,6 +82,13 @@ def image_bytes(pid: str) -> bytes:
     return (FIXTURES / "images" / f"{pid}.png").read_bytes()
 
 
+def encoded_image(image: Image.Image, fmt: str) -> bytes:
+    """``image`` saved in ``fmt`` (PIL's format name)."""
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
 def assert_error(resp: Any, status: int, field: str | None) -> dict[str, Any]:
     assert resp.status_code == status, resp.get_data(as_text=True)
     assert resp.mimetype == "application/json"
@@ -185,6 +192,13 @@ def test_bad_uploads_and_http_errors_are_json(client: FlaskClient) -> None:
     err = assert_error(client.post("/v1/search", data={"image": (io.BytesIO(huge.getvalue()), "huge.png")},
                                    content_type="multipart/form-data"), 413, "image")
     assert "pixel" in err["message"]
+    strip = encoded_image(Image.new("L", (1, 100_000), 0), "PNG")  # ~1 KB file, refused from its header
+    err = assert_error(client.post("/v1/search", data={"image": (io.BytesIO(strip), "strip.png")},
+                                   content_type="multipart/form-data"), 413, "image")
+    assert "1x100000" in err["message"]
+    tiff = base64.b64encode(encoded_image(Image.new("RGB", (8, 8)), "TIFF")).decode()
+    err = assert_error(client.post("/v1/search", json={"image_base64": tiff}), 422, "image")
+    assert "allowed format" in err["message"]
     assert_error(client.post("/v1/search", data="text=jeans", content_type="text/plain"), 415, "body")
     assert_error(client.post("/v1/search", data="{not json", content_type="application/json"), 400, "body")
     assert_error(client.get("/v1/search"), 405, None)

@@ -154,6 +154,8 @@ def test_bad_catalog_loads_good_rows_and_reports_each_bad_one(store, settings, t
     good_png = (catalog / "images" / "ok.png").read_bytes()
     (catalog / "images" / "truncated.png").write_bytes(good_png[: len(good_png) // 2])
     (catalog / "images" / "text.png").write_text("not an image")
+    Image.new("RGB", (40, 40)).save(catalog / "images" / "photo.eps")  # not an allowed format
+    Image.new("L", (1, 100_000)).save(catalog / "images" / "strip.png")  # ~1 KB, refused from its header
     (catalog / "products.csv").write_bytes(
         b"product_id,title,price,image,surprise_column\n"
         b"g1,Good with image,10,images/ok.png,x\n"
@@ -166,21 +168,24 @@ def test_bad_catalog_loads_good_rows_and_reports_each_bad_one(store, settings, t
         b"b3,Bad price,ten,images/ok.png,\n"
         b"b4,Caf\xe9,10,images/ok.png,\n"
         b"g6,No image at all,,,\n"
+        b"g7,Eps image,10,images/photo.eps,\n"
+        b"g8,Endless strip,10,images/strip.png,\n"
     )
     s = run_job(store, settings, text_encoder, image_encoder, catalog)
-    assert sorted(store.iter_ids()) == ["g1", "g2", "g3", "g4", "g5", "g6"]
+    assert sorted(store.iter_ids()) == ["g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8"]
     assert {(e.line, e.field) for e in s.errors} == {(7, "product_id"), (8, "title"), (9, "price"),
                                                      (10, "title")}
     problems = dict(s.image_problems)
-    assert set(problems) == {"g2", "g3", "g4", "g5"}
+    assert set(problems) == {"g2", "g3", "g4", "g5", "g7", "g8"}
     assert "not found" in problems["g2"] and "outside" in problems["g5"]
-    vecs = store.vectors(["g1", "g2", "g3", "g4", "g5", "g6"])
+    assert "allowed format" in problems["g7"] and "side limit" in problems["g8"]
+    vecs = store.vectors(["g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8"])
     assert set(vecs["g1"]) == {"text", "image"}
-    for pid in ("g2", "g3", "g4", "g5", "g6"):
+    for pid in ("g2", "g3", "g4", "g5", "g6", "g7", "g8"):
         assert set(vecs[pid]) == {"text"}
     g3 = store.get("g3")
     assert (g3 is not None and "truncated" in g3["image_error"]) or "corrupt" in g3["image_error"]
-    assert s.without_image == 5
+    assert s.without_image == 7
     again = run_job(store, settings, text_encoder, image_encoder, catalog)
     assert again.written == 0, "bad images must not be retried forever when nothing changed"
 

@@ -67,8 +67,9 @@ def running_weaviate(settings: Settings, autostart: bool = True) -> Iterator[Non
 
 @contextmanager
 def open_store(settings: Settings, autostart: bool = True) -> Iterator[ProductStore]:
-    """A connected ProductStore for the configured collection, with Weaviate running meanwhile."""
-    with running_weaviate(settings, autostart), ProductStore.open(settings.weaviate) as store:
+    """A connected ProductStore for the configured collection, with Weaviate running meanwhile (for the jobs:
+    their read deadline and retries, ``weaviate.job_timeout_s`` / ``job_retries``)."""
+    with running_weaviate(settings, autostart), ProductStore.open(settings.weaviate, job=True) as store:
         yield store
 
 

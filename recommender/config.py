@@ -39,6 +39,9 @@ class WeaviateSettings:
     startup_timeout_s: float = 90.0
     collection: str = "Product"
     query_timeout_s: float = 5.0  # a read slower than this is reported as Weaviate unavailable (0 = no limit)
+    # batch jobs ride out a busy store: a longer deadline per read, and idempotent reads retried with backoff
+    job_timeout_s: float = 30.0
+    job_retries: int = 2
 
 
 @dataclass(frozen=True)

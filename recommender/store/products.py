@@ -8,6 +8,7 @@ unchanged work. Every batch write checks the per-object errors of its request an
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -15,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import weaviate
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from weaviate.classes.config import Configure, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
@@ -41,39 +43,58 @@ from recommender.store.schema import (
 P = ParamSpec("P")
 R = TypeVar("R")
 
+log = logging.getLogger(__name__)
+
 
 def _bounded(method: Callable[Concatenate[ProductStore, P], R]) -> Callable[Concatenate[ProductStore, P], R]:
     """Give a read a deadline. The client retries an unreachable gRPC server for about a minute before it
     fails (not configurable); a product page cannot wait that long, so past ``query_timeout_s`` the caller
-    gets StoreUnavailable while the abandoned call finishes in the background."""
+    gets StoreUnavailable while the abandoned call finishes in the background. A store opened for a job
+    (``retries`` > 0) retries a read that timed out or found Weaviate unreachable, with exponential backoff:
+    reads are idempotent, and a busy machine should slow a nightly job, not fail it."""
 
     @functools.wraps(method)
     def wrapper(self: ProductStore, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self.query_timeout_s <= 0:
-            return method(self, *args, **kwargs)
-        future = self._pool.submit(method, self, *args, **kwargs)
-        try:
-            return future.result(timeout=self.query_timeout_s)
-        except FutureTimeout as exc:
-            future.cancel()
-            raise StoreUnavailable(f"Weaviate did not answer within {self.query_timeout_s:g}s") from exc
+        if self.retries <= 0:
+            return _attempt(self, method, *args, **kwargs)
+        retrying = Retrying(stop=stop_after_attempt(self.retries + 1), wait=wait_exponential(multiplier=0.5, max=8),
+                            retry=retry_if_exception_type(StoreUnavailable), reraise=True,
+                            before_sleep=lambda state: log.warning("%s: %s; retrying", method.__name__,
+                                                                   state.outcome.exception() if state.outcome else ""))
+        return retrying(_attempt, self, method, *args, **kwargs)
 
     return wrapper
+
+
+def _attempt(store: ProductStore, method: Callable[Concatenate[ProductStore, P], R], *args: P.args,
+             **kwargs: P.kwargs) -> R:
+    if store.query_timeout_s <= 0:
+        return method(store, *args, **kwargs)
+    future = store._pool.submit(method, store, *args, **kwargs)
+    try:
+        return future.result(timeout=store.query_timeout_s)
+    except FutureTimeout as exc:
+        future.cancel()
+        raise StoreUnavailable(f"Weaviate did not answer within {store.query_timeout_s:g}s") from exc
 
 
 class ProductStore:
     """Products in one Weaviate collection. Construct with a connected client; ``close()`` when done."""
 
     def __init__(self, client: weaviate.WeaviateClient, collection: str = "Product",
-                 query_timeout_s: float = 0.0) -> None:
+                 query_timeout_s: float = 0.0, retries: int = 0) -> None:
         self._client = client
         self.name = collection
         self.query_timeout_s = query_timeout_s
+        self.retries = retries
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="weaviate-query")
 
     @classmethod
-    def open(cls, settings: WeaviateSettings) -> ProductStore:
-        """Connect per settings and return a store for the configured collection."""
+    def open(cls, settings: WeaviateSettings, job: bool = False) -> ProductStore:
+        """Connect per settings and return a store for the configured collection; ``job``: the batch jobs'
+        longer read deadline and retries instead of the request path's."""
+        if job:
+            return cls(connect(settings), settings.collection, settings.job_timeout_s, settings.job_retries)
         return cls(connect(settings), settings.collection, settings.query_timeout_s)
 
     def close(self) -> None:

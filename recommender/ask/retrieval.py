@@ -28,7 +28,6 @@ from recommender.ask.model import AskRequest, Card, Constraint, Plan, Retrieved,
 from recommender.config import AskSettings
 from recommender.domain import FieldCondition, Product, ProductFilter
 from recommender.encoders.base import Encoder
-from recommender.errors import StoreUnavailable
 from recommender.store.schema import Hit
 
 RRF_K = 60.0  # reciprocal-rank fusion constant (Cormack et al. 2009)
@@ -268,10 +267,7 @@ class Retriever:
         if self._related is None:
             return replace(self._find(plan, viewed.title, k, (viewed.product_id,)), viewed=viewed,
                            degraded=("no behaviour model: matched by words instead",))
-        try:
-            related = list(self._related(viewed.product_id, self._settings.candidates))
-        except StoreUnavailable:
-            raise
+        related = list(self._related(viewed.product_id, self._settings.candidates))
         kind = deepest_category(viewed)
         ranked = [(pid, 1.0 / (RRF_K + i)) for i, (pid, _) in enumerate(related, start=1)]
         sources = tuple(sorted({s for _, srcs in related for s in srcs}))

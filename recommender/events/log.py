@@ -101,7 +101,10 @@ def parse_timestamp(value: Any) -> datetime:
         ts = datetime.fromisoformat(text)
     except ValueError as exc:
         raise EventRejected("timestamp", f"not an ISO 8601 timestamp: {text[:40]!r}") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
+        raise EventRejected("timestamp", f"out of range in UTC: {text[:40]!r}") from exc
 
 
 def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None = None) -> Event:

@@ -38,6 +38,10 @@ def test_a_valid_row_becomes_an_event_with_a_default_session() -> None:
     ({"user_id": "u", "product_id": "p1", "event": "like", "timestamp": "2024-01-01"}, "event", "unknown event"),
     ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "yesterday"}, "timestamp", "ISO 8601"),
     ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": ""}, "timestamp", "empty"),
+    ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "9999-12-31T23:59:59-05:00"}, "timestamp",
+     "out of range"),
+    ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "0001-01-01T00:00:00+05:00"}, "timestamp",
+     "out of range"),
     ({"user_id": "u", "product_id": ["p1"], "event": "view", "timestamp": "2024-01-01"}, "product_id", "string"),
 ])
 def test_bad_rows_name_the_field_and_the_reason(row: dict, field: str, reason: str) -> None:

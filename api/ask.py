@@ -96,6 +96,8 @@ def request_from_form(form: MultiDict[str, str], upload: Any, limits: SearchSett
             conversation = _conversation(json.loads(raw_conversation))
         except json.JSONDecodeError as exc:
             raise AskInputError("conversation", f"conversation is not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise AskInputError("conversation", "conversation is nested too deeply") from exc
     return AskRequest(form.get("question") or "", _photo(data, limits) if data else None,
                       _product_id(form.get("product_id") or None), conversation,
                       int(raw_k) if raw_k else default_k, _answer_mode(form.get("answer") or None))

@@ -63,10 +63,12 @@ def post_events() -> tuple[Response, int]:
 
 
 def _batch() -> list[Any]:
-    body = request.get_json(silent=True) if request.mimetype == "application/json" else None
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send application/json", "body")
-    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", 'the body is not a JSON object {"events": [...]}', "body")
+    if not isinstance(body.get("events"), list):
         raise ApiError(400, "invalid_json", 'the body must be a JSON object {"events": [...]}', "events")
     limit = state().settings.api.max_events_per_request
     if len(body["events"]) > limit:

@@ -60,6 +60,9 @@ def signal_name(query: str, target: str) -> str:
     return f"{query}->{target}"
 
 
+MAX_WEIGHT = 1000  # per signal; fused scores stay far from float overflow
+
+
 @dataclass(frozen=True)
 class FusionWeights:
     """Weight of each (query modality, target vector) pair in the fused score; 0 switches a pair off."""
@@ -72,8 +75,10 @@ class FusionWeights:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise SearchInputError("weights", f"weight {f.name} must be a finite number, got {value!r}")
+            # bounded, not just finite: a huge weight times a cosine overflows the fused score to inf
+            if isinstance(value, bool) or not isinstance(value, int | float) or not -MAX_WEIGHT <= value <= MAX_WEIGHT:
+                raise SearchInputError("weights", f"weight {f.name} must be a number between {-MAX_WEIGHT} and "
+                                                  f"{MAX_WEIGHT}, got {str(value)[:40]}")
 
     @classmethod
     def from_settings(cls, settings: SearchSettings) -> FusionWeights:

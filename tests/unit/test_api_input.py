@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,9 @@ def test_a_deeply_nested_conversation_form_field_is_a_400(client: FlaskClient) -
     res = client.post("/v1/ask", data={"question": "shoes", "conversation": "[" * 5_000 + "]" * 5_000},
                       content_type="multipart/form-data")
     assert res.status_code == 400 and res.json is not None and res.json["error"]["field"] == "conversation"
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_responses_never_carry_nan_or_infinity(app: Flask, value: float) -> None:
+    with app.app_context(), pytest.raises(ValueError):
+        app.json.dumps({"score": value})

@@ -76,7 +76,8 @@ def test_weights_come_from_settings_and_overrides_name_signals() -> None:
     w = FusionWeights.from_settings(settings.search)
     assert (w.weight("text", "text"), w.weight("text", "image")) == (1.0, 0.2)
     assert w.with_overrides({"image->text": 0}).weight("image", "text") == 0.0
-    for bad in ({"text->behavior": 1.0}, {"image->image": "heavy"}, {"image->image": float("inf")}):
+    for bad in ({"text->behavior": 1.0}, {"image->image": "heavy"}, {"image->image": float("inf")},
+                {"text->text": 1e308}, {"text->text": 10**400}, {"text->image": -1e300}):
         with pytest.raises(SearchInputError) as exc:
             w.with_overrides(bad)
         assert field_of(exc) == "weights"

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app
+from api.metrics import method_label, status_label
 from recommender.config import Settings
 
 POST_ENDPOINTS = ("/v1/events", "/v1/search", "/v1/ask")
@@ -44,3 +45,14 @@ def test_a_deeply_nested_conversation_form_field_is_a_400(client: FlaskClient) -
 def test_responses_never_carry_nan_or_infinity(app: Flask, value: float) -> None:
     with app.app_context(), pytest.raises(ValueError):
         app.json.dumps({"score": value})
+
+
+def test_a_made_up_method_is_a_json_405_and_adds_no_metric_label(client: FlaskClient) -> None:
+    for method in ("BREW", "X-ANYTHING-1", "X-ANYTHING-2"):
+        res = client.open("/v1/search", method=method)
+        assert res.status_code == 405 and res.json is not None and res.json["error"]["code"] == "method_not_allowed"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "BREW" not in text and "X-ANYTHING" not in text
+    assert 'method="other",status="405"} 3' in text
+    assert (method_label("get"), status_label(404), status_label(299), status_label(999)) == (
+        "other", "404", "2xx", "5xx")

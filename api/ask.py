@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.state import state
+from api.validation import optional_id, parse_int
 from recommender.ask.model import AskRequest, Conversation
 from recommender.ask.serialize import conversation_from_json, result_json
 from recommender.ask.service import AskInputError
@@ -76,7 +77,7 @@ def request_from_json(body: Mapping[str, Any], limits: SearchSettings, default_k
     if isinstance(k, bool) or not isinstance(k, int):
         raise AskInputError("k", "k must be an integer")
     conversation = _conversation(body["conversation"]) if body.get("conversation") is not None else None
-    return AskRequest(question, image, _product_id(body.get("product_id")), conversation, k,
+    return AskRequest(question, image, optional_id(body.get("product_id"), "product_id"), conversation, k,
                       _answer_mode(body.get("answer")))
 
 
@@ -84,9 +85,6 @@ def request_from_form(form: MultiDict[str, str], upload: Any, limits: SearchSett
     """An AskRequest from multipart form fields and an optional ``image`` file."""
     data = upload.read(limits.max_image_bytes + 1) if upload is not None and (
         upload.filename or upload.content_length) else None
-    raw_k = (form.get("k") or "").strip()
-    if raw_k and not raw_k.isdigit():
-        raise AskInputError("k", f"k must be an integer, got {raw_k!r}")
     raw_conversation = form.get("conversation") or ""
     conversation = None
     if raw_conversation.strip():
@@ -99,8 +97,8 @@ def request_from_form(form: MultiDict[str, str], upload: Any, limits: SearchSett
         except RecursionError as exc:
             raise AskInputError("conversation", "conversation is nested too deeply") from exc
     return AskRequest(form.get("question") or "", _photo(data, limits) if data else None,
-                      _product_id(form.get("product_id") or None), conversation,
-                      int(raw_k) if raw_k else default_k, _answer_mode(form.get("answer") or None))
+                      optional_id(form.get("product_id"), "product_id"), conversation,
+                      parse_int(form.get("k"), "k", default_k), _answer_mode(form.get("answer") or None))
 
 
 def _photo(data: bytes, limits: SearchSettings) -> Any:
@@ -122,14 +120,6 @@ def _b64(value: Any) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise AskInputError("image", f"image_base64 is not valid base64: {exc}") from exc
-
-
-def _product_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise AskInputError("product_id", "product_id must be a non-empty string of at most 200 characters")
-    return value.strip()
 
 
 def _answer_mode(value: Any) -> str | None:

@@ -89,7 +89,7 @@ def validate(raw: list[Any]) -> tuple[list[Event], list[dict[str, Any]], Counter
             rejected.append({"index": i, "field": unknown[0], "reason": f"unknown field {unknown[0]!r}"})
             continue
         rows.append((i, item))
-    wanted = [str(item.get("product_id")) for _, item in rows if isinstance(item.get("product_id"), str)]
+    wanted = [item["product_id"].strip() for _, item in rows if isinstance(item.get("product_id"), str)]
     known = set(state().recommendations().views(wanted))
     events: list[Event] = []
     kinds: Counter[str] = Counter()

@@ -33,6 +33,7 @@ _SCHEMA = Path(__file__).with_name("event_schema.sql")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = "event_key, user_id, product_id, event, ts_us, session_id"
 _BAD_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0/C1 control characters: never part of an id
 _INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -120,8 +121,8 @@ def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None =
     ts = parse_timestamp(row.get("timestamp"))
     session = row.get("session_id")
     session = str(session).strip() if session is not None else ""
-    if len(session) > MAX_ID_CHARS:
-        raise EventRejected("session_id", f"longer than {MAX_ID_CHARS} characters")
+    if session and (problem := id_problem(session)):
+        raise EventRejected("session_id", problem)
     return Event(user, product, kind, ts, session or default_session(user, ts))
 
 
@@ -137,11 +138,21 @@ def _id(row: Mapping[str, Any], name: str) -> str:
             raise EventRejected(name, "must be a string")
         value = "" if value is None else str(value)
     text = value.strip()
-    if not text:
-        raise EventRejected(name, f"empty {name}")
-    if len(text) > MAX_ID_CHARS:
-        raise EventRejected(name, f"longer than {MAX_ID_CHARS} characters")
+    problem = id_problem(text)
+    if problem:
+        raise EventRejected(name, problem if text else f"empty {name}")
     return text
+
+
+def id_problem(text: str) -> str | None:
+    """Why an id (already stripped) is unusable: empty, over-long or with control characters; None when fine."""
+    if not text:
+        return "is empty"
+    if len(text) > MAX_ID_CHARS:
+        return f"longer than {MAX_ID_CHARS} characters"
+    if _CONTROL.search(text):
+        return "contains control characters"
+    return None
 
 
 # ------------------------------------------------------------------------------------------- files

@@ -10,7 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app
+from api.errors import ApiError
 from api.metrics import method_label, status_label
+from api.validation import clean_id, optional_id
 from recommender.config import Settings
 
 POST_ENDPOINTS = ("/v1/events", "/v1/search", "/v1/ask")
@@ -56,3 +58,41 @@ def test_a_made_up_method_is_a_json_405_and_adds_no_metric_label(client: FlaskCl
     assert 'method="other",status="405"} 3' in text
     assert (method_label("get"), status_label(404), status_label(299), status_label(999)) == (
         "other", "404", "2xx", "5xx")
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), [
+    ("GET", "/v1/products/P00010/recommendations?k=5_0", {}),
+    ("GET", "/v1/users/u1/recommendations?k=%D9%A5", {}),  # an Arabic-Indic 5: int() takes it
+    ("POST", "/v1/search", {"data": {"text": "jeans", "k": "5_0"}, "content_type": "multipart/form-data"}),
+    ("POST", "/v1/ask", {"data": {"question": "jeans", "k": "5_0"}, "content_type": "multipart/form-data"}),
+    ("POST", "/v1/ask", {"data": {"question": "jeans", "k": "²"}, "content_type": "multipart/form-data"}),
+])
+def test_integers_are_plain_decimal_digits(client: FlaskClient, method: str, path: str, kwargs: dict) -> None:
+    res = client.open(path, method=method, **kwargs)
+    assert res.status_code == 400 and res.json is not None and res.json["error"]["field"] == "k"
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/v1/products/P%00/recommendations", "product_id"),
+    ("/v1/products/P1/recommendations?user_id=u%01", "user_id"),
+    ("/v1/products/P1/recommendations?session_id=" + "s" * 300, "session_id"),
+    ("/v1/users/u%1B1/recommendations", "user_id"),
+    ("/v1/products/P%7F", "product_id"),
+    ("/v1/products/P%00/image", "product_id"),
+])
+def test_ids_with_control_characters_or_over_long_are_a_400(client: FlaskClient, path: str, field: str) -> None:
+    res = client.get(path)
+    assert res.status_code == 400 and res.json is not None and res.json["error"]["field"] == field
+
+
+def test_ask_refuses_a_bad_product_id(client: FlaskClient) -> None:
+    res = client.post("/v1/ask", json={"question": "like this", "product_id": "P\x00"})
+    assert res.status_code == 400 and res.json is not None and res.json["error"]["field"] == "product_id"
+
+
+def test_the_shared_id_rule() -> None:
+    assert clean_id("  P00010  ", "product_id") == "P00010"
+    assert optional_id("   ", "session_id") is None
+    with pytest.raises(ApiError) as info:
+        clean_id("P\x00", "product_id")
+    assert info.value.status == 400 and info.value.field == "product_id"

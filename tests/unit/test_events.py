@@ -43,6 +43,9 @@ def test_a_valid_row_becomes_an_event_with_a_default_session() -> None:
     ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "0001-01-01T00:00:00+05:00"}, "timestamp",
      "out of range"),
     ({"user_id": "u", "product_id": ["p1"], "event": "view", "timestamp": "2024-01-01"}, "product_id", "string"),
+    ({"user_id": "u\x00", "product_id": "p1", "event": "view", "timestamp": "2024-01-01"}, "user_id", "control"),
+    ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "2024-01-01", "session_id": "s\n1"},
+     "session_id", "control"),
 ])
 def test_bad_rows_name_the_field_and_the_reason(row: dict, field: str, reason: str) -> None:
     with pytest.raises(EventRejected) as info:

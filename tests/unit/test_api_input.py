@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from api.errors import ApiError
 from api.metrics import method_label, status_label
 from api.validation import clean_id, optional_id
 from recommender.config import Settings
+from recommender.search.searcher import SearchInputError
 
 POST_ENDPOINTS = ("/v1/events", "/v1/search", "/v1/ask")
 DEEP = "[" * 10_000 + "]" * 10_000
@@ -96,3 +98,13 @@ def test_the_shared_id_rule() -> None:
     with pytest.raises(ApiError) as info:
         clean_id("P\x00", "product_id")
     assert info.value.status == 400 and info.value.field == "product_id"
+
+
+def test_error_messages_carry_no_memory_address(app: Flask) -> None:
+    @app.get("/boom")
+    def _boom() -> None:
+        raise SearchInputError("image", f"cannot identify image file {io.BytesIO()!r}", "unprocessable")
+
+    res = app.test_client().get("/boom")
+    assert res.status_code == 422 and res.json is not None
+    assert res.json["error"]["message"] == "cannot identify image file <_io.BytesIO object>"

@@ -14,11 +14,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.state import state
+from api.urls import public_url
 from api.validation import optional_id, parse_int
 from recommender.ask.model import AskRequest, Conversation
 from recommender.ask.serialize import conversation_from_json, result_json
@@ -43,12 +44,12 @@ def ask() -> Response:
 
 
 def card_image_url(product_id: str, ref: str | None) -> str | None:
-    """An absolute URL of a card's image: its own http(s) URL, else the API's image endpoint."""
+    """The URL of a card's image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
     if not ref:
         return None
     if ref.startswith(("http://", "https://")):
         return ref
-    return url_for("products.image", product_id=product_id, _external=True)
+    return public_url("products.image", product_id=product_id)
 
 
 def _parse(limits: SearchSettings, default_k: int) -> AskRequest:

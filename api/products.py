@@ -35,7 +35,7 @@ def product_or_404(product_id: str) -> dict[str, Any]:
 
 @bp.get("/products/<product_id>")
 def product(product_id: str) -> Response:
-    """One product's public properties, with an absolute image URL."""
+    """One product's public properties, with its image URL."""
     props = product_or_404(product_id)
     body: dict[str, Any] = {name: props.get(name) for name in _FIELDS}
     body["attributes"] = json.loads(props.get("attributes_json") or "{}")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.explanation import MODES, explain_items
 from api.state import state
+from api.urls import public_url
 from api.validation import clean_id, optional_id, parse_int
 from recommender.domain import CATEGORY_SEPARATOR, ItemView, ProductFilter
 from recommender.ranking.service import Recommendations
@@ -74,12 +75,12 @@ def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, re
 
 
 def image_url(view: ItemView | None) -> str | None:
-    """An absolute URL of the product image: its own http(s) URL, else the API's image endpoint."""
+    """The URL of the product image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
     if view is None or not view.image:
         return None
     if view.image.startswith(("http://", "https://")):
         return view.image
-    return url_for("products.image", product_id=view.product_id, _external=True)
+    return public_url("products.image", product_id=view.product_id)
 
 
 def _check_known(args: MultiDict[str, str], known: set[str]) -> None:

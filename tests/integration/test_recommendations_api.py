@@ -99,7 +99,7 @@ def test_product_recommendations_carry_evidence_and_never_load_encoders(app: Fla
     assert {"text", "image", "text_contribution", "cooccurrence"} <= set(top["signals"])
     assert top["explanation"]["source"] == "template" and top["explanation"]["text"].endswith(".")
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
-    assert top["image_url"] == f"http://api.test/v1/products/{top['product_id']}/image"
+    assert top["image_url"] == f"/v1/products/{top['product_id']}/image"  # relative: no public_base_url set
     with client.get(f"/v1/products/{top['product_id']}/image") as image:  # a file response: close it
         assert image.status_code == 200 and image.mimetype == "image/png" and image.data[:4] == b"\x89PNG"
     assert app.extensions["recsys"].encoders.loaded == ()  # the recommendation path loads no model

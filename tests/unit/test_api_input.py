@@ -11,10 +11,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app
+from api.ask import card_image_url
 from api.errors import ApiError
 from api.metrics import method_label, status_label
+from api.recommendations import image_url
 from api.validation import clean_id, optional_id
-from recommender.config import Settings
+from recommender.config import ApiSettings, Settings
+from recommender.domain import ItemView
 from recommender.search.searcher import SearchInputError
 
 POST_ENDPOINTS = ("/v1/events", "/v1/search", "/v1/ask")
@@ -108,3 +111,14 @@ def test_error_messages_carry_no_memory_address(app: Flask) -> None:
     res = app.test_client().get("/boom")
     assert res.status_code == 422 and res.json is not None
     assert res.json["error"]["message"] == "cannot identify image file <_io.BytesIO object>"
+
+
+@pytest.mark.parametrize(("base", "expected"), [
+    (None, "/v1/products/P1/image"),
+    ("https://shop.example/recsys/", "https://shop.example/recsys/v1/products/P1/image"),
+])
+def test_image_urls_never_copy_the_host_header(tmp_path: Path, base: str | None, expected: str) -> None:
+    app = create_app(Settings(data_dir=tmp_path, api=ApiSettings(public_base_url=base)))
+    with app.test_request_context("/", headers={"Host": "evil.example"}):
+        view = ItemView("P1", image="images/p1.png")
+        assert image_url(view) == expected and card_image_url("P1", "images/p1.png") == expected

@@ -122,3 +122,24 @@ def test_image_urls_never_copy_the_host_header(tmp_path: Path, base: str | None,
     with app.test_request_context("/", headers={"Host": "evil.example"}):
         view = ItemView("P1", image="images/p1.png")
         assert image_url(view) == expected and card_image_url("P1", "images/p1.png") == expected
+
+
+@pytest.mark.parametrize(("method", "path", "template", "kwargs"), [
+    ("post", "/v1/search", "/v1/search", {"data": "x", "content_type": "text/plain"}),
+    ("post", "/v1/search", "/v1/search", {"data": DEEP, "content_type": "application/json"}),
+    ("post", "/v1/ask", "/v1/ask", {"data": "x", "content_type": "text/plain"}),
+    ("post", "/v1/events", "/v1/events", {"data": "x", "content_type": "text/plain"}),
+    ("post", "/v1/events", "/v1/events", {"data": DEEP, "content_type": "application/json"}),
+    ("get", "/v1/products/P%00", "/v1/products/{product_id}", {}),
+    ("get", "/v1/products/P%00/image", "/v1/products/{product_id}/image", {}),
+    ("get", "/v1/users/u1/recommendations?k=x", "/v1/users/{user_id}/recommendations", {}),
+])
+def test_openapi_documents_the_statuses_returned(client: FlaskClient, method: str, path: str, template: str,
+                                                 kwargs: dict) -> None:
+    spec = client.get("/openapi.json").json
+    res = client.open(path, method=method.upper(), **kwargs)
+    assert str(res.status_code) in spec["paths"][template][method]["responses"], res.status_code
+    for path_, operations in spec["paths"].items():  # the store can refuse a query wherever /v1 uses it
+        for operation in operations.values():
+            statuses = operation["responses"]
+            assert not path_.startswith("/v1/") or "503" not in statuses or "500" in statuses, path_

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import math
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from flask.testing import FlaskClient
 from api.app import create_app
 from api.ask import card_image_url
 from api.errors import ApiError
+from api.gunicorn_errors import write_json_error
 from api.metrics import method_label, status_label
 from api.recommendations import image_url
 from api.validation import clean_id, optional_id
@@ -143,3 +146,15 @@ def test_openapi_documents_the_statuses_returned(client: FlaskClient, method: st
         for operation in operations.values():
             statuses = operation["responses"]
             assert not path_.startswith("/v1/") or "503" not in statuses or "500" in statuses, path_
+
+
+def test_gunicorn_errors_are_json() -> None:
+    server, client = socket.socketpair()
+    with server, client:
+        write_json_error(server, 400, "Bad Request", "Request Line is too large (8192 > 4094)")
+        raw = client.recv(65536).decode("latin-1")
+    head, _, body = raw.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 400 Bad Request") and "Content-Type: application/json" in head
+    assert f"Content-Length: {len(body)}" in head
+    assert json.loads(body) == {"error": {"code": "bad_request", "message": "Request Line is too large (8192 > 4094)",
+                                          "field": None}}

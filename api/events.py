@@ -7,7 +7,9 @@ product (it is the shopper's intent to look at it; DATA.md has no click type). R
 ``200`` every event valid · ``207`` some rejected (the valid ones are stored) · ``400`` none valid or the
 body itself malformed · ``413`` more than ``ApiSettings.max_events_per_request`` events or an oversized body.
 Rejections name ``index``, ``field`` and ``reason``. Idempotent: the log keys each event by
-(user, product, event, timestamp), so a retried batch stores nothing twice (``duplicates`` counts them).
+(user, product, event, timestamp), or by (user, ``event_id``) when the client sends one, so a retried batch
+stores nothing twice (``duplicates`` counts them); an event without a timestamp needs its ``event_id`` for that,
+since each delivery gets the server's time.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ bp = Blueprint("events", __name__, url_prefix="/v1")
 
 CLICK = "click"
 _TYPES = f"view, cart, purchase, {CLICK}"
-_KEYS = {"user_id", "product_id", "event", "timestamp", "session_id"}
+_KEYS = {"user_id", "product_id", "event", "timestamp", "session_id", "event_id"}
 
 
 def require_api_key() -> None:

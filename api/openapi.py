@@ -219,7 +219,9 @@ SPEC: dict[str, Any] = {
             "user_id": {"type": "string"}, "product_id": {"type": "string"},
             "event": {"type": "string", "enum": ["view", "cart", "purchase", "click"]},
             "timestamp": {"type": "string", "format": "date-time", "description": "default: server time"},
-            "session_id": {"type": "string"}}},
+            "session_id": {"type": "string"},
+            "event_id": {"type": "string", "maxLength": 256, "description": "the client's id of the event: a "
+                         "retry with the same (user_id, event_id) is stored once, even without a timestamp"}}},
         "EventBatch": {"type": "object", "required": ["events"], "properties": {
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
         "EventResult": {"type": "object", "properties": {

@@ -3,7 +3,9 @@
 Events arrive two ways through the same code: imported from a file (``events.csv`` or ``events.jsonl``)
 and appended live (the API). A bad row is reported (file, line, field, reason) and skipped; it never
 stops the import. Writes are idempotent: each event is keyed by a hash of (user, product, event,
-timestamp), so a duplicate delivery or a re-import of the same file inserts nothing.
+timestamp), or of (user, event_id) when the sender gives an ``event_id``, so a duplicate delivery or a
+re-import of the same file inserts nothing (an event sent without a timestamp gets the server's time, so only
+its ``event_id`` makes a retry recognisable).
 The schema (``event_schema.sql``) is plain SQL so a PostgreSQL log can follow.
 """
 
@@ -58,6 +60,7 @@ class Event:
     event: str
     timestamp: datetime
     session_id: str
+    event_id: str | None = None  # the sender's id: when given, it alone (per user) identifies the event
 
     @property
     def ts_us(self) -> int:
@@ -66,20 +69,26 @@ class Event:
 
     @property
     def key(self) -> str:
-        """Idempotency key: the time, then a hash of the natural key (user, product, event, timestamp)."""
+        """Idempotency key: the time, then a hash of the natural key (user, product, event, timestamp); or a hash of
+        (user, event_id) when the sender gave an id."""
+        if self.event_id is not None:
+            return _id_key(self.user_id, self.event_id)
         return _key(self.user_id, self.product_id, self.event, self.ts_us)
 
     def row(self) -> tuple[str, str, str, str, int, str]:
         """The SQL row (event_key, user_id, product_id, event, ts_us, session_id)."""
-        ts = self.ts_us
-        return _key(self.user_id, self.product_id, self.event, ts), self.user_id, self.product_id, self.event, ts, \
-            self.session_id
+        return self.key, self.user_id, self.product_id, self.event, self.ts_us, self.session_id
 
 
 def _key(user: str, product: str, kind: str, ts_us: int) -> str:
     # The time prefix makes keys of a time-ordered import arrive in index order: far fewer pages rewritten.
     digest = hashlib.blake2b(f"{user}\x1f{product}\x1f{kind}\x1f{ts_us}".encode(), digest_size=12).hexdigest()
     return f"{ts_us:016x}{digest}"
+
+
+def _id_key(user: str, event_id: str) -> str:
+    # "id-" cannot start a time-prefixed key (hex digits only), so the two kinds of key never collide
+    return "id-" + hashlib.blake2b(f"{user}\x1f{event_id}".encode(), digest_size=16).hexdigest()
 
 
 def to_us(ts: datetime) -> int:
@@ -123,7 +132,8 @@ def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None =
     session = str(session).strip() if session is not None else ""
     if session and (problem := id_problem(session)):
         raise EventRejected("session_id", problem)
-    return Event(user, product, kind, ts, session or default_session(user, ts))
+    event_id = _id(row, "event_id") if row.get("event_id") not in (None, "") else None
+    return Event(user, product, kind, ts, session or default_session(user, ts), event_id)
 
 
 def default_session(user_id: str, ts: datetime) -> str:

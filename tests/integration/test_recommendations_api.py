@@ -223,6 +223,13 @@ def test_one_bad_event_never_loses_the_good_ones(app: Flask, client: FlaskClient
         assert [e.product_id for e in log.user_history("web-2")] == ["P00007", "P00005"]
 
 
+def test_a_retry_without_timestamp_is_stored_once_with_its_event_id(client: FlaskClient) -> None:
+    event = {"user_id": "web-3", "product_id": "P00009", "event": "view", "event_id": "web-3-e1"}
+    assert _post(client, [event]).json["inserted"] == 1
+    retry = _post(client, [event])
+    assert retry.status_code == 200 and (retry.json["inserted"], retry.json["duplicates"]) == (0, 1)
+
+
 def test_ids_are_trimmed_and_control_characters_refused(client: FlaskClient) -> None:
     res = client.get("/v1/products/%20%20P00002%20%20/recommendations?k=3&user_id=%20U0001%20")
     assert res.status_code == 200 and res.json["product_id"] == "P00002", res.json

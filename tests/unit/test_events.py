@@ -121,3 +121,19 @@ def test_queries_range_history_sessions_popularity(log: EventLog) -> None:
 def test_microsecond_timestamps_round_trip() -> None:
     t = datetime(2019, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     assert from_us(to_us(t)) == t and to_us(datetime(1970, 1, 1, tzinfo=UTC)) == 0
+
+
+def test_an_event_id_makes_a_retry_without_timestamp_harmless(log: EventLog) -> None:
+    first = parse_event({"user_id": "u1", "product_id": "p1", "event": "view", "timestamp": "2024-03-01T10:00:00",
+                         "event_id": " e-1 "})
+    retry = parse_event({"user_id": "u1", "product_id": "p1", "event": "view", "timestamp": "2024-03-01T10:00:07",
+                         "event_id": "e-1"})
+    other_user = parse_event({"user_id": "u2", "product_id": "p1", "event": "view",
+                              "timestamp": "2024-03-01T10:00:07", "event_id": "e-1"})
+    assert first.event_id == "e-1"
+    assert log.append([first]).inserted == 1
+    assert (log.append([retry, other_user]).inserted, log.count()) == (1, 2)
+    with pytest.raises(EventRejected) as info:
+        parse_event({"user_id": "u1", "product_id": "p1", "event": "view", "timestamp": "2024-03-01",
+                     "event_id": "e\x00"})
+    assert info.value.field == "event_id"

@@ -21,6 +21,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY recommender ./recommender
 COPY api ./api
+COPY gunicorn.conf.py ./
 COPY jobs ./jobs
 RUN pip install ${PIP_EXTRA_INDEX_URL:+--extra-index-url "$PIP_EXTRA_INDEX_URL"} . \
     && useradd --create-home --uid 10001 recsys \

@@ -7,6 +7,7 @@ from flask import Flask
 from api import ask, events, health, metrics, openapi, products, recommendations, search, widget
 from api.cors import init_cors
 from api.errors import register_error_handlers
+from api.jsonio import StrictJSONProvider
 from api.metrics import init_metrics
 from api.state import init_state
 from recommender.config import Settings, load_settings
@@ -16,8 +17,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     """A configured app; ``settings`` default to ``load_settings()`` (env + TOML), read once here."""
     settings = settings if settings is not None else load_settings()
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_content_length
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     init_state(app, settings)
     register_error_handlers(app)
     init_metrics(app)

@@ -14,11 +14,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.state import state
+from api.urls import public_url
+from api.validation import optional_id, parse_int
 from recommender.ask.model import AskRequest, Conversation
 from recommender.ask.serialize import conversation_from_json, result_json
 from recommender.ask.service import AskInputError
@@ -42,12 +44,12 @@ def ask() -> Response:
 
 
 def card_image_url(product_id: str, ref: str | None) -> str | None:
-    """An absolute URL of a card's image: its own http(s) URL, else the API's image endpoint."""
+    """The URL of a card's image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
     if not ref:
         return None
     if ref.startswith(("http://", "https://")):
         return ref
-    return url_for("products.image", product_id=product_id, _external=True)
+    return public_url("products.image", product_id=product_id)
 
 
 def _parse(limits: SearchSettings, default_k: int) -> AskRequest:
@@ -76,7 +78,7 @@ def request_from_json(body: Mapping[str, Any], limits: SearchSettings, default_k
     if isinstance(k, bool) or not isinstance(k, int):
         raise AskInputError("k", "k must be an integer")
     conversation = _conversation(body["conversation"]) if body.get("conversation") is not None else None
-    return AskRequest(question, image, _product_id(body.get("product_id")), conversation, k,
+    return AskRequest(question, image, optional_id(body.get("product_id"), "product_id"), conversation, k,
                       _answer_mode(body.get("answer")))
 
 
@@ -84,9 +86,6 @@ def request_from_form(form: MultiDict[str, str], upload: Any, limits: SearchSett
     """An AskRequest from multipart form fields and an optional ``image`` file."""
     data = upload.read(limits.max_image_bytes + 1) if upload is not None and (
         upload.filename or upload.content_length) else None
-    raw_k = (form.get("k") or "").strip()
-    if raw_k and not raw_k.isdigit():
-        raise AskInputError("k", f"k must be an integer, got {raw_k!r}")
     raw_conversation = form.get("conversation") or ""
     conversation = None
     if raw_conversation.strip():
@@ -96,9 +95,11 @@ def request_from_form(form: MultiDict[str, str], upload: Any, limits: SearchSett
             conversation = _conversation(json.loads(raw_conversation))
         except json.JSONDecodeError as exc:
             raise AskInputError("conversation", f"conversation is not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise AskInputError("conversation", "conversation is nested too deeply") from exc
     return AskRequest(form.get("question") or "", _photo(data, limits) if data else None,
-                      _product_id(form.get("product_id") or None), conversation,
-                      int(raw_k) if raw_k else default_k, _answer_mode(form.get("answer") or None))
+                      optional_id(form.get("product_id"), "product_id"), conversation,
+                      parse_int(form.get("k"), "k", default_k), _answer_mode(form.get("answer") or None))
 
 
 def _photo(data: bytes, limits: SearchSettings) -> Any:
@@ -120,14 +121,6 @@ def _b64(value: Any) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise AskInputError("image", f"image_base64 is not valid base64: {exc}") from exc
-
-
-def _product_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise AskInputError("product_id", "product_id must be a non-empty string of at most 200 characters")
-    return value.strip()
 
 
 def _answer_mode(value: Any) -> str | None:

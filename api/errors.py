@@ -8,6 +8,7 @@ generic message.
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -20,6 +21,9 @@ from recommender.search.searcher import SearchInputError
 log = logging.getLogger(__name__)
 
 _INPUT_STATUS = {"invalid": 400, "unprocessable": 422, "too_large": 413, "not_found": 404}
+# A repr with a memory address (PIL puts "<_io.BytesIO object at 0x7f…>" in some messages) tells a client nothing
+# and leaks process layout; the address is dropped from every message.
+_ADDRESS = re.compile(r"\s+at\s+0x[0-9a-fA-F]+")
 
 
 class ApiError(Exception):
@@ -34,8 +38,13 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> tuple[Response, int]:
-    """The JSON body and status of an error."""
-    return jsonify({"error": {"code": code, "message": message, "field": field}}), status
+    """The JSON body and status of an error; memory addresses are removed from the message."""
+    return jsonify({"error": {"code": code, "message": clean_message(message), "field": field}}), status
+
+
+def clean_message(message: str) -> str:
+    """``message`` without memory addresses (``<_io.BytesIO object at 0x7f…>`` → ``<_io.BytesIO object>``)."""
+    return _ADDRESS.sub("", message)
 
 
 def _code(exc: HTTPException) -> str:

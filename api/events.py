@@ -7,7 +7,9 @@ product (it is the shopper's intent to look at it; DATA.md has no click type). R
 ``200`` every event valid · ``207`` some rejected (the valid ones are stored) · ``400`` none valid or the
 body itself malformed · ``413`` more than ``ApiSettings.max_events_per_request`` events or an oversized body.
 Rejections name ``index``, ``field`` and ``reason``. Idempotent: the log keys each event by
-(user, product, event, timestamp), so a retried batch stores nothing twice (``duplicates`` counts them).
+(user, product, event, timestamp), or by (user, ``event_id``) when the client sends one, so a retried batch
+stores nothing twice (``duplicates`` counts them); an event without a timestamp needs its ``event_id`` for that,
+since each delivery gets the server's time.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ bp = Blueprint("events", __name__, url_prefix="/v1")
 
 CLICK = "click"
 _TYPES = f"view, cart, purchase, {CLICK}"
-_KEYS = {"user_id", "product_id", "event", "timestamp", "session_id"}
+_KEYS = {"user_id", "product_id", "event", "timestamp", "session_id", "event_id"}
 
 
 def require_api_key() -> None:
@@ -63,10 +65,12 @@ def post_events() -> tuple[Response, int]:
 
 
 def _batch() -> list[Any]:
-    body = request.get_json(silent=True) if request.mimetype == "application/json" else None
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send application/json", "body")
-    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", 'the body is not a JSON object {"events": [...]}', "body")
+    if not isinstance(body.get("events"), list):
         raise ApiError(400, "invalid_json", 'the body must be a JSON object {"events": [...]}', "events")
     limit = state().settings.api.max_events_per_request
     if len(body["events"]) > limit:
@@ -87,7 +91,7 @@ def validate(raw: list[Any]) -> tuple[list[Event], list[dict[str, Any]], Counter
             rejected.append({"index": i, "field": unknown[0], "reason": f"unknown field {unknown[0]!r}"})
             continue
         rows.append((i, item))
-    wanted = [str(item.get("product_id")) for _, item in rows if isinstance(item.get("product_id"), str)]
+    wanted = [item["product_id"].strip() for _, item in rows if isinstance(item.get("product_id"), str)]
     known = set(state().recommendations().views(wanted))
     events: list[Event] = []
     kinds: Counter[str] = Counter()

@@ -1,8 +1,9 @@
 """``GET /metrics``: Prometheus text format, written by hand (no extra dependency).
 
-Per endpoint (the URL rule, not the raw path, so ids do not explode the label set) and method: request
-counts by status and a latency histogram; plus events received per type. Counts are per process: under
-several gunicorn workers each worker reports its own (scrape each, or sum).
+Per endpoint (the URL rule, not the raw path, so ids do not explode the label set) and method (a standard one,
+else ``other``): request counts by status (a registered code, else its class) and a latency histogram; plus
+events received per type. Counts are per process: under several gunicorn workers each worker reports its own
+(scrape each, or sum).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from http import HTTPStatus
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 EXTENSION = "recsys_metrics"
+# Label values come from fixed sets so a hostile client cannot add series: anything else is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+STATUSES = frozenset(int(s) for s in HTTPStatus)
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 bp = Blueprint("metrics", __name__)
@@ -26,12 +31,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests: Counter[tuple[str, str, int]] = Counter()
+        self._requests: Counter[tuple[str, str, str]] = Counter()
         self._buckets: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self._sums: dict[tuple[str, str], float] = defaultdict(float)
         self._events: Counter[str] = Counter()
 
-    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+    def observe(self, endpoint: str, method: str, status: str, seconds: float) -> None:
         """Record one finished request."""
         with self._lock:
             self._requests[(endpoint, method, status)] += 1
@@ -76,6 +81,16 @@ def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def method_label(method: str) -> str:
+    """The method as a label: a standard one, else ``other``."""
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    """The status as a label: a registered code, else its class (``5xx``)."""
+    return str(status) if status in STATUSES else f"{min(max(status // 100, 1), 5)}xx"
+
+
 def metrics() -> Metrics:
     """The current app's metrics."""
     return current_app.extensions[EXTENSION]
@@ -94,7 +109,8 @@ def init_metrics(app: Flask) -> Metrics:
         started = g.get("recsys_started")
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-            m.observe(endpoint, request.method, response.status_code, time.perf_counter() - started)
+            m.observe(endpoint, method_label(request.method), status_label(response.status_code),
+                      time.perf_counter() - started)
         return response
 
     return m

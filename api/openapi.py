@@ -23,6 +23,7 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 
 _ERR = "#/components/schemas/Error"
 _ERRORS = {"400": _json(_ERR, "a malformed parameter (named in error.field)"),
+           "500": _json(_ERR, "the vector store refused the query, or an unexpected failure (logged)"),
            "503": _json(_ERR, "the vector store is unavailable; retry later")}
 _FILTERS = [
     _q("k", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, "number of items"),
@@ -99,13 +100,13 @@ SPEC: dict[str, Any] = {
             "summary": "A product's public properties",
             "parameters": [_path("product_id", "the product")],
             "responses": {"200": _json("#/components/schemas/Product", "the product"),
-                          "404": _json(_ERR, "unknown product"), "503": _ERRORS["503"]}}},
+                          "404": _json(_ERR, "unknown product"), **_ERRORS}}},
         "/v1/products/{product_id}/image": {"get": {
             "summary": "The product's image file from the configured catalog folder",
             "parameters": [_path("product_id", "the product")],
             "responses": {"200": {"description": "the image", "content": {"image/*": {}}},
                           "302": {"description": "redirect to the product's own http(s) image URL"},
-                          "404": _json(_ERR, "unknown product or no image served"), "503": _ERRORS["503"]}}},
+                          "404": _json(_ERR, "unknown product or no image served"), **_ERRORS}}},
         "/v1/events": {"post": {
             "summary": "Record shopper events (idempotent). A click is stored as a view of the clicked product.",
             "parameters": [{"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"},
@@ -117,7 +118,8 @@ SPEC: dict[str, Any] = {
                           "400": _json("#/components/schemas/EventResult", "no valid event, or a malformed body"),
                           "401": _json(_ERR, "missing or wrong API key"),
                           "413": _json(_ERR, "too many events or body too large"),
-                          "415": _json(_ERR, "not application/json"), "503": _ERRORS["503"]}}},
+                          "415": _json(_ERR, "not application/json"), "500": _ERRORS["500"],
+                          "503": _ERRORS["503"]}}},
         "/v1/search": {"post": {
             "summary": "Multimodal search: text and/or image query → products (JSON or multipart)",
             "requestBody": {"required": True, "content": {
@@ -128,8 +130,10 @@ SPEC: dict[str, Any] = {
                     "k": {"type": "integer", "minimum": 1, "maximum": 100}, "category": {"type": "string"},
                     "price_min": {"type": "number"}, "price_max": {"type": "number"},
                     "in_stock": {"type": "boolean"}}}}}},
-            "responses": {"200": _json("#/components/schemas/SearchResult", "ranked hits"), "400": _ERRORS["400"],
-                          "413": _json(_ERR, "body too large"), "503": _ERRORS["503"]}}},
+            "responses": {"200": _json("#/components/schemas/SearchResult", "ranked hits"),
+                          "413": _json(_ERR, "image, pixels or body too large"),
+                          "415": _json(_ERR, "not JSON or multipart"), "422": _json(_ERR, "not a usable image"),
+                          **_ERRORS}}},
         "/v1/ask": {"post": {
             "summary": "Ask the shop: a question in words, a photo and/or the product on screen → a grounded answer",
             "requestBody": {"required": True, "content": {
@@ -143,7 +147,7 @@ SPEC: dict[str, Any] = {
                           "400": _ERRORS["400"], "404": _json(_ERR, "unknown product_id"),
                           "413": _json(_ERR, "question, image or body too large"),
                           "415": _json(_ERR, "not JSON or multipart"), "422": _json(_ERR, "not a usable image"),
-                          "503": _ERRORS["503"]}}},
+                          "500": _ERRORS["500"], "503": _ERRORS["503"]}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
         "/readyz": {"get": {"summary": "Readiness (Weaviate reachable)",
                             "responses": {"200": {"description": "ready"}, "503": _ERRORS["503"]}}},
@@ -215,7 +219,9 @@ SPEC: dict[str, Any] = {
             "user_id": {"type": "string"}, "product_id": {"type": "string"},
             "event": {"type": "string", "enum": ["view", "cart", "purchase", "click"]},
             "timestamp": {"type": "string", "format": "date-time", "description": "default: server time"},
-            "session_id": {"type": "string"}}},
+            "session_id": {"type": "string"},
+            "event_id": {"type": "string", "maxLength": 256, "description": "the client's id of the event: a "
+                         "retry with the same (user_id, event_id) is stored once, even without a timestamp"}}},
         "EventBatch": {"type": "object", "required": ["events"], "properties": {
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
         "EventResult": {"type": "object", "properties": {

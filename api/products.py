@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify, redirect, send_file
 from api.errors import ApiError
 from api.recommendations import image_url
 from api.state import state
+from api.validation import clean_id
 from recommender.store.item_cache import item_view
 
 bp = Blueprint("products", __name__, url_prefix="/v1")
@@ -23,7 +24,8 @@ _FIELDS = ("product_id", "title", "description", "category", "color", "brand", "
 
 
 def product_or_404(product_id: str) -> dict[str, Any]:
-    """The stored properties of a product; 404 in the one error shape when unknown."""
+    """The stored properties of a product; 400 for a malformed id, 404 in the one error shape when unknown."""
+    product_id = clean_id(product_id, "product_id")
     with state().store() as store:
         props = store.get(product_id)
     if props is None:
@@ -33,7 +35,7 @@ def product_or_404(product_id: str) -> dict[str, Any]:
 
 @bp.get("/products/<product_id>")
 def product(product_id: str) -> Response:
-    """One product's public properties, with an absolute image URL."""
+    """One product's public properties, with its image URL."""
     props = product_or_404(product_id)
     body: dict[str, Any] = {name: props.get(name) for name in _FIELDS}
     body["attributes"] = json.loads(props.get("attributes_json") or "{}")

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.explanation import MODES, explain_items
 from api.state import state
+from api.urls import public_url
+from api.validation import clean_id, optional_id, parse_int
 from recommender.domain import CATEGORY_SEPARATOR, ItemView, ProductFilter
-from recommender.events.log import MAX_ID_CHARS
 from recommender.ranking.service import Recommendations
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1")
@@ -30,23 +31,25 @@ _PARAMS = {"k", "user_id", "session_id", "category", "price_min", "price_max", "
 @bp.get("/products/<product_id>/recommendations")
 def for_product(product_id: str) -> Response:
     """Recommendations for a product page."""
-    service = state().recommendations()
     args = request.args
     _check_known(args, _PARAMS)
-    user_id, session_id = _opt_id(args, "user_id"), _opt_id(args, "session_id")
-    recs = service.for_product(product_id, user_id, session_id, _k(args), filters_from(args), _diversity(args))
-    return jsonify(_body(product_id, user_id, session_id, recs, _explain(args)))
+    product_id = clean_id(product_id, "product_id")
+    user_id, session_id = optional_id(args.get("user_id"), "user_id"), optional_id(args.get("session_id"), "session_id")
+    k, filters, diversity, explain = _k(args), filters_from(args), _diversity(args), _explain(args)
+    recs = state().recommendations().for_product(product_id, user_id, session_id, k, filters, diversity)
+    return jsonify(_body(product_id, user_id, session_id, recs, explain))
 
 
 @bp.get("/users/<user_id>/recommendations")
 def for_user(user_id: str) -> Response:
     """Recommendations for a shopper (no anchor product)."""
-    service = state().recommendations()
     args = request.args
     _check_known(args, _PARAMS - {"user_id"})
-    session_id = _opt_id(args, "session_id")
-    recs = service.for_user(user_id, session_id, _k(args), filters_from(args), _diversity(args))
-    return jsonify(_body(None, user_id, session_id, recs, _explain(args)))
+    user_id = clean_id(user_id, "user_id")
+    session_id = optional_id(args.get("session_id"), "session_id")
+    k, filters, diversity, explain = _k(args), filters_from(args), _diversity(args), _explain(args)
+    recs = state().recommendations().for_user(user_id, session_id, k, filters, diversity)
+    return jsonify(_body(None, user_id, session_id, recs, explain))
 
 
 def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, recs: Recommendations,
@@ -72,12 +75,12 @@ def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, re
 
 
 def image_url(view: ItemView | None) -> str | None:
-    """An absolute URL of the product image: its own http(s) URL, else the API's image endpoint."""
+    """The URL of the product image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
     if view is None or not view.image:
         return None
     if view.image.startswith(("http://", "https://")):
         return view.image
-    return url_for("products.image", product_id=view.product_id, _external=True)
+    return public_url("products.image", product_id=view.product_id)
 
 
 def _check_known(args: MultiDict[str, str], known: set[str]) -> None:
@@ -88,18 +91,10 @@ def _check_known(args: MultiDict[str, str], known: set[str]) -> None:
 
 def _k(args: MultiDict[str, str]) -> int:
     limit = state().settings.ranking.max_k
-    k = _int(args, "k", 10)
+    k = parse_int(args.get("k"), "k", 10)
     if not 1 <= k <= limit:
         raise ApiError(400, "invalid_request", f"k must be between 1 and {limit}, got {k}", "k")
     return k
-
-
-def _int(args: MultiDict[str, str], name: str, default: int) -> int:
-    raw = (args.get(name) or "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError as exc:
-        raise ApiError(400, "invalid_request", f"{name} must be an integer, got {raw[:40]!r}", name) from exc
 
 
 def _float(args: MultiDict[str, str], name: str) -> float | None:
@@ -128,13 +123,6 @@ def _explain(args: MultiDict[str, str]) -> str:
         raise ApiError(400, "invalid_request", f"explain must be one of {', '.join(MODES)}, got {mode[:20]!r}",
                        "explain")
     return mode
-
-
-def _opt_id(args: MultiDict[str, str], name: str) -> str | None:
-    value = (args.get(name) or "").strip()
-    if len(value) > MAX_ID_CHARS:
-        raise ApiError(400, "invalid_request", f"{name} is longer than {MAX_ID_CHARS} characters", name)
-    return value or None
 
 
 def filters_from(args: MultiDict[str, str]) -> ProductFilter | None:

@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.state import state
+from api.validation import parse_int
 from recommender.config import SearchSettings
 from recommender.domain import FieldCondition
 from recommender.search.searcher import (
@@ -136,7 +137,7 @@ def request_from_form(form: MultiDict[str, str], upload: Any) -> SearchRequest:
         filters=SearchFilters(category=form.get("category") or None,
                               price_min=_form_number(form, "price_min"), price_max=_form_number(form, "price_max"),
                               in_stock=_form_bool(form, "in_stock"), conditions=_form_conditions(form)),
-        k=_form_int(form, "k", 10))
+        k=parse_int(form.get("k"), "k", 10))
 
 
 def _form_conditions(form: MultiDict[str, str]) -> tuple[FieldCondition, ...]:
@@ -169,14 +170,6 @@ def _form_number(form: MultiDict[str, str], name: str) -> float | None:
         return float(raw) if raw else None
     except ValueError as exc:
         raise SearchInputError(f"filters.{name}", f"{name} must be a number, got {raw!r}") from exc
-
-
-def _form_int(form: MultiDict[str, str], name: str, default: int) -> int:
-    raw = (form.get(name) or "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError as exc:
-        raise SearchInputError(name, f"{name} must be an integer, got {raw!r}") from exc
 
 
 def _form_bool(form: MultiDict[str, str], name: str) -> bool:

@@ -122,6 +122,7 @@ class ApiSettings:
     api_key: str | None = None
     cors_origins: str = ""
     max_events_per_request: int = 500
+    public_base_url: str | None = None  # prefix of absolute URLs in bodies (image_url); None = relative URLs
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@
     var link = productLinkNode("recsys-card", item.product_id);
     if (item.image_url) {
       var img = el("img");
-      img.src = item.image_url;
+      img.src = new URL(item.image_url, api ? api + "/" : location.href).href; // relative: the API's, not the shop's
       img.alt = item.title || "";
       img.loading = "lazy";
       link.appendChild(img);

@@ -3,7 +3,9 @@
 Events arrive two ways through the same code: imported from a file (``events.csv`` or ``events.jsonl``)
 and appended live (the API). A bad row is reported (file, line, field, reason) and skipped; it never
 stops the import. Writes are idempotent: each event is keyed by a hash of (user, product, event,
-timestamp), so a duplicate delivery or a re-import of the same file inserts nothing.
+timestamp), or of (user, event_id) when the sender gives an ``event_id``, so a duplicate delivery or a
+re-import of the same file inserts nothing (an event sent without a timestamp gets the server's time, so only
+its ``event_id`` makes a retry recognisable).
 The schema (``event_schema.sql``) is plain SQL so a PostgreSQL log can follow.
 """
 
@@ -33,6 +35,7 @@ _SCHEMA = Path(__file__).with_name("event_schema.sql")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = "event_key, user_id, product_id, event, ts_us, session_id"
 _BAD_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0/C1 control characters: never part of an id
 _INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -57,6 +60,7 @@ class Event:
     event: str
     timestamp: datetime
     session_id: str
+    event_id: str | None = None  # the sender's id: when given, it alone (per user) identifies the event
 
     @property
     def ts_us(self) -> int:
@@ -65,20 +69,26 @@ class Event:
 
     @property
     def key(self) -> str:
-        """Idempotency key: the time, then a hash of the natural key (user, product, event, timestamp)."""
+        """Idempotency key: the time, then a hash of the natural key (user, product, event, timestamp); or a hash of
+        (user, event_id) when the sender gave an id."""
+        if self.event_id is not None:
+            return _id_key(self.user_id, self.event_id)
         return _key(self.user_id, self.product_id, self.event, self.ts_us)
 
     def row(self) -> tuple[str, str, str, str, int, str]:
         """The SQL row (event_key, user_id, product_id, event, ts_us, session_id)."""
-        ts = self.ts_us
-        return _key(self.user_id, self.product_id, self.event, ts), self.user_id, self.product_id, self.event, ts, \
-            self.session_id
+        return self.key, self.user_id, self.product_id, self.event, self.ts_us, self.session_id
 
 
 def _key(user: str, product: str, kind: str, ts_us: int) -> str:
     # The time prefix makes keys of a time-ordered import arrive in index order: far fewer pages rewritten.
     digest = hashlib.blake2b(f"{user}\x1f{product}\x1f{kind}\x1f{ts_us}".encode(), digest_size=12).hexdigest()
     return f"{ts_us:016x}{digest}"
+
+
+def _id_key(user: str, event_id: str) -> str:
+    # "id-" cannot start a time-prefixed key (hex digits only), so the two kinds of key never collide
+    return "id-" + hashlib.blake2b(f"{user}\x1f{event_id}".encode(), digest_size=16).hexdigest()
 
 
 def to_us(ts: datetime) -> int:
@@ -101,7 +111,10 @@ def parse_timestamp(value: Any) -> datetime:
         ts = datetime.fromisoformat(text)
     except ValueError as exc:
         raise EventRejected("timestamp", f"not an ISO 8601 timestamp: {text[:40]!r}") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
+        raise EventRejected("timestamp", f"out of range in UTC: {text[:40]!r}") from exc
 
 
 def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None = None) -> Event:
@@ -117,9 +130,10 @@ def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None =
     ts = parse_timestamp(row.get("timestamp"))
     session = row.get("session_id")
     session = str(session).strip() if session is not None else ""
-    if len(session) > MAX_ID_CHARS:
-        raise EventRejected("session_id", f"longer than {MAX_ID_CHARS} characters")
-    return Event(user, product, kind, ts, session or default_session(user, ts))
+    if session and (problem := id_problem(session)):
+        raise EventRejected("session_id", problem)
+    event_id = _id(row, "event_id") if row.get("event_id") not in (None, "") else None
+    return Event(user, product, kind, ts, session or default_session(user, ts), event_id)
 
 
 def default_session(user_id: str, ts: datetime) -> str:
@@ -134,11 +148,21 @@ def _id(row: Mapping[str, Any], name: str) -> str:
             raise EventRejected(name, "must be a string")
         value = "" if value is None else str(value)
     text = value.strip()
-    if not text:
-        raise EventRejected(name, f"empty {name}")
-    if len(text) > MAX_ID_CHARS:
-        raise EventRejected(name, f"longer than {MAX_ID_CHARS} characters")
+    problem = id_problem(text)
+    if problem:
+        raise EventRejected(name, problem if text else f"empty {name}")
     return text
+
+
+def id_problem(text: str) -> str | None:
+    """Why an id (already stripped) is unusable: empty, over-long or with control characters; None when fine."""
+    if not text:
+        return "is empty"
+    if len(text) > MAX_ID_CHARS:
+        return f"longer than {MAX_ID_CHARS} characters"
+    if _CONTROL.search(text):
+        return "contains control characters"
+    return None
 
 
 # ------------------------------------------------------------------------------------------- files

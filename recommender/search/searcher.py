@@ -22,7 +22,6 @@ Models load lazily through ``QueryEncoders``: the search path is where they load
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +59,10 @@ def signal_name(query: str, target: str) -> str:
     return f"{query}->{target}"
 
 
+MAX_WEIGHT = 1000  # per signal; fused scores stay far from float overflow
+MAX_PRICE = 1e15  # above any real price, and every bound up to it is exact as a float
+
+
 @dataclass(frozen=True)
 class FusionWeights:
     """Weight of each (query modality, target vector) pair in the fused score; 0 switches a pair off."""
@@ -72,8 +75,10 @@ class FusionWeights:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise SearchInputError("weights", f"weight {f.name} must be a finite number, got {value!r}")
+            # bounded, not just finite: a huge weight times a cosine overflows the fused score to inf
+            if isinstance(value, bool) or not isinstance(value, int | float) or not -MAX_WEIGHT <= value <= MAX_WEIGHT:
+                raise SearchInputError("weights", f"weight {f.name} must be a number between {-MAX_WEIGHT} and "
+                                                  f"{MAX_WEIGHT}, got {str(value)[:40]}")
 
     @classmethod
     def from_settings(cls, settings: SearchSettings) -> FusionWeights:
@@ -99,8 +104,10 @@ class FusionWeights:
 def _optional_price(value: float | None, name: str) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise SearchInputError(f"filters.{name}", f"{name} must be a non-negative number, got {value!r}")
+    # compared, not math.isfinite(): a JSON integer of 400 digits does not convert to a float (OverflowError)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_PRICE:
+        raise SearchInputError(f"filters.{name}", f"{name} must be a number from 0 to {MAX_PRICE:.0e}, "
+                                                  f"got {str(value)[:40]}")
 
 
 @dataclass(frozen=True)

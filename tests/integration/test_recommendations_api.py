@@ -99,7 +99,7 @@ def test_product_recommendations_carry_evidence_and_never_load_encoders(app: Fla
     assert {"text", "image", "text_contribution", "cooccurrence"} <= set(top["signals"])
     assert top["explanation"]["source"] == "template" and top["explanation"]["text"].endswith(".")
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
-    assert top["image_url"] == f"http://api.test/v1/products/{top['product_id']}/image"
+    assert top["image_url"] == f"/v1/products/{top['product_id']}/image"  # relative: no public_base_url set
     with client.get(f"/v1/products/{top['product_id']}/image") as image:  # a file response: close it
         assert image.status_code == 200 and image.mimetype == "image/png" and image.data[:4] == b"\x89PNG"
     assert app.extensions["recsys"].encoders.loaded == ()  # the recommendation path loads no model
@@ -209,6 +209,35 @@ def test_events_are_validated_per_event_and_idempotent(app: Flask, client: Flask
     # the shopper's session now steers their recommendations: its products are the freshest history
     shopper = app.extensions["recsys"].recommendations().shopper("web-1", "s-web-1")
     assert shopper.history == ("P00004", "P00003")
+
+
+def test_one_bad_event_never_loses_the_good_ones(app: Flask, client: FlaskClient) -> None:
+    batch = [{"user_id": "web-2", "product_id": "P00005", "event": "view", "timestamp": "2026-01-02T10:00:00Z"},
+             {"user_id": "web-2", "product_id": "P00006", "event": "view", "timestamp": "9999-12-31T23:59:59-05:00"},
+             {"user_id": " web-2 ", "product_id": "  P00007  ", "event": "cart", "timestamp": "2026-01-02T10:01:00Z"},
+             {"user_id": "web-2\x00", "product_id": "P00008", "event": "view", "timestamp": "2026-01-02T10:02:00Z"}]
+    res = _post(client, batch)
+    assert res.status_code == 207 and res.json["inserted"] == 2, res.json
+    assert [(r["index"], r["field"]) for r in res.json["rejected"]] == [(1, "timestamp"), (3, "user_id")]
+    with EventLog.in_data_dir(app.extensions["recsys"].settings.data_dir) as log:
+        assert [e.product_id for e in log.user_history("web-2")] == ["P00007", "P00005"]
+
+
+def test_a_retry_without_timestamp_is_stored_once_with_its_event_id(client: FlaskClient) -> None:
+    event = {"user_id": "web-3", "product_id": "P00009", "event": "view", "event_id": "web-3-e1"}
+    assert _post(client, [event]).json["inserted"] == 1
+    retry = _post(client, [event])
+    assert retry.status_code == 200 and (retry.json["inserted"], retry.json["duplicates"]) == (0, 1)
+
+
+def test_ids_are_trimmed_and_control_characters_refused(client: FlaskClient) -> None:
+    res = client.get("/v1/products/%20%20P00002%20%20/recommendations?k=3&user_id=%20U0001%20")
+    assert res.status_code == 200 and res.json["product_id"] == "P00002", res.json
+    assert client.get("/v1/products/%20P00002%20").json["product_id"] == "P00002"
+    for url in ("/v1/products/P00002%00/recommendations", "/v1/products/P00002/recommendations?session_id=%07"):
+        res = client.get(url)
+        assert res.status_code == 400 and res.json["error"]["field"] in {"product_id", "session_id"}, url
+    assert client.get("/v1/products/P00002/recommendations?k=5_0").json["error"]["field"] == "k"
 
 
 def test_oversized_bodies_and_batches_are_413(fixtures_weaviate: WeaviateSettings, data_dir: Path,

@@ -174,6 +174,7 @@ def test_filters_are_pushed_down_into_weaviate(client: FlaskClient) -> None:
     ({"text": "jeans", "filters": {"price_max": -3}}, 400, "filters.price_max"),
     ({"text": "jeans", "filters": {"colour": "red"}}, 400, "filters.colour"),
     ({"text": "jeans", "weights": {"text->behavior": 1}}, 400, "weights"),
+    ({"text": "jeans", "weights": {"text->text": 1e308, "text->image": 1e308}}, 400, "weights"),
     ({"image_base64": "%%%not base64%%%"}, 400, "image"),
     ({"image_base64": base64.b64encode(b"plain text, not a picture").decode()}, 422, "image"),
 ])

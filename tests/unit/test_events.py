@@ -38,7 +38,14 @@ def test_a_valid_row_becomes_an_event_with_a_default_session() -> None:
     ({"user_id": "u", "product_id": "p1", "event": "like", "timestamp": "2024-01-01"}, "event", "unknown event"),
     ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "yesterday"}, "timestamp", "ISO 8601"),
     ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": ""}, "timestamp", "empty"),
+    ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "9999-12-31T23:59:59-05:00"}, "timestamp",
+     "out of range"),
+    ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "0001-01-01T00:00:00+05:00"}, "timestamp",
+     "out of range"),
     ({"user_id": "u", "product_id": ["p1"], "event": "view", "timestamp": "2024-01-01"}, "product_id", "string"),
+    ({"user_id": "u\x00", "product_id": "p1", "event": "view", "timestamp": "2024-01-01"}, "user_id", "control"),
+    ({"user_id": "u", "product_id": "p1", "event": "view", "timestamp": "2024-01-01", "session_id": "s\n1"},
+     "session_id", "control"),
 ])
 def test_bad_rows_name_the_field_and_the_reason(row: dict, field: str, reason: str) -> None:
     with pytest.raises(EventRejected) as info:
@@ -114,3 +121,19 @@ def test_queries_range_history_sessions_popularity(log: EventLog) -> None:
 def test_microsecond_timestamps_round_trip() -> None:
     t = datetime(2019, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     assert from_us(to_us(t)) == t and to_us(datetime(1970, 1, 1, tzinfo=UTC)) == 0
+
+
+def test_an_event_id_makes_a_retry_without_timestamp_harmless(log: EventLog) -> None:
+    first = parse_event({"user_id": "u1", "product_id": "p1", "event": "view", "timestamp": "2024-03-01T10:00:00",
+                         "event_id": " e-1 "})
+    retry = parse_event({"user_id": "u1", "product_id": "p1", "event": "view", "timestamp": "2024-03-01T10:00:07",
+                         "event_id": "e-1"})
+    other_user = parse_event({"user_id": "u2", "product_id": "p1", "event": "view",
+                              "timestamp": "2024-03-01T10:00:07", "event_id": "e-1"})
+    assert first.event_id == "e-1"
+    assert log.append([first]).inserted == 1
+    assert (log.append([retry, other_user]).inserted, log.count()) == (1, 2)
+    with pytest.raises(EventRejected) as info:
+        parse_event({"user_id": "u1", "product_id": "p1", "event": "view", "timestamp": "2024-03-01",
+                     "event_id": "e\x00"})
+    assert info.value.field == "event_id"

@@ -43,6 +43,8 @@ def test_invalid_requests_name_the_field(kwargs: dict[str, Any], field: str) -> 
     ({"price_min": -1.0}, "filters.price_min"),
     ({"price_max": float("nan")}, "filters.price_max"),
     ({"price_max": "cheap"}, "filters.price_max"),
+    ({"price_max": 10**400}, "filters.price_max"),  # no float holds it: was an OverflowError (500)
+    ({"price_min": float("inf")}, "filters.price_min"),
     ({"price_min": 50.0, "price_max": 10.0}, "filters.price_min"),
     ({"category": "Women >  > Jeans"}, "filters.category"),
     ({"in_stock": "yes"}, "filters.in_stock"),
@@ -76,7 +78,8 @@ def test_weights_come_from_settings_and_overrides_name_signals() -> None:
     w = FusionWeights.from_settings(settings.search)
     assert (w.weight("text", "text"), w.weight("text", "image")) == (1.0, 0.2)
     assert w.with_overrides({"image->text": 0}).weight("image", "text") == 0.0
-    for bad in ({"text->behavior": 1.0}, {"image->image": "heavy"}, {"image->image": float("inf")}):
+    for bad in ({"text->behavior": 1.0}, {"image->image": "heavy"}, {"image->image": float("inf")},
+                {"text->text": 1e308}, {"text->text": 10**400}, {"text->image": -1e300}):
         with pytest.raises(SearchInputError) as exc:
             w.with_overrides(bad)
         assert field_of(exc) == "weights"

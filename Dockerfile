@@ -22,6 +22,7 @@ COPY pyproject.toml README.md ./
 COPY recommender ./recommender
 COPY api ./api
 COPY jobs ./jobs
+COPY gunicorn.conf.py ./
 RUN pip install ${PIP_EXTRA_INDEX_URL:+--extra-index-url "$PIP_EXTRA_INDEX_URL"} . \
     && useradd --create-home --uid 10001 recsys \
     && mkdir -p /app/data /app/cache \
@@ -33,4 +34,5 @@ USER recsys
 EXPOSE 8000
 VOLUME ["/app/data"]
 
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--access-logfile", "-", "api.wsgi:app"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", \
+     "api.wsgi:app"]

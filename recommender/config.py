@@ -115,13 +115,15 @@ class SearchSettings:
 class ApiSettings:
     """The HTTP API: request size limit (larger bodies get a 413 JSON error), the catalog folder product images
     are served from, the API key write endpoints require (None = open), and the shop origins CORS allows
-    (comma-separated; ``*`` = any; empty = none)."""
+    (comma-separated; ``*`` = any; empty = none), and whether each app loads its models before it reports ready
+    (``warmup``; off by default so tests and jobs that build an app stay cheap)."""
 
     max_content_length: int = 16 * 1024 * 1024
     catalog_dir: Path | None = None
     api_key: str | None = None
     cors_origins: str = ""
     max_events_per_request: int = 500
+    warmup: bool = False
 
 
 @dataclass(frozen=True)

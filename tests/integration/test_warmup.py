@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.config import WeaviateSettings
+from recommender.store.ports import free_port
 from tests.gunicorn_server import gunicorn
 from tests.integration.test_search import IMAGE_SIZE
 
@@ -43,6 +44,20 @@ def test_first_search_and_ask_find_every_worker_warm(fixtures_weaviate: Weaviate
         assert ready["status"] == "ready" and sorted(ready["encoders"]) == ["image", "text"]
         assert ready["cold_loads"] == []  # no request had to load an encoder
         assert ready["warmup"] == {"warm": True, "loaded": STEPS, "pending": [], "error": None}
+
+
+def test_a_worker_whose_warm_up_fails_serves_and_says_why(tmp_path: Path) -> None:
+    env = {"RECSYS_WEAVIATE__HOST": "127.0.0.1", "RECSYS_WEAVIATE__HTTP_PORT": str(free_port("127.0.0.1")),
+           "RECSYS_WEAVIATE__GRPC_PORT": str(free_port("127.0.0.1")), "RECSYS_WEAVIATE__COLLECTION": "Nowhere",
+           "RECSYS_DATA_DIR": str(tmp_path / "data"), "RECSYS_IMAGE_ENCODER__IMAGE_SIZE": str(IMAGE_SIZE),
+           "RECSYS_API__WARMUP": "true"}
+    with gunicorn(env, tmp_path / "gunicorn.log", workers=1) as base:  # up: the worker was not killed
+        status, body = call(f"{base}/readyz")
+        log = (tmp_path / "gunicorn.log").read_text()
+    assert status == 503 and body["status"] == "warming" and body["error"]["code"] == "warming", body
+    assert "ask" in body["error"]["message"] and body["warmup"]["pending"] == ["ask"], body  # no vocabulary saved
+    assert body["warmup"]["loaded"] == ["text_encoder", "image_encoder", "recommendations"]
+    assert "serves before its warm-up finished" in log
 
 
 def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:

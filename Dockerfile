@@ -23,6 +23,7 @@ COPY recommender ./recommender
 COPY api ./api
 COPY gunicorn.conf.py ./
 COPY jobs ./jobs
+COPY gunicorn.conf.py ./
 RUN pip install ${PIP_EXTRA_INDEX_URL:+--extra-index-url "$PIP_EXTRA_INDEX_URL"} . \
     && useradd --create-home --uid 10001 recsys \
     && mkdir -p /app/data /app/cache \
@@ -34,4 +35,5 @@ USER recsys
 EXPOSE 8000
 VOLUME ["/app/data"]
 
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--access-logfile", "-", "api.wsgi:app"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", \
+     "api.wsgi:app"]

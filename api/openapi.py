@@ -149,7 +149,7 @@ SPEC: dict[str, Any] = {
                           "415": _json(_ERR, "not JSON or multipart"), "422": _json(_ERR, "not a usable image"),
                           "500": _ERRORS["500"], "503": _ERRORS["503"]}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
-        "/readyz": {"get": {"summary": "Readiness (Weaviate reachable)",
+        "/readyz": {"get": {"summary": "Readiness (this worker warm, Weaviate reachable)",
                             "responses": {"200": {"description": "ready"}, "503": _ERRORS["503"]}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (per process)",
                              "responses": {"200": {"description": "text exposition format",

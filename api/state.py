@@ -7,13 +7,15 @@ finds Weaviate unreachable the connection is dropped, so the next request reconn
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from flask import Flask, current_app
+from PIL import Image
 
+from api.warmup import Warmup
 from recommender import components
 from recommender.ask.retrieval import Encoders
 from recommender.ask.service import AskService
@@ -41,6 +43,7 @@ class AppState:
         self._recommendations: RecommendationService | None = None
         self._explanations: ExplanationService | None = None
         self._ask: AskService | None = None
+        self.warmup: Warmup | None = None  # set when ``api.warmup`` is on
 
     @contextmanager
     def store(self) -> Iterator[ProductStore]:
@@ -88,6 +91,14 @@ class AppState:
         if current is not built:  # another request built one first
             built.close()
         return current
+
+    def warmup_steps(self) -> dict[str, Callable[[], object]]:
+        """What a worker loads before it reports ready: both encoders (one dummy input each, so lazy weights and
+        kernels load too), the recommendation service and the ask service with its vocabulary."""
+        return {"text_encoder": lambda: self.encoders.warm("text", ["warm-up query"]),
+                "image_encoder": lambda: self.encoders.warm("image", [Image.new("RGB", (64, 64), "white")]),
+                "recommendations": self.recommendations,
+                "ask": self.ask}
 
     def is_ready(self) -> bool:
         """True when Weaviate answers its readiness probe; drops the connection when it does not."""
@@ -175,9 +186,11 @@ class ReconnectingStore:
 
 
 def init_state(app: Flask, settings: Settings) -> AppState:
-    """Attach a fresh AppState to the app."""
+    """Attach a fresh AppState to the app (and start its warm-up when ``api.warmup`` is on)."""
     state = AppState(settings)
     app.extensions[EXTENSION] = state
+    if settings.api.warmup:
+        state.warmup = Warmup(state.warmup_steps()).start()
     return state
 
 

@@ -159,12 +159,12 @@ def run_job(env: dict[str, str], *args: str) -> None:
 
 @contextmanager
 def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, int]]:
-    """`gunicorn api.wsgi:app` on a free loopback port; yields (base URL, master pid); always stopped."""
+    """`gunicorn api.wsgi:app` (the shipped config) on a free loopback port; yields (base URL, master pid)."""
     port = free_port("127.0.0.1")
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-                                 str(workers), "--timeout", "120", "api.wsgi:app"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
+                                 f"127.0.0.1:{port}", "--workers", str(workers), "api.wsgi:app"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S

@@ -115,7 +115,8 @@ class SearchSettings:
 class ApiSettings:
     """The HTTP API: request size limit (larger bodies get a 413 JSON error), the catalog folder product images
     are served from, the API key write endpoints require (None = open), and the shop origins CORS allows
-    (comma-separated; ``*`` = any; empty = none)."""
+    (comma-separated; ``*`` = any; empty = none), and whether each app loads its models before it reports ready
+    (``warmup``; off by default so tests and jobs that build an app stay cheap)."""
 
     max_content_length: int = 16 * 1024 * 1024
     catalog_dir: Path | None = None
@@ -123,6 +124,7 @@ class ApiSettings:
     cors_origins: str = ""
     max_events_per_request: int = 500
     public_base_url: str | None = None  # prefix of absolute URLs in bodies (image_url); None = relative URLs
+    warmup: bool = False
 
 
 @dataclass(frozen=True)

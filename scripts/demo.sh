@@ -11,6 +11,6 @@ export RECSYS_API__CATALOG_DIR="${RECSYS_API__CATALOG_DIR:-$PWD/fixtures}"
 .venv/bin/recsys demo --catalog fixtures "$@"
 PORT=${PORT:-8000}
 echo
-echo "Serving the API on http://127.0.0.1:$PORT — open http://127.0.0.1:$PORT/demo for the widget (Ctrl-C stops it)"
+echo "Serving the API on http://127.0.0.1:$PORT once both workers have loaded their models — open http://127.0.0.1:$PORT/demo for the widget (Ctrl-C stops it)"
 (command -v xdg-open >/dev/null && sleep 3 && xdg-open "http://127.0.0.1:$PORT/demo" >/dev/null 2>&1 || true) &
-exec .venv/bin/gunicorn --bind "127.0.0.1:$PORT" --workers 2 --timeout 60 "api.wsgi:app"
+exec .venv/bin/gunicorn --config gunicorn.conf.py --bind "127.0.0.1:$PORT" --workers 2 "api.wsgi:app"

@@ -27,14 +27,15 @@ def _healthy(base: str) -> bool:
 
 
 @contextmanager
-def gunicorn(env_extra: Mapping[str, str], log: Path, threads: int = 1) -> Iterator[str]:
-    """`gunicorn api.wsgi:app` (1 worker) with ``env_extra`` on top of the environment; yields its base URL."""
+def gunicorn(env_extra: Mapping[str, str], log: Path, threads: int = 1, workers: int = 1) -> Iterator[str]:
+    """`gunicorn api.wsgi:app` with the shipped config and ``env_extra`` on top of the environment (warm-up off
+    unless ``env_extra`` turns it on); yields its base URL."""
     port = free_port("127.0.0.1")
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **env_extra)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "RECSYS_API__WARMUP": "false", **env_extra}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                                 "--threads", str(threads), "--timeout", "120", "api.wsgi:app"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
+                                 f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+                                 "api.wsgi:app"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S

@@ -243,13 +243,23 @@ class QueryEncoders:
         self._factories: dict[str, Callable[[], Any]] = {"text": text, "image": image}
         self._built: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.cold_loads: list[str] = []  # modalities first built by a request rather than by warm()
 
     def get(self, modality: str) -> Encoder[Any]:
         """The encoder of one query modality, building it the first time."""
         with self._lock:
             if modality not in self._built:
                 self._built[modality] = self._factories[modality]()
+                self.cold_loads.append(modality)
             return self._built[modality]
+
+    def warm(self, modality: str, items: Sequence[Any]) -> None:
+        """Build one modality's encoder ahead of requests and encode ``items`` once (weights and kernels load)."""
+        with self._lock:
+            if modality not in self._built:
+                self._built[modality] = self._factories[modality]()
+            encoder = self._built[modality]
+        encoder.encode_batch(items)
 
     @property
     def loaded(self) -> tuple[str, ...]:

@@ -233,7 +233,9 @@ def test_form_without_a_chosen_file_is_a_text_query(client: FlaskClient) -> None
 def test_health_and_readiness(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     resp = client.get("/readyz")
-    assert resp.status_code == 200 and resp.get_json() == {"status": "ready"}
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["status"] == "ready"
+    assert body["warmup"] is None and body["cold_loads"] == body["encoders"]  # warm-up off: any load was cold
 
 
 def test_cli_search_prints_ranked_hits_with_per_vector_scores(fixtures_weaviate: WeaviateSettings,

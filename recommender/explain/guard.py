@@ -120,6 +120,19 @@ def _numbers(text: str) -> set[float]:
     return {float(n.replace(",", "")) for n in NUMBER.findall(text)}
 
 
+def numbers_verdict(body: str, allowed: set[float]) -> GuardVerdict:
+    """Fails on a percentage, or on any number or number word that ``allowed`` (the evidence's numbers) lacks."""
+    if "%" in body:
+        return GuardVerdict(False, "ungrounded_number", "%")
+    for n in _numbers(body):
+        if n not in allowed:
+            return GuardVerdict(False, "ungrounded_number", f"{n:g}")
+    for w in _words(body):
+        if w in NUMBER_WORDS and NUMBER_WORDS[w] not in allowed:
+            return GuardVerdict(False, "ungrounded_number", w)
+    return PASS
+
+
 class Guard:
     """Accepts an LLM sentence only when every fact-word in it is backed by the evidence."""
 
@@ -159,16 +172,7 @@ class Guard:
         return PASS
 
     def _numbers(self, body: str, ev: Evidence) -> GuardVerdict:
-        if "%" in body:
-            return GuardVerdict(False, "ungrounded_number", "%")
-        allowed = _evidence_numbers(ev)
-        for n in _numbers(body):
-            if n not in allowed:
-                return GuardVerdict(False, "ungrounded_number", f"{n:g}")
-        for w in _words(body):
-            if w in NUMBER_WORDS and NUMBER_WORDS[w] not in allowed:
-                return GuardVerdict(False, "ungrounded_number", w)
-        return PASS
+        return numbers_verdict(body, _evidence_numbers(ev))
 
     def _vocabulary(self, body: str, ev: Evidence) -> GuardVerdict:
         trusted = _trusted_words(ev)

@@ -8,8 +8,6 @@ answer returned), ``answer``). Bad input → 4xx JSON naming the field; the answ
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from api.errors import ApiError
 from api.state import state
 from api.urls import public_url
-from api.validation import optional_id, parse_int
+from api.validation import image_base64, optional_id, parse_int
 from recommender.ask.model import AskRequest, Conversation
 from recommender.ask.serialize import conversation_from_json, result_json
 from recommender.ask.service import AskInputError
@@ -73,7 +71,7 @@ def request_from_json(body: Mapping[str, Any], limits: SearchSettings, default_k
     if not isinstance(question, str):
         raise AskInputError("question", "question must be a string")
     raw_image = body.get("image_base64")
-    image = _photo(_b64(raw_image), limits) if raw_image is not None else None
+    image = _photo(image_base64(raw_image), limits) if raw_image is not None else None
     k = body.get("k", default_k)
     if isinstance(k, bool) or not isinstance(k, int):
         raise AskInputError("k", "k must be an integer")
@@ -111,16 +109,6 @@ def _photo(data: bytes, limits: SearchSettings) -> Any:
         raise AskInputError("image", str(exc), "too_large") from exc
     except ImageProblem as exc:
         raise AskInputError("image", f"not a usable image: {exc}", "unprocessable") from exc
-
-
-def _b64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise AskInputError("image", "image_base64 must be a base64 string")
-    text = value.split(",", 1)[1] if value.startswith("data:") else value
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise AskInputError("image", f"image_base64 is not valid base64: {exc}") from exc
 
 
 def _answer_mode(value: Any) -> str | None:

@@ -9,8 +9,6 @@ the same under ``exclude`` (must-not); they apply to the image path too. Bad inp
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.state import state
-from api.validation import parse_int
+from api.validation import image_base64, parse_int
 from recommender.config import SearchSettings
 from recommender.domain import FieldCondition
 from recommender.search.searcher import (
@@ -81,7 +79,7 @@ def request_from_json(body: Mapping[str, Any], configured: FusionWeights) -> Sea
         raise SearchInputError("weights", "weights must be an object of signal name → number")
     image = body.get("image_base64")
     return SearchRequest(
-        text=body.get("text"), image=_b64(image) if image is not None else None, vectors=tuple(vectors),
+        text=body.get("text"), image=image_base64(image) if image is not None else None, vectors=tuple(vectors),
         filters=SearchFilters(category=_opt_str(filters.get("category"), "filters.category"),
                               price_min=filters.get("price_min"), price_max=filters.get("price_max"),
                               in_stock=filters.get("in_stock", False), conditions=conditions_from_json(filters)),
@@ -146,16 +144,6 @@ def _form_conditions(form: MultiDict[str, str]) -> tuple[FieldCondition, ...]:
     excluded: dict[str, Any] = {k: form.getlist(f"exclude_{k}") for k in ("color", "brand", "level")
                                 if form.getlist(f"exclude_{k}")}
     return (*_conditions(raw, "filters", False), *_conditions(excluded, "filters.exclude", True))
-
-
-def _b64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise SearchInputError("image", "image_base64 must be a base64 string")
-    text = value.split(",", 1)[1] if value.startswith("data:") else value  # accept data: URLs too
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SearchInputError("image", f"image_base64 is not valid base64: {exc}") from exc
 
 
 def _opt_str(value: Any, field: str) -> str | None:

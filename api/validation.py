@@ -1,4 +1,4 @@
-"""The scalar inputs every endpoint shares, validated one way: ids and integers; a bad one is a 400 naming its field.
+"""Scalar inputs every endpoint shares, validated one way (ids, integers, base64 images); bad: a 400 naming the field.
 
 Ids: surrounding whitespace stripped (``"  P00010  "`` is ``P00010``), control characters and over-long ids
 refused (the event log applies the same rule). Integers: plain decimal digits only; Python's ``int()`` would also
@@ -7,6 +7,8 @@ take ``5_0`` or ``٥``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -42,3 +44,14 @@ def parse_int(raw: str | None, field: str, default: int) -> int:
     if not _INT.fullmatch(text):
         raise ApiError(400, "invalid_request", f"{field} must be a decimal integer, got {text[:40]!r}", field)
     return int(text)
+
+
+def image_base64(value: Any, field: str = "image") -> bytes:
+    """The bytes of a base64 (or ``data:`` URL) image field; 400 naming ``field`` when it is not base64."""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_request", "image_base64 must be a base64 string", field)
+    text = value.split(",", 1)[1] if value.startswith("data:") else value  # accept data: URLs too
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "invalid_request", f"image_base64 is not valid base64: {exc}", field) from exc

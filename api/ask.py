@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiError
 from api.state import state
-from api.urls import public_url
+from api.urls import product_image_url
 from api.validation import image_base64, optional_id, parse_int
 from recommender.ask.model import AskRequest, Conversation
 from recommender.ask.serialize import conversation_from_json, result_json
@@ -38,16 +38,7 @@ def ask() -> Response:
     st = state()
     req = _parse(st.settings.search, st.settings.ask.k)
     result = st.ask().ask(req)
-    return jsonify(result_json(result, card_image_url))
-
-
-def card_image_url(product_id: str, ref: str | None) -> str | None:
-    """The URL of a card's image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
-    if not ref:
-        return None
-    if ref.startswith(("http://", "https://")):
-        return ref
-    return public_url("products.image", product_id=product_id)
+    return jsonify(result_json(result, product_image_url))
 
 
 def _parse(limits: SearchSettings, default_k: int) -> AskRequest:

@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from api.errors import ApiError
 from api.explanation import MODES, explain_items
 from api.state import state
-from api.urls import public_url
+from api.urls import product_image_url
 from api.validation import clean_id, optional_id, parse_int
 from recommender.domain import CATEGORY_SEPARATOR, ItemView, ProductFilter
 from recommender.ranking.service import Recommendations
@@ -76,11 +76,7 @@ def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, re
 
 def image_url(view: ItemView | None) -> str | None:
     """The URL of the product image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
-    if view is None or not view.image:
-        return None
-    if view.image.startswith(("http://", "https://")):
-        return view.image
-    return public_url("products.image", product_id=view.product_id)
+    return product_image_url(view.product_id, view.image) if view is not None else None
 
 
 def _check_known(args: MultiDict[str, str], known: set[str]) -> None:

@@ -18,3 +18,12 @@ def public_url(endpoint: str, **values: Any) -> str:
     path = url_for(endpoint, **values)
     base = state().settings.api.public_base_url
     return f"{base.rstrip('/')}{path}" if base else path
+
+
+def product_image_url(product_id: str, ref: str | None) -> str | None:
+    """A product image's URL: its own http(s) URL, else the API's image endpoint; None when it has no image."""
+    if not ref:
+        return None
+    if ref.startswith(("http://", "https://")):
+        return ref
+    return public_url("products.image", product_id=product_id)

@@ -13,11 +13,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app
-from api.ask import card_image_url
 from api.errors import ApiError
 from api.gunicorn_errors import write_json_error
 from api.metrics import method_label, status_label
 from api.recommendations import image_url
+from api.urls import product_image_url
 from api.validation import clean_id, optional_id
 from recommender.config import ApiSettings, Settings
 from recommender.domain import ItemView
@@ -124,7 +124,7 @@ def test_image_urls_never_copy_the_host_header(tmp_path: Path, base: str | None,
     app = create_app(Settings(data_dir=tmp_path, api=ApiSettings(public_base_url=base)))
     with app.test_request_context("/", headers={"Host": "evil.example"}):
         view = ItemView("P1", image="images/p1.png")
-        assert image_url(view) == expected and card_image_url("P1", "images/p1.png") == expected
+        assert image_url(view) == expected and product_image_url("P1", "images/p1.png") == expected
 
 
 @pytest.mark.parametrize(("method", "path", "template", "kwargs"), [

@@ -227,19 +227,22 @@ class Retriever:
         if not queries:
             return plan, self._find(plan, request.question, k, exclude)
         plan = self._with_type(plan, queries, viewed, words)
-        f = store_filter(plan.constraints, plan.in_stock_only)
-        n = self._settings.candidates
-        lists = {f"{source}:{name}": [h.product_id for h in self._store.near_vector(vec, name, n, f, properties=[])]
-                 for name, vec in queries.items()}
-        ranked = rrf(lists, {})
-        matches = self._cards(ranked, plan.constraints, k, exclude)
+        lists = self._nearest_lists(queries, source, plan.constraints, plan.in_stock_only)
+        matches = self._cards(rrf(lists, {}), plan.constraints, k, exclude)
         served = tuple(name for name, ids in lists.items() if ids)
         if matches:
             return plan, Retrieved(matches=matches, viewed=viewed, served_from=served)
-        relaxed = self._cards(rrf({name: [h.product_id for h in self._store.near_vector(
-            vec, name, n, store_filter((), plan.in_stock_only), properties=[])] for name, vec in queries.items()}, {}),
-            (), k, exclude, report=plan.constraints, alternative=True)
+        nearest = rrf(self._nearest_lists(queries, source, (), plan.in_stock_only), {})
+        relaxed = self._cards(nearest, (), k, exclude, report=plan.constraints, alternative=True)
         return plan, Retrieved(alternatives=relaxed, viewed=viewed, total_matches=0, served_from=served)
+
+    def _nearest_lists(self, queries: Mapping[str, np.ndarray], source: str, constraints: Sequence[Constraint],
+                       in_stock_only: bool) -> dict[str, list[str]]:
+        """Per query vector, the ids of the nearest products the constraints keep (named ``<source>:<vector>``)."""
+        f = store_filter(constraints, in_stock_only)
+        n = self._settings.candidates
+        return {f"{source}:{name}": [h.product_id for h in self._store.near_vector(vec, name, n, f, properties=[])]
+                for name, vec in queries.items()}
 
     def _with_type(self, plan: Plan, queries: Mapping[str, np.ndarray], viewed: Product | None,
                    words: str) -> Plan:

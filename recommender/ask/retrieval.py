@@ -189,7 +189,7 @@ class Retriever:
 
     def _relaxed(self, plan: Plan, text: str, vector: np.ndarray, k: int, exclude: Sequence[str]) -> tuple[Card, ...]:
         kinds = [c for c in plan.constraints if c.field == "category" and not c.negated]
-        for kept in ([c for c in plan.constraints if c in kinds], []):
+        for kept in (kinds, []):
             if kept == list(plan.constraints):
                 continue
             ranked, _ = self._ranked_text(text, vector, kept, plan.in_stock_only)

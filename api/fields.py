@@ -53,8 +53,10 @@ def _int(value: Any) -> int:
 
 
 def number(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value) if abs(value) < 1e300 else math.inf  # a 400-digit JSON integer does not fit a float
+    if isinstance(value, float):
+        number = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = float(value) if value.bit_length() <= 1023 else math.inf  # a 400-digit JSON integer fits no float
     elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         number = float(value.strip())
     else:

@@ -81,7 +81,7 @@ class SearchBody(_Strict):
     text: str | None = Field(default=None, description="the query words (at most search.max_text_chars)")
     image_base64: str | None = Field(default=None, max_length=MAX_JSON_IMAGE_CHARS,
                                      description="a query image, base64 or a data: URL")
-    vectors: Vectors = []
+    vectors: Vectors | None = None
     filters: ProductFilters | None = None
     k: K = Field(default=10, description="number of hits")
     weights: dict[str, Number] | None = Field(
@@ -93,7 +93,7 @@ class SearchForm(_Strict):
 
     text: str | None = Field(default=None, description="the query words")
     image: Upload | None = Field(default=None, description="the query image")
-    vectors: Vectors = []
+    vectors: Vectors | None = None
     k: K = Field(default=10, description="number of hits")
 
 

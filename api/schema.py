@@ -116,7 +116,7 @@ def _body(spec: Operation, context: dict[str, int]) -> tuple[BaseModel, MultiDic
 def flat(source: MultiDict[str, Any], model: type[BaseModel], skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """A query string or form as ``model``'s input: blank values dropped, array fields as lists, ``skip`` left out
     (the flat filter fields, which ProductFilters parses)."""
-    arrays = {name for name, prop in model.model_json_schema()["properties"].items() if _is_array(prop)}
+    arrays = _array_fields(model)
     out: dict[str, Any] = {}
     for name in source:
         if name in skip:
@@ -185,6 +185,9 @@ def _flat_name(loc: tuple[Any, ...]) -> str:
     return str(loc[0])
 
 
-def _is_array(prop: Mapping[str, Any]) -> bool:
-    return prop.get("type") == "array" or any(p.get("type") == "array" for p in prop.get("anyOf", ()))
+@functools.cache
+def _array_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields ``model`` types as arrays (read with ``getlist``); computed once per model."""
+    return frozenset(name for name, prop in model.model_json_schema()["properties"].items()
+                     if prop.get("type") == "array" or any(p.get("type") == "array" for p in prop.get("anyOf", ())))
 

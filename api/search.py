@@ -54,7 +54,7 @@ def search_request(body: SearchBody | SearchForm, form_filters: ProductFilters |
         filters, weights = body.filters, configured.with_overrides(body.weights) if body.weights else None
     else:
         image, filters, weights = body.image.read() if body.image is not None else None, form_filters, None
-    return SearchRequest(text=body.text, image=image, vectors=tuple(body.vectors),
+    return SearchRequest(text=body.text, image=image, vectors=tuple(body.vectors or ()),
                          filters=(filters or ProductFilters()).search_filters(), k=body.k, weights=weights)
 
 

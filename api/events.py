@@ -23,6 +23,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.errors import ApiError
 from api.metrics import metrics
+from api.models import EventBatch
+from api.responses import Error, EventResult
+from api.schema import Operation, Reply, operation
 from api.state import state
 from recommender.events.log import Event, EventLog, EventRejected, parse_event
 
@@ -41,10 +44,15 @@ def require_api_key() -> None:
 
 
 @bp.post("/events")
-def post_events() -> tuple[Response, int]:
+@operation(Operation(
+    "Record shopper events (idempotent). A click is stored as a view of the clicked product.", json=EventBatch,
+    secured=True, before=require_api_key, responses={
+        200: Reply("all events accepted", (EventResult,)),
+        207: Reply("some rejected (index, field, reason); the valid ones are stored", (EventResult,)),
+        400: Reply("no valid event, or a malformed body", (EventResult, Error))}))
+def post_events(body: EventBatch) -> tuple[Response, int]:
     """Validate and store a batch of events."""
-    require_api_key()
-    raw = _batch()
+    raw = _batch(body.events)
     events, rejected, kinds = validate(raw)
     st = state()
     if events:
@@ -54,28 +62,21 @@ def post_events() -> tuple[Response, int]:
     else:
         inserted = duplicates = 0
     metrics().count_events(kinds)
-    body: dict[str, Any] = {"received": len(raw), "accepted": len(events), "inserted": inserted,
+    reply: dict[str, Any] = {"received": len(raw), "accepted": len(events), "inserted": inserted,
                             "duplicates": duplicates, "rejected": rejected}
     if not events:
         first = rejected[0] if rejected else {"index": None, "field": "events", "reason": "no events"}
         field = f"events[{first['index']}].{first['field']}" if first["index"] is not None else "events"
-        body["error"] = {"code": "invalid_events", "message": f"no valid event: {first['reason']}", "field": field}
-        return jsonify(body), 400
-    return jsonify(body), 207 if rejected else 200
+        reply["error"] = {"code": "invalid_events", "message": f"no valid event: {first['reason']}", "field": field}
+        return jsonify(reply), 400
+    return jsonify(reply), 207 if rejected else 200
 
 
-def _batch() -> list[Any]:
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send application/json", "body")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", 'the body is not a JSON object {"events": [...]}', "body")
-    if not isinstance(body.get("events"), list):
-        raise ApiError(400, "invalid_json", 'the body must be a JSON object {"events": [...]}', "events")
+def _batch(events: list[Any]) -> list[Any]:
     limit = state().settings.api.max_events_per_request
-    if len(body["events"]) > limit:
-        raise ApiError(413, "too_large", f"at most {limit} events per request, got {len(body['events'])}", "events")
-    return list(body["events"])
+    if len(events) > limit:
+        raise ApiError(413, "too_large", f"at most {limit} events per request, got {len(events)}", "events")
+    return list(events)
 
 
 def validate(raw: list[Any]) -> tuple[list[Event], list[dict[str, Any]], Counter[str]]:

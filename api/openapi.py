@@ -1,240 +1,195 @@
-"""``GET /openapi.json``: a hand-written OpenAPI 3.1 description of every endpoint."""
+"""``GET /openapi.json``: the OpenAPI 3.1 document, generated from the same pydantic models that validate requests.
+
+Every route of the app is described by its ``api.schema.Operation`` (``PLAIN`` below for the routes without input:
+probes, metrics, widget assets); a route without one fails the build (and so the tests). Statuses every operation
+shares are added here once: 400 for any input, 413/415 for a body, 429 (rate limits) on ``/v1``, 401/403 for writes
+that take a key or token, 500/503 where the vector store is read.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from pydantic.json_schema import models_json_schema
+
+from api import models, responses
+from api.fields import FLAT_CONDITIONS, ProductFilters
+from api.schema import OPERATIONS, Operation, Reply
+from api.state import state
+from recommender.config import Settings
 
 bp = Blueprint("openapi", __name__)
 
-
-def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-
-
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
-
-
-def _json(ref: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
-
-
-_ERR = "#/components/schemas/Error"
-_ERRORS = {"400": _json(_ERR, "a malformed parameter (named in error.field)"),
-           "500": _json(_ERR, "the vector store refused the query, or an unexpected failure (logged)"),
-           "503": _json(_ERR, "the vector store is unavailable; retry later")}
-_FILTERS = [
-    _q("k", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, "number of items"),
-    _q("session_id", {"type": "string"}, "the shopper's session (its products count as the most recent history)"),
-    _q("category", {"type": "string"}, "category path prefix, levels separated by ' > '"),
-    _q("price_min", {"type": "number"}, "inclusive lower price bound"),
-    _q("price_max", {"type": "number"}, "inclusive upper price bound"),
-    _q("in_stock", {"type": "boolean"}, "only in-stock (true) or out-of-stock (false) products"),
-    _q("diversity", {"type": "number", "minimum": 0, "maximum": 1}, "MMR λ: 0 = relevance only … 1 = novelty"),
-    _q("explain", {"type": "string", "enum": ["none", "template", "llm"], "default": "template"},
-       "explanation mode (llm falls back to the template while no LLM is configured)"),
-]
-
-_VALUES = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 20}]}
-_CONDITIONS = {"color": _VALUES, "brand": _VALUES, "level": {**_VALUES, "description": "any category level"},
-               "text": {**_VALUES, "description": "whole words of the title or description"},
-               "attributes": {"type": "object", "additionalProperties": _VALUES,
-                              "description": "catalog column → value(s), e.g. {\"usage\": \"Casual\"}"}}
-_CARD = {"type": "object", "properties": {
-    "product_id": {"type": "string"}, "title": {"type": "string"}, "image_url": {"type": ["string", "null"]},
-    "price": {"type": ["number", "null"]}, "in_stock": {"type": "boolean"}, "color": {"type": ["string", "null"]},
-    "brand": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]},
-    "satisfies": {"type": "array", "items": {"type": "string"}, "description": "labels of the constraints it meets"},
-    "alternative": {"type": "boolean", "description": "a closest match shown because nothing met every constraint"},
-    "score": {"type": "number"}}}
-_CONSTRAINT = {"type": "object", "properties": {
-    "field": {"type": "string", "description": "category, color, brand, price, in_stock, text or attr:<column>"},
-    "op": {"type": "string", "enum": ["in", "not_in", "range"]},
-    "values": {"type": "array", "items": {"type": "string"}},
-    "low": {"type": ["number", "null"]}, "high": {"type": ["number", "null"]},
-    "words": {"type": "string", "description": "the question's words it was read from"}, "label": {"type": "string"}}}
-_ASK_SCHEMAS = {
-    "AskRequest": {"type": "object", "description": "a question and/or image_base64", "properties": {
-        "question": {"type": "string", "maxLength": 500}, "product_id": {"type": "string"},
-        "image_base64": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-        "conversation": {"type": "object", "description": "the conversation object of the previous answer"},
-        "answer": {"type": "string", "enum": ["template", "configured"]}}},
-    "AskResult": {"type": "object", "properties": {
-        "products": {"type": "array", "items": _CARD}, "alternatives": {"type": "array", "items": _CARD},
-        "viewed": {"oneOf": [_CARD, {"type": "null"}]},
-        "answer": {"type": "object", "properties": {
-            "text": {"type": "string"}, "source": {"type": "string", "enum": ["template", "llm", "cache"]},
-            "fallback_reason": {"type": "string"},
-            "sentences": {"type": "array", "items": {"type": "object", "properties": {
-                "text": {"type": "string"}, "product_ids": {"type": "array", "items": {"type": "string"}}}}}}},
-        "plan": {"type": "object", "properties": {
-            "intent": {"type": "string", "enum": ["find", "availability", "similar", "complement", "details"]},
-            "constraints": {"type": "array", "items": _CONSTRAINT}, "query_text": {"type": "string"},
-            "refers_to_viewed": {"type": "boolean"}, "asks": {"type": "array", "items": {"type": "string"}},
-            "in_stock_only": {"type": "boolean"}, "source": {"type": "string"}}},
-        "unmet": {"type": "array", "items": {"type": "object", "properties": {
-            "words": {"type": "string"}, "reason": {"type": "string"}}}},
-        "total_matches": {"type": ["integer", "null"]}, "conversation": {"type": "object"},
-        "served_from": {"type": "array", "items": {"type": "string"}},
-        "degraded": {"type": "array", "items": {"type": "string"}},
-        "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}}}},
+_REF = "#/components/schemas/{model}"
+_ERR = (responses.Error,)
+_COMMON = {
+    400: Reply("a malformed parameter or body (named in error.field)", _ERR),
+    401: Reply("missing or wrong credentials (API key or shopper token)", _ERR),
+    403: Reply("the credentials may not do this (e.g. a shopper token writing a purchase)", _ERR),
+    413: Reply("body, upload or batch too large", _ERR),
+    415: Reply("an unsupported Content-Type", _ERR),
+    429: Reply("too many requests from this client; retry after the Retry-After header", _ERR),
+    500: Reply("the vector store refused the query, or an unexpected failure (logged)", _ERR),
+    503: Reply("the vector store is unavailable; retry later", _ERR),
 }
-
-SPEC: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "Multi-vector product recommender", "version": "1"},
-    "paths": {
-        "/v1/products/{product_id}/recommendations": {"get": {
-            "summary": "More like this / you may also like, for a product page",
-            "parameters": [_path("product_id", "the anchor product"),
-                           _q("user_id", {"type": "string"}, "the shopper (personalises; optional)"), *_FILTERS],
-            "responses": {"200": _json("#/components/schemas/Recommendations", "ranked items"),
-                          "404": _json(_ERR, "unknown product"), **_ERRORS}}},
-        "/v1/users/{user_id}/recommendations": {"get": {
-            "summary": "Recommendations for a shopper (an unknown shopper gets popular products)",
-            "parameters": [_path("user_id", "the shopper"), *_FILTERS],
-            "responses": {"200": _json("#/components/schemas/Recommendations", "ranked items"), **_ERRORS}}},
-        "/v1/products/{product_id}": {"get": {
-            "summary": "A product's public properties",
-            "parameters": [_path("product_id", "the product")],
-            "responses": {"200": _json("#/components/schemas/Product", "the product"),
-                          "404": _json(_ERR, "unknown product"), **_ERRORS}}},
-        "/v1/products/{product_id}/image": {"get": {
-            "summary": "The product's image file from the configured catalog folder",
-            "parameters": [_path("product_id", "the product")],
-            "responses": {"200": {"description": "the image", "content": {"image/*": {}}},
-                          "302": {"description": "redirect to the product's own http(s) image URL"},
-                          "404": _json(_ERR, "unknown product or no image served"), **_ERRORS}}},
-        "/v1/events": {"post": {
-            "summary": "Record shopper events (idempotent). A click is stored as a view of the clicked product.",
-            "parameters": [{"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"},
-                            "description": "required when the API is configured with a key"}],
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/EventBatch"}}}},
-            "responses": {"200": _json("#/components/schemas/EventResult", "all events accepted"),
-                          "207": _json("#/components/schemas/EventResult", "some rejected; valid ones stored"),
-                          "400": _json("#/components/schemas/EventResult", "no valid event, or a malformed body"),
-                          "401": _json(_ERR, "missing or wrong API key"),
-                          "413": _json(_ERR, "too many events or body too large"),
-                          "415": _json(_ERR, "not application/json"), "500": _ERRORS["500"],
-                          "503": _ERRORS["503"]}}},
-        "/v1/search": {"post": {
-            "summary": "Multimodal search: text and/or image query → products (JSON or multipart)",
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
-                "multipart/form-data": {"schema": {"type": "object", "properties": {
-                    "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
-                    "vectors": {"type": "string", "description": "comma-separated: text, image"},
-                    "k": {"type": "integer", "minimum": 1, "maximum": 100}, "category": {"type": "string"},
-                    "price_min": {"type": "number"}, "price_max": {"type": "number"},
-                    "in_stock": {"type": "boolean"}}}}}},
-            "responses": {"200": _json("#/components/schemas/SearchResult", "ranked hits"),
-                          "413": _json(_ERR, "image, pixels or body too large"),
-                          "415": _json(_ERR, "not JSON or multipart"), "422": _json(_ERR, "not a usable image"),
-                          **_ERRORS}}},
-        "/v1/ask": {"post": {
-            "summary": "Ask the shop: a question in words, a photo and/or the product on screen → a grounded answer",
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}},
-                "multipart/form-data": {"schema": {"type": "object", "properties": {
-                    "question": {"type": "string", "maxLength": 500}, "image": {"type": "string", "format": "binary"},
-                    "product_id": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": 20},
-                    "conversation": {"type": "string", "description": "the JSON conversation of the last answer"},
-                    "answer": {"type": "string", "enum": ["template", "configured"]}}}}}},
-            "responses": {"200": _json("#/components/schemas/AskResult", "the answer, its products and its plan"),
-                          "400": _ERRORS["400"], "404": _json(_ERR, "unknown product_id"),
-                          "413": _json(_ERR, "question, image or body too large"),
-                          "415": _json(_ERR, "not JSON or multipart"), "422": _json(_ERR, "not a usable image"),
-                          "500": _ERRORS["500"], "503": _ERRORS["503"]}}},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
-        "/readyz": {"get": {"summary": "Readiness (this worker warm, Weaviate reachable)",
-                            "responses": {"200": {"description": "ready"}, "503": _ERRORS["503"]}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics (per process)",
-                             "responses": {"200": {"description": "text exposition format",
-                                                   "content": {"text/plain": {}}}}}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
-        "/widget/{name}": {"get": {"summary": "Widget assets (recsys-widget.js)",
-                                   "parameters": [_path("name", "file name")],
-                                   "responses": {"200": {"description": "the file"}, "404": {"description": "none"}}}},
-        "/demo": {"get": {"summary": "Redirect to the first product's demo page",
-                          "responses": {"302": {"description": "redirect"}}}},
-        "/demo/products/{product_id}": {"get": {
-            "summary": "A demo product page embedding the widget", "parameters": [_path("product_id", "the product")],
-            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}},
-                          "404": _json(_ERR, "unknown product")}}},
-    },
-    "components": {"schemas": {
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                                             "field": {"type": ["string", "null"]}}}}},
-        "Item": {"type": "object", "properties": {
-            "product_id": {"type": "string"}, "title": {"type": "string"},
-            "image_url": {"type": ["string", "null"]}, "price": {"type": ["number", "null"]},
-            "score": {"type": "number"},
-            "signals": {"type": "object", "additionalProperties": {"type": "number"},
-                        "description": "per-signal value and <signal>_contribution to the score"},
-            "sources": {"type": "array", "items": {"type": "string"}},
-            "explanation": {"type": ["object", "null"], "properties": {"text": {"type": "string"},
-                                                                       "source": {"type": "string"}}}}},
-        "Recommendations": {"type": "object", "properties": {
-            "product_id": {"type": ["string", "null"]}, "model_version": {"type": ["string", "null"]},
-            "release": {"type": ["string", "null"], "description": "the published refresh release served"},
-            "fusion": {"type": "string", "enum": ["configured", "learned"]},
-            "served_from": {"type": "string", "enum": ["live", "precomputed", "fallback"]},
-            "degraded": {"type": "boolean", "description": "true when served from the precomputed fallback "
-                                                           "because the vector store is unreachable"},
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}},
-        **_ASK_SCHEMAS,
-        "SearchRequest": {"type": "object", "description": "at least one of text and image_base64", "properties": {
-            "text": {"type": "string", "maxLength": 1000}, "image_base64": {"type": "string"},
-            "vectors": {"type": "array", "items": {"type": "string", "enum": ["text", "image"]},
-                        "description": "restrict to these named vectors (default: both)"},
-            "filters": {"type": "object", "properties": {
-                "category": {"type": "string"}, "price_min": {"type": "number"}, "price_max": {"type": "number"},
-                "in_stock": {"type": "boolean"}, **_CONDITIONS,
-                "exclude": {"type": "object", "properties": _CONDITIONS,
-                            "description": "products matching any of these are left out (must-not)"}}},
-            "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
-            "weights": {"type": "object", "additionalProperties": {"type": "number"},
-                        "description": "per (query, target) weight, e.g. {\"text->image\": 0.5}"}}},
-        "SearchResult": {"type": "object", "properties": {
-            "results": {"type": "array", "items": {"type": "object", "properties": {
-                "rank": {"type": "integer"}, "product_id": {"type": "string"}, "title": {"type": "string"},
-                "image": {"type": ["string", "null"]}, "price": {"type": ["number", "null"]},
-                "category": {"type": "string"}, "score": {"type": "number"},
-                "scores": {"type": "object", "additionalProperties": {"type": "number"},
-                           "description": "per signal (e.g. \"text->image\"): the cosine; for text->image minus "
-                                          "the image's hubness penalty"}}}},
-            "weights": {"type": "object", "additionalProperties": {"type": "number"}},
-            "candidates": {"type": "integer"}}},
-        "Product": {"type": "object", "properties": {
-            "product_id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
-            "category": {"type": "string"}, "color": {"type": "string"}, "brand": {"type": "string"},
-            "price": {"type": ["number", "null"]}, "in_stock": {"type": "boolean"},
-            "variant_group": {"type": "string"}, "attributes": {"type": "object"},
-            "image_url": {"type": ["string", "null"]}}},
-        "Event": {"type": "object", "required": ["user_id", "product_id", "event"], "properties": {
-            "user_id": {"type": "string"}, "product_id": {"type": "string"},
-            "event": {"type": "string", "enum": ["view", "cart", "purchase", "click"]},
-            "timestamp": {"type": "string", "format": "date-time", "description": "default: server time"},
-            "session_id": {"type": "string"},
-            "event_id": {"type": "string", "maxLength": 256, "description": "the client's id of the event: a "
-                         "retry with the same (user_id, event_id) is stored once, even without a timestamp"}}},
-        "EventBatch": {"type": "object", "required": ["events"], "properties": {
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
-        "EventResult": {"type": "object", "properties": {
-            "received": {"type": "integer"}, "accepted": {"type": "integer"}, "inserted": {"type": "integer"},
-            "duplicates": {"type": "integer"},
-            "rejected": {"type": "array", "items": {"type": "object", "properties": {
-                "index": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}},
-            "error": {"$ref": "#/components/schemas/Error/properties/error"}}},
-    }},
+SECURITY_SCHEMES = {
+    "serverKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                  "description": "the server key (api.api_key), for the shop's backend"},
+    "bearerAuth": {"type": "http", "scheme": "bearer",
+                   "description": "Authorization: Bearer <token>: a signed shopper token or the server key"},
 }
+PLAIN: dict[str, Operation] = {
+    "health.healthz": Operation("Liveness", store=False, responses={200: Reply("up", (responses.Health,))}),
+    "health.readyz": Operation("Readiness (this worker warm, Weaviate reachable)", store=False, responses={
+        200: Reply("ready", (responses.Ready,)),
+        503: Reply("warming up or the vector store unreachable", (responses.Ready, responses.Error))}),
+    "metrics.expose": Operation("Prometheus metrics", store=False,
+                                responses={200: Reply("text exposition format", media="text/plain")}),
+    "openapi.openapi": Operation("This document", store=False, responses={200: Reply("OpenAPI 3.1", ())}),
+    "widget.asset": Operation("Widget assets (recsys-widget.js)", store=False, responses={
+        200: Reply("the file", media="text/javascript"), 404: Reply("no such asset", _ERR)}),
+    "widget.demo_home": Operation("Redirect to the first product's demo page",
+                                  responses={302: Reply("redirect", media=None), 404: Reply("no product", _ERR)}),
+    "widget.demo_product": Operation("A demo product page embedding the widget", path=models.ProductPath,
+                                     responses={200: Reply("HTML", media="text/html"),
+                                                404: Reply("unknown product", _ERR)}),
+}
+_PATH_DESCRIPTIONS = {"name": "file name"}
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    """The OpenAPI document."""
-    return jsonify(SPEC)
+    """The OpenAPI document (built once per app)."""
+    document = current_app.extensions.get("openapi")
+    if document is None:
+        document = current_app.extensions["openapi"] = build_document(current_app, state().settings)
+    return jsonify(document)
+
+
+def operation_of(app: Flask, endpoint: str) -> Operation:
+    """The declared operation of a route; LookupError when a route is undocumented."""
+    found = OPERATIONS.get(app.view_functions[endpoint]) or PLAIN.get(endpoint)
+    if found is None:
+        raise LookupError(f"route {endpoint!r} declares no api.schema.Operation")
+    return found
+
+
+def build_document(app: Flask, settings: Settings) -> dict[str, Any]:
+    """The whole document: every route of ``app``, components from the request and response models."""
+    ops = [(rule, operation_of(app, rule.endpoint)) for rule in app.url_map.iter_rules() if rule.endpoint != "static"]
+    request_models = {m for _, op in ops for m in (op.path, op.query, op.json, op.form) if m is not None}
+    _, top = models_json_schema(
+        [*((m, "validation") for m in sorted(request_models, key=lambda m: m.__name__)),
+         (ProductFilters, "validation"), (models.EventIn, "validation"),
+         *((m, "serialization") for m in responses.RESPONSE_MODELS)], ref_template=_REF)
+    schemas: dict[str, Any] = top.get("$defs", {})
+    paths: dict[str, dict[str, Any]] = {}
+    for rule, op in sorted(ops, key=lambda item: item[0].rule):
+        path = rule.rule.replace("<path:", "<").replace("<", "{").replace(">", "}")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(op, path, schemas, settings)
+    return {"openapi": "3.1.0",
+            "info": {"title": "Multi-vector product recommender", "version": "1",
+                     "description": "Generated from the pydantic models that validate each request (api/models.py, "
+                                    "api/fields.py) and document each response (api/responses.py)."},
+            "paths": paths, "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES}}
+
+
+def _operation(op: Operation, path: str, schemas: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    limits = op.limits(settings) if op.limits else {}
+    out: dict[str, Any] = {"summary": op.summary, "responses": _responses(op, path)}
+    parameters = _parameters(op, schemas, limits)
+    if parameters:
+        out["parameters"] = parameters
+    content: dict[str, Any] = {}
+    if op.json is not None:
+        _limit(schemas[op.json.__name__]["properties"], limits)
+        content["application/json"] = {"schema": {"$ref": _REF.format(model=op.json.__name__)}}
+    if op.form is not None:
+        props = {name: _present(p) for name, p in schemas[op.form.__name__]["properties"].items()}
+        props.update(_flat_filter_schemas(op.filters, schemas))
+        _limit(props, limits)
+        content["multipart/form-data"] = {"schema": {"type": "object", "properties": props}}
+    if content:
+        out["requestBody"] = {"required": True, "content": content}
+    if op.secured:
+        out["security"] = [{"serverKey": []}, {"bearerAuth": []}, {}]  # {}: open while no key is configured
+    return out
+
+
+def _parameters(op: Operation, schemas: dict[str, Any], limits: dict[str, int]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for where, model in (("path", op.path), ("query", op.query)):
+        if model is None:
+            continue
+        definition = schemas[model.__name__]
+        for name, prop in definition["properties"].items():
+            out.append(_param(name, where, prop, where == "path" or name in definition.get("required", ())))
+    if op.query is not None and op.filters:
+        out += [_param(name, "query", prop, False) for name, prop in _flat_filter_schemas(op.filters, schemas).items()]
+    for p in out:
+        _limit({p["name"]: p["schema"]}, limits)
+    return out
+
+
+def _param(name: str, where: str, prop: dict[str, Any], required: bool) -> dict[str, Any]:
+    schema = _present(prop)
+    description = schema.pop("description", _PATH_DESCRIPTIONS.get(name, name))
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
+
+
+def _flat_filter_schemas(names: tuple[str, ...], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The schema of each flat filter field, taken from ProductFilters (conditions as repeatable string fields)."""
+    props = schemas[ProductFilters.__name__]["properties"]
+    out: dict[str, Any] = {}
+    for name in names:
+        key = name.removeprefix("exclude_")
+        if key in FLAT_CONDITIONS:
+            words = "none of" if name.startswith("exclude_") else "any of"
+            out[name] = {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 20,
+                         "description": f"{key} is {words} these (repeatable)"}
+        else:
+            out[name] = _present(props[key])
+    return out
+
+
+def _present(prop: dict[str, Any]) -> dict[str, Any]:
+    """A property as a parameter or form field sends it: present or absent, never null."""
+    schema = {k: v for k, v in prop.items() if k not in ("title", "default")} if prop.get("default") is None else {
+        k: v for k, v in prop.items() if k != "title"}
+    options = [o for o in schema.pop("anyOf", []) if o.get("type") != "null"]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    return schema
+
+
+def _limit(props: dict[str, Any], limits: dict[str, int]) -> None:
+    """``max_<name>`` of the configured limits as the ``maximum`` of property ``<name>``."""
+    for key, value in limits.items():
+        prop = props.get(key.removeprefix("max_"))
+        if prop is not None:
+            target = next((o for o in prop.get("anyOf", ()) if o.get("type") == "integer"), prop)
+            target["maximum"] = value
+
+
+def _responses(op: Operation, path: str) -> dict[str, Any]:
+    statuses: dict[int, Reply] = {}
+    has_input = any(m is not None for m in (op.path, op.query, op.json, op.form))
+    shared = ([400] if has_input else []) + ([413, 415] if op.json or op.form else []) + (
+        [401, 403] if op.secured else []) + ([429] if path.startswith("/v1/") else []) + (
+        [500, 503] if op.store else [])
+    statuses.update({status: _COMMON[status] for status in shared})
+    statuses.update(op.responses)
+    return {str(status): _reply(statuses[status]) for status in sorted(statuses)}
+
+
+def _reply(reply: Reply) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": reply.description}
+    if reply.media is not None:
+        refs = [{"$ref": _REF.format(model=m.__name__)} for m in reply.models]
+        schema = refs[0] if len(refs) == 1 else {"anyOf": refs} if refs else {}
+        out["content"] = {reply.media: {"schema": schema} if schema else {}}
+    return out

@@ -13,7 +13,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, send_file
 
 from api.errors import ApiError
+from api.models import ProductPath
 from api.recommendations import image_url
+from api.responses import Error
+from api.responses import Product as ProductBody
+from api.schema import Operation, Reply, operation
 from api.state import state
 from api.validation import clean_id
 from recommender.store.item_cache import item_view
@@ -34,6 +38,8 @@ def product_or_404(product_id: str) -> dict[str, Any]:
 
 
 @bp.get("/products/<product_id>")
+@operation(Operation("A product's public properties", path=ProductPath, responses={
+    200: Reply("the product", (ProductBody,)), 404: Reply("unknown product", (Error,))}))
 def product(product_id: str) -> Response:
     """One product's public properties, with its image URL."""
     props = product_or_404(product_id)
@@ -44,6 +50,9 @@ def product(product_id: str) -> Response:
 
 
 @bp.get("/products/<product_id>/image")
+@operation(Operation("The product's image file from the configured catalog folder", path=ProductPath, responses={
+    200: Reply("the image", media="image/*"), 302: Reply("redirect to the product's own http(s) image URL", media=None),
+    404: Reply("unknown product or no image served", (Error,))}))
 def image(product_id: str) -> Response:
     """The product's image file from the catalog folder (or a redirect to its http(s) URL)."""
     props = product_or_404(product_id)

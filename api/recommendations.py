@@ -12,47 +12,57 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
-from werkzeug.datastructures import MultiDict
+from flask import Blueprint, Response, jsonify
 
-from api.errors import ApiError
-from api.explanation import MODES, explain_items
+from api.explanation import explain_items
+from api.fields import ProductFilters
+from api.models import (
+    RECOMMENDATION_FILTERS,
+    ProductPath,
+    ProductRecommendationsQuery,
+    UserPath,
+    UserRecommendationsQuery,
+)
+from api.responses import Error, Recommendations
+from api.schema import Operation, Reply, operation
 from api.state import state
 from api.urls import product_image_url
-from api.validation import clean_id, optional_id, parse_int
-from recommender.domain import CATEGORY_SEPARATOR, ItemView, ProductFilter
-from recommender.ranking.service import Recommendations
+from recommender.config import Settings
+from recommender.domain import ItemView
+from recommender.ranking import service as ranking
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1")
 
-_PARAMS = {"k", "user_id", "session_id", "category", "price_min", "price_max", "in_stock", "diversity", "explain"}
+_STATUSES = {200: Reply("ranked items", (Recommendations,))}
+
+
+def _max_k(settings: Settings) -> dict[str, int]:
+    return {"max_k": settings.ranking.max_k}
 
 
 @bp.get("/products/<product_id>/recommendations")
-def for_product(product_id: str) -> Response:
+@operation(Operation("More like this / you may also like, for a product page", path=ProductPath,
+                     query=ProductRecommendationsQuery, filters=RECOMMENDATION_FILTERS, limits=_max_k,
+                     responses={**_STATUSES, 404: Reply("unknown product", (Error,))}))
+def for_product(product_id: str, query: ProductRecommendationsQuery, filters: ProductFilters) -> Response:
     """Recommendations for a product page."""
-    args = request.args
-    _check_known(args, _PARAMS)
-    product_id = clean_id(product_id, "product_id")
-    user_id, session_id = optional_id(args.get("user_id"), "user_id"), optional_id(args.get("session_id"), "session_id")
-    k, filters, diversity, explain = _k(args), filters_from(args), _diversity(args), _explain(args)
-    recs = state().recommendations().for_product(product_id, user_id, session_id, k, filters, diversity)
-    return jsonify(_body(product_id, user_id, session_id, recs, explain))
+    recs = state().recommendations().for_product(product_id, query.user_id, query.session_id, query.k,
+                                                 filters.product_filter(), query.diversity)
+    return jsonify(_body(product_id, query.user_id, query.session_id, recs, query.explain))
 
 
 @bp.get("/users/<user_id>/recommendations")
-def for_user(user_id: str) -> Response:
+@operation(Operation("Recommendations for a shopper (an unknown shopper gets popular products)", path=UserPath,
+                     query=UserRecommendationsQuery, filters=RECOMMENDATION_FILTERS, limits=_max_k,
+                     responses=_STATUSES))
+def for_user(user_id: str, query: UserRecommendationsQuery, filters: ProductFilters) -> Response:
     """Recommendations for a shopper (no anchor product)."""
-    args = request.args
-    _check_known(args, _PARAMS - {"user_id"})
-    user_id = clean_id(user_id, "user_id")
-    session_id = optional_id(args.get("session_id"), "session_id")
-    k, filters, diversity, explain = _k(args), filters_from(args), _diversity(args), _explain(args)
-    recs = state().recommendations().for_user(user_id, session_id, k, filters, diversity)
-    return jsonify(_body(None, user_id, session_id, recs, explain))
+    recs = state().recommendations().for_user(user_id, query.session_id, query.k, filters.product_filter(),
+                                              query.diversity)
+    return jsonify(_body(None, user_id, query.session_id, recs, query.explain))
 
 
-def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, recs: Recommendations,
+def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, recs: ranking.Recommendations,
           explain: str) -> dict[str, Any]:
     st = state()
     service = st.recommendations()
@@ -77,59 +87,3 @@ def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, re
 def image_url(view: ItemView | None) -> str | None:
     """The URL of the product image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
     return product_image_url(view.product_id, view.image) if view is not None else None
-
-
-def _check_known(args: MultiDict[str, str], known: set[str]) -> None:
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise ApiError(400, "invalid_request", f"unknown parameter {unknown[0]!r}", unknown[0])
-
-
-def _k(args: MultiDict[str, str]) -> int:
-    limit = state().settings.ranking.max_k
-    k = parse_int(args.get("k"), "k", 10)
-    if not 1 <= k <= limit:
-        raise ApiError(400, "invalid_request", f"k must be between 1 and {limit}, got {k}", "k")
-    return k
-
-
-def _float(args: MultiDict[str, str], name: str) -> float | None:
-    raw = (args.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_request", f"{name} must be a number, got {raw[:40]!r}", name) from exc
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ApiError(400, "invalid_request", f"{name} must be a finite number", name)
-    return value
-
-
-def _diversity(args: MultiDict[str, str]) -> float | None:
-    value = _float(args, "diversity")
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ApiError(400, "invalid_request", f"diversity must be between 0 and 1, got {value}", "diversity")
-    return value
-
-
-def _explain(args: MultiDict[str, str]) -> str:
-    mode = (args.get("explain") or "template").strip().lower()
-    if mode not in MODES:
-        raise ApiError(400, "invalid_request", f"explain must be one of {', '.join(MODES)}, got {mode[:20]!r}",
-                       "explain")
-    return mode
-
-
-def filters_from(args: MultiDict[str, str]) -> ProductFilter | None:
-    """The request's product filter (None when it keeps everything)."""
-    category = tuple(c.strip() for c in (args.get("category") or "").split(CATEGORY_SEPARATOR.strip()) if c.strip())
-    price_min, price_max = _float(args, "price_min"), _float(args, "price_max")
-    if price_min is not None and price_max is not None and price_min > price_max:
-        raise ApiError(400, "invalid_request", "price_min is greater than price_max", "price_min")
-    raw = (args.get("in_stock") or "").strip().lower()
-    if raw not in {"", "1", "true", "yes", "0", "false", "no"}:
-        raise ApiError(400, "invalid_request", f"in_stock must be true or false, got {raw[:20]!r}", "in_stock")
-    in_stock = None if raw == "" else raw in {"1", "true", "yes"}
-    f = ProductFilter(category, price_min, price_max, in_stock)
-    return None if f.is_empty else f

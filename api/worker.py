@@ -23,27 +23,47 @@ from api.gunicorn_errors import write_json_error
 from recommender.config import ServeSettings
 
 MAX_HEAD_BYTES = 64 * 1024  # a head longer than this (cookies included) is refused with a 431
-RECV_BYTES = 64 * 1024
+RECV_BYTES = 256 * 1024
 _PROBE = re.compile(rb"(?:GET|HEAD) /(?:healthz|readyz)[ ?]")
 _HEADER = re.compile(rb"\r\n(content-length|transfer-encoding|x-forwarded-for):[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
-def request_state(data: bytes, max_body: int) -> int | None:
-    """Whether ``data`` (a request's bytes so far) is complete: ``0`` yes, ``None`` not yet, or the HTTP status to
-    refuse it with. A body over ``max_body`` counts as complete: the app answers it with a 413 without reading it."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return 431 if len(data) > MAX_HEAD_BYTES else None
-    if end > MAX_HEAD_BYTES:
-        return 431
-    headers = {name.lower(): value.strip() for name, value in _HEADER.findall(data[:end + 2])}
-    body = len(data) - end - 4
+CHUNKED = -1
+
+
+def body_needed(head: bytes, max_body: int) -> int:
+    """Body bytes to read before a thread takes the request: its ``Content-Length``, ``CHUNKED``, or 0 when there is
+    none or the app answers it unread (over ``max_body``: a 413; malformed: gunicorn's parser gives a 400)."""
+    headers = {name.lower(): value.strip() for name, value in _HEADER.findall(head)}
     if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
-        return 0 if body > max_body or data.endswith(b"0\r\n\r\n") else None
+        return CHUNKED
     length = headers.get(b"content-length", b"0")
-    if not length.isdigit():
-        return 0  # gunicorn's parser answers a malformed length with its own 400
-    return 0 if int(length) > max_body or body >= int(length) else None
+    return int(length) if length.isdigit() and int(length) <= max_body else 0
+
+
+class RequestReader:
+    """One request's bytes as they arrive, and whether it is complete (each chunk is scanned once)."""
+
+    def __init__(self, max_body: int) -> None:
+        self.data = bytearray()
+        self.max_body = max_body
+        self.head_end = -1  # index after the blank line, once the head is complete
+        self.needed = 0
+
+    def feed(self, chunk: bytes) -> int | None:
+        """Add ``chunk``: ``0`` the request is complete, ``None`` not yet, else the HTTP status to refuse it with."""
+        start = max(0, len(self.data) - 3)
+        self.data += chunk
+        if self.head_end < 0:
+            end = self.data.find(b"\r\n\r\n", start)
+            if end < 0 or end > MAX_HEAD_BYTES:
+                return 431 if len(self.data) > MAX_HEAD_BYTES else None
+            self.head_end = end + 4
+            self.needed = body_needed(bytes(self.data[:end + 2]), self.max_body)
+        body = len(self.data) - self.head_end
+        if self.needed == CHUNKED:
+            return 0 if body > self.max_body or self.data.endswith(b"0\r\n\r\n") else None
+        return 0 if body >= self.needed else None
 
 
 def client_address(peer: Any, data: bytes, trusted: list[str]) -> str:
@@ -90,7 +110,7 @@ class GuardedThreadWorker(ThreadWorker):
                         self._keep.remove(conn)
                     except ValueError:
                         return  # race condition: already expired
-                conn.recsys_buf = bytearray()
+                conn.recsys_reader = RequestReader(self.max_body)
                 self.pending[conn] = time.monotonic() + self.serve.header_timeout_s
         try:
             chunk = conn.sock.recv(RECV_BYTES)
@@ -101,11 +121,11 @@ class GuardedThreadWorker(ThreadWorker):
         if not chunk:
             self._drop(conn)
             return
-        had_head = b"\r\n\r\n" in conn.recsys_buf
-        conn.recsys_buf += chunk
-        state = request_state(bytes(conn.recsys_buf), self.max_body)
+        reader: RequestReader = conn.recsys_reader
+        had_head = reader.head_end >= 0
+        state = reader.feed(chunk)
         if state is None:
-            if not had_head and b"\r\n\r\n" in conn.recsys_buf:
+            if not had_head and reader.head_end >= 0:  # the head is in: the body gets its own deadline
                 self.pending[conn] = time.monotonic() + self.serve.body_timeout_s
             return
         if state:
@@ -114,8 +134,8 @@ class GuardedThreadWorker(ThreadWorker):
         self._dispatch(conn)
 
     def _dispatch(self, conn: Any) -> None:
-        data = bytes(conn.recsys_buf)
-        conn.recsys_buf = None
+        data = bytes(conn.recsys_reader.data)
+        conn.recsys_reader = None
         client = client_address(conn.client, data, self.cfg.forwarded_allow_ips)
         with self._lock:
             del self.pending[conn]

@@ -5,9 +5,10 @@ Prints figures (it is not a test). In one run it starts a local Weaviate on free
 `gthread`, and the shipped `api.worker.GuardedThreadWorker`; 2 workers each, `gunicorn.conf.py` otherwise):
 1. measures `GET /healthz` and `GET /v1/products/<id>/recommendations?k=10&explain=template` one at a time from
    127.0.0.1 (a 5 s client timeout; a timeout counts as a failure), bounded by a count and a time limit;
-2. opens N slowloris sockets from 127.0.0.2 (half-sent heads and bodies, one more byte each every half second)
-   and starts M clients sending photo searches back to back from 127.0.0.3, then measures the same again;
-3. prints p50/p99 of each, the attack/no-attack ratio, failures, and how many slowloris sockets the server closed.
+2. measures the same again under M clients sending photo searches back to back from 127.0.0.3 (no back-off), under
+   N slowloris sockets from 127.0.0.2 (half-sent heads and bodies, one more byte each every half second), and
+   under both at once;
+3. prints p50/p99 of each, the both/quiet ratio, failures, and how many slowloris sockets the server closed.
 Everything it starts is stopped in `finally` blocks; it binds loopback only.
 
     .venv/bin/python bench/slow_clients.py                       # 64 slowloris sockets, 8 image clients
@@ -62,6 +63,10 @@ class Latencies:
         ms = np.asarray(self.ok) * 1000
         return f"{np.percentile(ms, 50):.1f} ms", f"{np.percentile(ms, 99):.1f} ms"
 
+    @property
+    def total(self) -> int:
+        return len(self.ok) + self.failed
+
     def p(self, q: float) -> float:
         return float(np.percentile(self.ok, q)) if self.ok else float("nan")
 
@@ -97,11 +102,11 @@ def measure(port: int, paths: list[str], n: int, max_seconds: float) -> Latencie
 
 
 @contextmanager
-def attack(port: int, slowloris: int, image_clients: int, photo: bytes) -> Iterator[list[socket.socket]]:
-    """Slowloris sockets trickling a byte each every half second, and photo searches back to back."""
+def slowloris(port: int, n: int) -> Iterator[list[socket.socket]]:
+    """``n`` half-sent requests (heads and bodies) from 127.0.0.2, one more byte each every half second."""
     stop = threading.Event()
     socks = []
-    for i in range(slowloris):
+    for i in range(n):
         s = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S, source_address=("127.0.0.2", 0))
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: shop\r\nX-Padding: " if i % 2 else
                   b"POST /v1/search HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
@@ -116,18 +121,31 @@ def attack(port: int, slowloris: int, image_clients: int, photo: bytes) -> Itera
                 except OSError:
                     continue  # closed by the server
 
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        yield socks
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def photo_burst(port: int, clients: int, photo: bytes) -> Iterator[None]:
+    """``clients`` threads from 127.0.0.3 sending photo searches back to back (no back-off on 429/503)."""
+    stop = threading.Event()
     body = json.dumps({"image_base64": base64.b64encode(photo).decode(), "k": 10}).encode()
 
     def search() -> None:
         while not stop.is_set():
             request(port, "POST", "/v1/search", body, source="127.0.0.3")
 
-    threads = [threading.Thread(target=drip, daemon=True)]
-    threads += [threading.Thread(target=search, daemon=True) for _ in range(image_clients)]
+    threads = [threading.Thread(target=search, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
     try:
-        yield socks
+        time.sleep(1.0)  # let the burst take hold
+        yield
     finally:
         stop.set()
         for t in threads:
@@ -185,24 +203,32 @@ def gunicorn(env: dict[str, str], extra: list[str], log: Path) -> Iterator[int]:
 
 def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, pages: list[str], photo: bytes,
              work: Path) -> list[str]:
-    """Both measures of one worker setup; its table rows."""
-    rows = []
+    """Quiet, photo burst, slowloris, both: /healthz and product pages under each; the mode's table rows."""
+    kinds = {"healthz": ["/healthz"], "page": pages}
+
+    def both_measures() -> dict[str, Latencies]:
+        return {kind: measure(port, paths, args.requests, args.max_seconds) for kind, paths in kinds.items()}
+
     with gunicorn(env, MODES[name], work / f"gunicorn-{name}.log") as port:
         measure(port, ["/healthz", *pages[:20]], 40, 30.0)  # warm caches and connections
-        quiet = {"healthz": measure(port, ["/healthz"], args.requests, args.max_seconds),
-                 "page": measure(port, pages, args.requests, args.max_seconds)}
-        with attack(port, args.slowloris, args.image_clients, photo) as socks:
-            time.sleep(1.0)  # let the attack take hold
-            loud = {"healthz": measure(port, ["/healthz"], args.requests, args.max_seconds),
-                    "page": measure(port, pages, args.requests, args.max_seconds)}
-            open_for = time.monotonic()
-        time.sleep(max(0.0, open_for + args.close_wait - time.monotonic()))
-        closed = closed_count(socks)
-    for what in ("healthz", "page"):
-        q, a = quiet[what], loud[what]
-        rows.append(f"| {name} | {what} | {' / '.join(q.cells())} | {' / '.join(a.cells())} | "
-                    f"{a.p(50) / q.p(50):.1f}× / {a.p(99) / q.p(99):.1f}× | {q.failed} / {a.failed} of "
-                    f"{len(a.ok) + a.failed} | {closed}/{args.slowloris} |")
+        runs = {"quiet": both_measures()}
+        with photo_burst(port, args.image_clients, photo):
+            runs["burst"] = both_measures()
+        with slowloris(port, args.slowloris) as socks:
+            opened = time.monotonic()
+            runs["slowloris"] = both_measures()
+            with photo_burst(port, args.image_clients, photo):
+                runs["both"] = both_measures()
+            time.sleep(max(0.0, opened + args.close_wait - time.monotonic()))
+            closed = closed_count(socks)
+    rows = []
+    for kind in kinds:
+        quiet, both = runs["quiet"][kind], runs["both"][kind]
+        cells = [" / ".join(runs[run][kind].cells()) for run in ("quiet", "burst", "slowloris", "both")]
+        failed = " / ".join(f"{runs[run][kind].failed} of {runs[run][kind].total}"
+                            for run in ("burst", "slowloris", "both"))
+        rows.append(f"| {name} | {kind} | {' | '.join(cells)} | {both.p(50) / quiet.p(50):.1f}× / "
+                    f"{both.p(99) / quiet.p(99):.1f}× | {failed} | {closed}/{args.slowloris} |")
     return rows
 
 
@@ -213,9 +239,10 @@ def main() -> None:
     ap.add_argument("--modes", default="sync,gthread,guarded", help=f"comma-separated, of {', '.join(MODES)}")
     ap.add_argument("--slowloris", type=int, default=64, help="half-sent requests held open")
     ap.add_argument("--image-clients", type=int, default=8, help="clients sending photo searches back to back")
-    ap.add_argument("--requests", type=int, default=200, help="requests per measure")
-    ap.add_argument("--max-seconds", type=float, default=30.0, help="time limit per measure")
-    ap.add_argument("--close-wait", type=float, default=35.0, help="seconds after the attack to count closed sockets")
+    ap.add_argument("--requests", type=int, default=100, help="requests per measure")
+    ap.add_argument("--max-seconds", type=float, default=15.0, help="time limit per measure")
+    ap.add_argument("--close-wait", type=float, default=35.0,
+                    help="seconds after opening the slowloris sockets to count those the server closed")
     ap.add_argument("--image-size", type=int, default=64, help="image tower input size")
     ap.add_argument("--photo-side", type=int, default=1000, help="side of the searched photo (px)")
     args = ap.parse_args()
@@ -237,9 +264,9 @@ def main() -> None:
         print(f"{len(ids)} products; {args.slowloris} slowloris sockets, {args.image_clients} image clients "
               f"({args.photo_side}² JPEG, {len(photo) // 1024} KB); "
               f"{args.requests} requests per measure (one at a time, {CLIENT_TIMEOUT_S:.0f} s client timeout)")
-        print("| workers | request | p50 / p99 quiet | p50 / p99 under attack | ratio p50 / p99 | failed quiet / "
-              "attack | slowloris closed |")
-        print("|---|---|---|---|---|---|---|")
+        print("| workers | request | p50 / p99 quiet | photo burst | slowloris | both | both / quiet p50 / p99 | "
+              "failed: burst / slowloris / both | slowloris closed |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name in args.modes.split(","):
             for row in run_mode(name, env, args, pages, photo, work):
                 print(row, flush=True)

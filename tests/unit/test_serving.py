@@ -13,7 +13,7 @@ import pytest
 from api.app import create_app
 from api.gunicorn_errors import write_json_error
 from api.image_slots import EXTENSION, ImageBusy, ImageSlots
-from api.worker import MAX_HEAD_BYTES, client_address, request_state
+from api.worker import MAX_HEAD_BYTES, RequestReader, client_address
 from recommender.config import ServeSettings, Settings, load_settings
 from recommender.errors import ConfigError
 
@@ -34,7 +34,13 @@ POST = b"POST /v1/search HTTP/1.1\r\nHost: shop\r\nContent-Length: 10\r\n\r\n"
     (GET + b"X-Pad: " + b"a" * MAX_HEAD_BYTES, 431),
 ])
 def test_a_request_goes_to_a_thread_only_once_complete(data: bytes, state: int | None) -> None:
-    assert request_state(data, max_body=1000) == state
+    assert RequestReader(max_body=1000).feed(data) == state
+    byte_by_byte = RequestReader(max_body=1000)
+    seen = [byte_by_byte.feed(data[i:i + 1]) for i in range(len(data))]
+    decided = [(i, x) for i, x in enumerate(seen) if x is not None]
+    assert (decided[0][1] if decided else None) == state
+    if state == 0:
+        assert decided[0][0] == len(data) - 1  # complete exactly at its last byte, not before
 
 
 def test_the_client_address_is_the_peer_unless_a_trusted_proxy_forwards_one() -> None:

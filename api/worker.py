@@ -3,21 +3,26 @@
 Plain gthread hands a connection to a thread as soon as its first byte arrives, and the thread then blocks reading
 the rest with no deadline: a few clients that send half a request (slowloris, a slow body) hold every thread.
 Here the worker's event loop reads each request's head and body itself, without blocking, within
-``serve.header_timeout_s`` and ``serve.body_timeout_s`` (else a JSON 408 and the socket is closed), and only a
-complete request goes to a thread. One client address may have at most ``serve.max_inflight_per_ip`` requests
-queued or running in the worker (else a JSON 429 with ``Retry-After``), and ``/healthz`` and ``/readyz`` run on
-``serve.probe_threads`` threads of their own, so a probe never waits behind other work.
+``serve.header_timeout_s`` (from the accept; on a kept-alive connection, from the next request's first byte) and
+``serve.body_timeout_s`` (from the end of the head), else a JSON 408 and the socket is closed (so is one that
+never sends a byte), and only a complete request goes to a thread. One client address may have at most
+``serve.max_inflight_per_ip`` requests queued or running in the worker (else a JSON 429 with ``Retry-After``), and
+``/healthz`` and ``/readyz`` run on ``serve.probe_threads`` threads of their own, so a probe never waits behind
+other work.
 """
 
 from __future__ import annotations
 
+import errno
 import re
+import selectors
 import time
 from collections import Counter
 from concurrent import futures
+from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from api.gunicorn_errors import write_json_error
 from recommender.config import ServeSettings
@@ -79,7 +84,8 @@ def client_address(peer: Any, data: bytes, trusted: list[str]) -> str:
 
 
 class GuardedThreadWorker(ThreadWorker):
-    """gthread whose event loop buffers whole requests, caps in-flight requests per client and runs probes apart."""
+    """gthread whose event loop buffers whole requests (a deadline from the accept or, kept alive, from the first
+    byte), caps in-flight requests per client and runs probes apart."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -97,6 +103,24 @@ class GuardedThreadWorker(ThreadWorker):
             self.serve = recsys.settings.serve
             self.max_body = recsys.settings.api.max_content_length
         self.probe_pool = futures.ThreadPoolExecutor(self.serve.probe_threads, thread_name_prefix="probe")
+
+    def accept(self, server: Any, listener: Any) -> None:
+        """Accept a connection and start the clock on its first request: one that never sends a byte is closed too."""
+        if self.cfg.is_ssl:
+            super().accept(server, listener)
+            return
+        try:
+            sock, client = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        conn = TConn(self.cfg, sock, client, server)
+        self.nr_conns += 1
+        with self._lock:
+            conn.recsys_reader = RequestReader(self.max_body)
+            self.pending[conn] = time.monotonic() + self.serve.header_timeout_s
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
     def on_client_socket_readable(self, conn: Any, client: Any) -> None:
         """Read what arrived; hand the request to a thread only once it is complete."""

@@ -7,6 +7,7 @@ from flask import Flask
 from api import ask, events, health, metrics, openapi, products, recommendations, search, widget
 from api.cors import init_cors
 from api.errors import register_error_handlers
+from api.image_slots import init_image_slots
 from api.jsonio import StrictJSONProvider
 from api.metrics import init_metrics
 from api.state import init_state
@@ -22,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_state(app, settings)
     register_error_handlers(app)
     init_metrics(app)
+    init_image_slots(app, settings.serve)
     init_cors(app, settings.api.cors_origins)
     for module in (health, search, ask, recommendations, products, events, metrics, openapi, widget):
         app.register_blueprint(module.bp)

@@ -1,23 +1,33 @@
-"""``GET /metrics``: Prometheus text format, written by hand (no extra dependency).
+"""``GET /metrics``: Prometheus' official client (``prometheus_client``), summed over every gunicorn worker.
 
 Per endpoint (the URL rule, not the raw path, so ids do not explode the label set) and method (a standard one,
 else ``other``): request counts by status (a registered code, else its class) and a latency histogram; plus
-events received per type. Counts are per process: under several gunicorn workers each worker reports its own
-(scrape each, or sum).
+events received per type. Under gunicorn, ``gunicorn.conf.py`` points ``PROMETHEUS_MULTIPROC_DIR`` (the client's
+own variable) at a folder emptied at start: each worker writes its counts there and a scrape, whichever worker
+answers it, adds up all of them, including workers that have since exited. Without the variable (tests, one
+process) the counts are this app's own.
 """
 
 from __future__ import annotations
 
-import bisect
-import threading
+import os
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections import Counter as Tally
 from http import HTTPStatus
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 EXTENSION = "recsys_metrics"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Label values come from fixed sets so a hostile client cannot add series: anything else is "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 STATUSES = frozenset(int(s) for s in HTTPStatus)
@@ -27,58 +37,35 @@ bp = Blueprint("metrics", __name__)
 
 
 class Metrics:
-    """Thread-safe request counters and latency histograms."""
+    """The app's request and event metrics, and how to render them for a scrape."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[tuple[str, str, str]] = Counter()
-        self._buckets: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
-        self._sums: dict[tuple[str, str], float] = defaultdict(float)
-        self._events: Counter[str] = Counter()
+        disable_created_metrics()  # no `_created` series: they add one per label set and nothing we use
+        self._registry = CollectorRegistry()
+        self.requests = Counter("recsys_http_requests", "HTTP requests by endpoint, method and status.",
+                                ("endpoint", "method", "status"), registry=self._registry)
+        self.latency = Histogram("recsys_http_request_seconds", "HTTP request latency by endpoint and method.",
+                                 ("endpoint", "method"), buckets=BUCKETS, registry=self._registry)
+        self.events = Counter("recsys_events", "Events accepted by POST /v1/events, by type sent.", ("type",),
+                              registry=self._registry)
 
     def observe(self, endpoint: str, method: str, status: str, seconds: float) -> None:
         """Record one finished request."""
-        with self._lock:
-            self._requests[(endpoint, method, status)] += 1
-            self._buckets[(endpoint, method)][bisect.bisect_left(BUCKETS, seconds)] += 1
-            self._sums[(endpoint, method)] += seconds
+        self.requests.labels(endpoint, method, status).inc()
+        self.latency.labels(endpoint, method).observe(seconds)
 
-    def count_events(self, kinds: Counter[str]) -> None:
+    def count_events(self, kinds: Tally[str]) -> None:
         """Record accepted events per incoming type (``click`` counted as sent, though stored as a view)."""
-        with self._lock:
-            self._events.update(kinds)
+        for kind, n in kinds.items():
+            self.events.labels(kind).inc(n)
 
-    def render(self) -> str:
-        """The exposition text."""
-        with self._lock:
-            lines = ["# HELP recsys_http_requests_total HTTP requests by endpoint, method and status.",
-                     "# TYPE recsys_http_requests_total counter"]
-            lines += [f'recsys_http_requests_total{{endpoint="{_esc(e)}",method="{m}",status="{s}"}} {n}'
-                      for (e, m, s), n in sorted(self._requests.items())]
-            lines += ["# HELP recsys_http_request_seconds HTTP request latency by endpoint and method.",
-                      "# TYPE recsys_http_request_seconds histogram"]
-            for (e, m), counts in sorted(self._buckets.items()):
-                lines += _histogram(f'endpoint="{_esc(e)}",method="{m}"', counts, self._sums[(e, m)])
-            lines += ["# HELP recsys_events_total Events accepted by POST /v1/events, by type sent.",
-                      "# TYPE recsys_events_total counter"]
-            lines += [f'recsys_events_total{{type="{_esc(k)}"}} {n}' for k, n in sorted(self._events.items())]
-        return "\n".join(lines) + "\n"
-
-
-def _histogram(labels: str, counts: Iterable[int], total: float) -> list[str]:
-    out, cumulative = [], 0
-    counts = list(counts)
-    for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
-        cumulative += n
-        le = "+Inf" if bound == float("inf") else repr(bound)
-        out.append(f'recsys_http_request_seconds_bucket{{{labels},le="{le}"}} {cumulative}')
-    out.append(f"recsys_http_request_seconds_sum{{{labels}}} {total:.6f}")
-    out.append(f"recsys_http_request_seconds_count{{{labels}}} {cumulative}")
-    return out
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def render(self) -> bytes:
+        """The exposition text: every worker's counts when running multiprocess, else this app's."""
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self._registry)
 
 
 def method_label(method: str) -> str:
@@ -119,4 +106,4 @@ def init_metrics(app: Flask) -> Metrics:
 @bp.get("/metrics")
 def expose() -> Response:
     """The metrics in Prometheus text format."""
-    return Response(metrics().render(), mimetype="text/plain", headers={"Content-Type": "text/plain; version=0.0.4"})
+    return Response(metrics().render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

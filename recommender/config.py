@@ -128,6 +128,29 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """How each gunicorn worker keeps its threads for complete requests (``api.worker``, ``api.image_slots``):
+    a request's head and body are read by the worker's event loop within their deadlines before any thread takes
+    it; one client address holds at most ``max_inflight_per_ip`` of a worker's queued or running requests; image
+    work (search/ask photos) runs in ``image_slots`` per worker with ``image_queue`` more waiting up to
+    ``image_wait_s`` (the rest answer 503); ``/healthz`` and ``/readyz`` run on ``probe_threads`` of their own."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_inflight_per_ip: int = 6
+    image_slots: int = 1
+    image_queue: int = 2
+    image_wait_s: float = 5.0
+    probe_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if min(self.max_inflight_per_ip, self.image_slots, self.probe_threads) < 1 or self.image_queue < 0:
+            raise ConfigError("serve: max_inflight_per_ip, image_slots and probe_threads must be ≥ 1, image_queue ≥ 0")
+        if min(self.header_timeout_s, self.body_timeout_s, self.image_wait_s) <= 0:
+            raise ConfigError("serve: the timeouts must be > 0")
+
+
+@dataclass(frozen=True)
 class RankingSettings:
     """Online recommendations: candidates per source, business rules, and how often a new model is looked for."""
 
@@ -236,6 +259,7 @@ class Settings:
     collaborative: CollaborativeSettings = field(default_factory=CollaborativeSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     ranking: RankingSettings = field(default_factory=RankingSettings)
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     refresh: RefreshSettings = field(default_factory=RefreshSettings)
@@ -255,7 +279,7 @@ class Settings:
 
 
 _SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api", "ranking",
-             "explain", "refresh", "ask"}
+             "explain", "refresh", "ask", "serve"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),
     "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),

@@ -70,8 +70,9 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 
 
 def gunicorn(env_extra: dict[str, str], log: Path) -> AbstractContextManager[str]:
-    """The API under gunicorn (4 threads: the page, its images and the widget's calls arrive together)."""
-    return serve(env_extra, log, threads=4)
+    """The API under gunicorn (the shipped config: the page, its images and the widget's calls arrive together, from
+    one browser and the test itself, so the per-address cap is raised above what they send at once)."""
+    return serve({"RECSYS_SERVE__MAX_INFLIGHT_PER_IP": "32", **env_extra}, log)
 
 
 def api_env(weaviate: WeaviateSettings, catalog: Path, data_dir: Path) -> dict[str, str]:

@@ -27,15 +27,15 @@ def _healthy(base: str) -> bool:
 
 
 @contextmanager
-def gunicorn(env_extra: Mapping[str, str], log: Path, threads: int = 1, workers: int = 1) -> Iterator[str]:
-    """`gunicorn api.wsgi:app` with the shipped config and ``env_extra`` on top of the environment (warm-up off
-    unless ``env_extra`` turns it on); yields its base URL."""
+def gunicorn(env_extra: Mapping[str, str], log: Path, workers: int = 1, app: str = "api.wsgi:app") -> Iterator[str]:
+    """`gunicorn api.wsgi:app` (or ``app``) with the shipped config (its worker class and threads) and ``env_extra`` on
+    top of the environment (warm-up off unless ``env_extra`` turns it on); yields its base URL."""
     port = free_port("127.0.0.1")
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "RECSYS_API__WARMUP": "false", **env_extra}
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
-                                 f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-                                 "api.wsgi:app"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 f"127.0.0.1:{port}", "--workers", str(workers), app],
+                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S

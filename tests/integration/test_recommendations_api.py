@@ -269,7 +269,7 @@ def test_metrics_and_openapi_cover_every_endpoint(app: Flask, client: FlaskClien
     text = client.get("/metrics").get_data(as_text=True)
     rule = "/v1/products/<product_id>/recommendations"
     assert f'recsys_http_requests_total{{endpoint="{rule}",method="GET",status="200"}}' in text
-    assert f'recsys_http_request_seconds_bucket{{endpoint="{rule}",method="GET",le="+Inf"}}' in text
+    assert f'recsys_http_request_seconds_bucket{{endpoint="{rule}",le="+Inf",method="GET"}}' in text
     spec = client.get("/openapi.json").json
     documented = set(spec["paths"])
     for r in app.url_map.iter_rules():

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from recommender.config import WeaviateSettings
+from recommender.config import ServeSettings, WeaviateSettings
 from recommender.store.ports import free_port
 from tests.gunicorn_server import gunicorn
 from tests.integration.test_search import IMAGE_SIZE
@@ -71,9 +71,11 @@ def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read())
 
 
-def readiness_of_each_worker(base: str, workers: int = 2, concurrency: int = 8) -> dict[int, dict[str, Any]]:
+def readiness_of_each_worker(base: str, workers: int = 2,
+                             concurrency: int = ServeSettings().max_inflight_per_ip) -> dict[int, dict[str, Any]]:
     """``/readyz`` bodies by worker pid, asked until every worker answered (a worker still warming accepts no
-    connection yet); concurrent calls, since sequential ones tend to reach one worker only."""
+    connection yet); concurrent calls, since sequential ones tend to reach one worker only (no more at once than
+    one address may have in flight)."""
     seen: dict[int, dict[str, Any]] = {}
     deadline = time.monotonic() + READY_S
     with ThreadPoolExecutor(concurrency) as pool:

@@ -24,9 +24,19 @@ from recommender.errors import ConfigError
 WEAVIATE_VERSION = "v1.35.2"
 
 
+CONSISTENCY_LEVELS = ("ONE", "QUORUM", "ALL")
+COMPRESSIONS = ("none", "rq", "pq", "bq", "sq")
+
+
 @dataclass(frozen=True)
 class WeaviateSettings:
-    """Where the vector store is: an existing server (``url``) or a local one the project starts."""
+    """Where the vector store is (an existing server or cluster at ``url``, or local nodes the project starts),
+    how the collection is laid out on a cluster, and how the client rides out a lost node.
+
+    ``url`` and ``grpc_url`` take comma-separated lists (one entry per node, in the same order): the client
+    connects to the first node that answers and moves to the next one when its node stops answering.
+    Without ``url``, ``nodes`` local nodes listen on ``http_port + i`` / ``grpc_port + i`` (i = 0 … nodes-1).
+    """
 
     url: str | None = None
     grpc_url: str | None = None
@@ -34,6 +44,7 @@ class WeaviateSettings:
     host: str = "127.0.0.1"
     http_port: int = 8080
     grpc_port: int = 50051
+    nodes: int = 1  # local nodes `recsys weaviate start` runs (and the client fails over between)
     version: str = WEAVIATE_VERSION
     binary: Path | None = None
     startup_timeout_s: float = 90.0
@@ -42,6 +53,37 @@ class WeaviateSettings:
     # batch jobs ride out a busy store: a longer deadline per read, and idempotent reads retried with backoff
     job_timeout_s: float = 30.0
     job_retries: int = 2
+    # ... and, on a cluster, for at least this long: the time the cluster needs to notice a lost node (~30-35 s)
+    retry_window_s: float = 0.0
+    connect_timeout_s: float = 2.0  # the most one node may take to answer its readiness probe on connect
+    # collection layout, applied when the collection is created (a cluster setting; an existing one is kept)
+    shards: int = 0  # 0 = Weaviate's default (one per node)
+    replication_factor: int = 1
+    async_replication: bool = False  # background repair of replicas that missed writes (a restarted node)
+    read_consistency: str = "QUORUM"  # ONE | QUORUM | ALL replicas that must answer a read
+    write_consistency: str = "QUORUM"  # ... acknowledge a write
+    # vector compression per named vector: none | rq (8-bit rotational) | pq | bq (1 bit) | sq (8-bit scalar)
+    compression_text: str = "none"
+    compression_image: str = "none"
+    compression_behavior: str = "none"
+    compression_training_limit: int = 100_000  # vectors PQ/SQ train on before they compress (Weaviate's default)
+
+    def __post_init__(self) -> None:
+        for name in ("read_consistency", "write_consistency"):
+            if getattr(self, name).upper() not in CONSISTENCY_LEVELS:
+                raise ConfigError(f"setting weaviate.{name}: {getattr(self, name)!r} is not one of "
+                                  f"{', '.join(CONSISTENCY_LEVELS)}")
+        for vector in ("text", "image", "behavior"):
+            if getattr(self, f"compression_{vector}").lower() not in COMPRESSIONS:
+                raise ConfigError(f"setting weaviate.compression_{vector}: {getattr(self, f'compression_{vector}')!r}"
+                                  f" is not one of {', '.join(COMPRESSIONS)}")
+        for name, low in (("nodes", 1), ("replication_factor", 1), ("shards", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"setting weaviate.{name}: must be at least {low}")
+
+    def compression(self, vector: str) -> str:
+        """The compression of one named vector (lower case)."""
+        return str(getattr(self, f"compression_{vector}")).lower()
 
 
 @dataclass(frozen=True)

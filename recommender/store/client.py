@@ -106,10 +106,19 @@ class _errors:
 
 
 _UNREACHABLE_WORDS = ("connect", "unavailable", "refused", "timeout", "timed out", "closed", "replica", "broadcast",
-                      "deadline")
+                      "deadline", "rst_stream")
 
 
 def looks_unreachable(exc: BaseException | str) -> bool:
-    """True when an error (or error message) says a node or replica could not be reached, not that we were wrong."""
-    text = exc if isinstance(exc, str) else f"{type(exc).__name__} {exc}"
-    return any(w in text.lower() for w in _UNREACHABLE_WORDS)
+    """True when an error (or error message, or an error it was raised from) says a node or replica could not be
+    reached, or did not answer in time, rather than that the request was wrong."""
+    if isinstance(exc, str):
+        return any(w in exc.lower() for w in _UNREACHABLE_WORDS)
+    seen: BaseException | None = exc
+    for _ in range(5):  # the client wraps the gRPC error; its status says more than the wrapper's message
+        if seen is None:
+            return False
+        if looks_unreachable(f"{type(seen).__name__} {seen}"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

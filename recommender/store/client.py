@@ -35,7 +35,7 @@ def endpoints(settings: WeaviateSettings) -> list[Endpoint]:
     ``nodes`` local nodes on consecutive ports."""
     if not settings.url:
         return [Endpoint(settings.host, settings.http_port + i, settings.host, settings.grpc_port + i)
-                for i in range(settings.nodes)]
+                for i in range(max(1, settings.nodes))]
     urls = [u.strip() for u in settings.url.split(",") if u.strip()]
     grpcs = [g.strip() for g in (settings.grpc_url or "").split(",") if g.strip()]
     if grpcs and len(grpcs) != len(urls):

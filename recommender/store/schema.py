@@ -91,7 +91,7 @@ def collection_config(settings: WeaviateSettings) -> dict[str, Any]:
 def _quantizer(settings: WeaviateSettings, vector: str) -> Any:
     """The compression of one named vector: RQ (8 bits a dimension, no training), PQ (trained codebook), BQ (1 bit
     a dimension), SQ (trained 8-bit scalar) or none; lossy ones rescore their candidates with the full vectors."""
-    kind, limit = settings.compression(vector), settings.compression_training_limit
+    kind, limit = str(getattr(settings, f"compression_{vector}")).lower(), settings.compression_training_limit
     quantizers = {"rq": lambda: Configure.VectorIndex.Quantizer.rq(),
                   "pq": lambda: Configure.VectorIndex.Quantizer.pq(training_limit=limit),
                   "bq": lambda: Configure.VectorIndex.Quantizer.bq(),

@@ -23,14 +23,13 @@ def test_cluster_settings_are_read_from_env_and_toml(tmp_path) -> None:  # type:
                            "RECSYS_WEAVIATE__RETRY_WINDOW_S": "60"}, config_file=toml).weaviate
     assert (s.replication_factor, s.shards, s.async_replication, s.retry_window_s) == (3, 2, True, 60.0)
     assert s.read_consistency == "one" and s.write_consistency == "QUORUM"
-    assert [s.compression(v) for v in VECTOR_NAMES] == ["rq", "none", "none"]
+    assert [getattr(s, f"compression_{v}") for v in VECTOR_NAMES] == ["rq", "none", "none"]
 
 
 @pytest.mark.parametrize(("env", "named"), [
     ({"RECSYS_WEAVIATE__WRITE_CONSISTENCY": "MOST"}, "weaviate.write_consistency"),
     ({"RECSYS_WEAVIATE__COMPRESSION_IMAGE": "zip"}, "weaviate.compression_image"),
-    ({"RECSYS_WEAVIATE__REPLICATION_FACTOR": "0"}, "weaviate.replication_factor"),
-    ({"RECSYS_WEAVIATE__NODES": "0"}, "weaviate.nodes"),
+    ({"RECSYS_WEAVIATE__READ_CONSISTENCY": ""}, "weaviate.read_consistency"),
 ])
 def test_bad_cluster_settings_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
@@ -73,6 +72,14 @@ def test_consecutive_free_ports_are_distinct_and_bindable() -> None:
 def test_unreachable_errors_are_told_from_refusals() -> None:
     assert looks_unreachable("cannot achieve consistency level QUORUM: broadcast: connection refused")
     assert not looks_unreachable("property 'price' is not a number")
+    try:  # the client's wrapper message says nothing; the gRPC status it was raised from does
+        try:
+            raise OSError("StatusCode.DEADLINE_EXCEEDED")
+        except OSError as inner:
+            raise ValueError("Query call with protocol GRPC batch failed") from inner
+    except ValueError as wrapped:
+        assert looks_unreachable(wrapped)
+    assert not looks_unreachable(ValueError("Query call with protocol GRPC batch failed"))
 
 
 class Nodes:

@@ -32,6 +32,7 @@ from recommender.evaluation.ask_eval import evaluate_ask
 from recommender.explain.llm import llm_backend
 from recommender.ranking.service import RecommendationService
 from recommender.search.searcher import QueryEncoders
+from recommender.store.cluster import LocalCluster
 from recommender.store.products import ProductStore
 from recommender.store.server import LocalWeaviate
 
@@ -47,17 +48,19 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def running_weaviate(settings: Settings, autostart: bool = True) -> Iterator[None]:
-    """Ensure a Weaviate is reachable: a configured URL is used as is; else the local server is
-    reused when ready, or started for the duration of the block (and stopped after) when ``autostart``.
+    """Ensure a Weaviate is reachable: a configured URL is used as is; else the local server (or local cluster,
+    ``weaviate.nodes`` > 1) is reused when ready, or started for the duration of the block (and stopped after)
+    when ``autostart``.
     """
     if settings.weaviate.url:
         yield
         return
-    server = LocalWeaviate.from_settings(settings)
+    server: LocalWeaviate | LocalCluster = (LocalCluster.from_settings(settings) if settings.weaviate.nodes > 1
+                                            else LocalWeaviate.from_settings(settings))
     if server.is_ready() or not autostart:
         yield
         return
-    log.info("starting local Weaviate on %s", server.url)
+    log.info("starting local Weaviate (%d node(s)) on port %d", settings.weaviate.nodes, settings.weaviate.http_port)
     server.start()
     try:
         yield

@@ -1,11 +1,10 @@
 """Typed settings: the only module that reads environment variables or the TOML file.
 
-Precedence, lowest first: dataclass defaults < TOML file < environment < explicit overrides (CLI flags).
-Every section is a frozen dataclass; each component is handed only its own section.
-
-Environment variables: ``RECSYS_<SECTION>__<FIELD>`` (e.g. ``RECSYS_TEXT_ENCODER__MODEL``) for any field,
-``RECSYS_DATA_DIR`` / ``RECSYS_CACHE_DIR`` for the top-level paths, ``RECSYS_CONFIG`` for the TOML path,
-and the conventional ``WEAVIATE_URL`` / ``WEAVIATE_API_KEY`` / ``WEAVIATE_GRPC_URL``.
+Precedence, lowest first: dataclass defaults < TOML file < environment < explicit overrides (CLI flags). Every
+section is a frozen dataclass; each component is handed only its own section. Environment variables:
+``RECSYS_<SECTION>__<FIELD>`` (e.g. ``RECSYS_TEXT_ENCODER__MODEL``) for any field, ``RECSYS_DATA_DIR`` /
+``RECSYS_CACHE_DIR`` for the top-level paths, ``RECSYS_CONFIG`` for the TOML path, and the conventional
+``WEAVIATE_URL`` / ``WEAVIATE_API_KEY`` / ``WEAVIATE_GRPC_URL``.
 """
 
 from __future__ import annotations
@@ -22,26 +21,45 @@ from typing import Any
 from recommender.errors import ConfigError
 
 WEAVIATE_VERSION = "v1.35.2"
+_CHOICES = {f"{rw}_consistency": ("ONE", "QUORUM", "ALL") for rw in ("read", "write")} | {
+    f"compression_{v}": ("none", "rq", "pq", "bq", "sq") for v in ("text", "image", "behavior")}
 
 
 @dataclass(frozen=True)
 class WeaviateSettings:
-    """Where the vector store is: an existing server (``url``) or a local one the project starts."""
+    """Where the store is (a server, a cluster's nodes, local nodes), its layout, and how a lost node is ridden out."""
 
-    url: str | None = None
+    url: str | None = None  # one URL, or a comma-separated list of node URLs
     grpc_url: str | None = None
     api_key: str | None = None
     host: str = "127.0.0.1"
     http_port: int = 8080
     grpc_port: int = 50051
+    nodes: int = 1  # local nodes `recsys weaviate start` runs (and the client fails over between)
     version: str = WEAVIATE_VERSION
     binary: Path | None = None
     startup_timeout_s: float = 90.0
     collection: str = "Product"
     query_timeout_s: float = 5.0  # a read slower than this is reported as Weaviate unavailable (0 = no limit)
-    # batch jobs ride out a busy store: a longer deadline per read, and idempotent reads retried with backoff
-    job_timeout_s: float = 30.0
-    job_retries: int = 2
+    job_timeout_s: float = 30.0  # batch jobs ride out a busy store: a longer deadline per read, and idempotent
+    job_retries: int = 2  # reads and writes retried with backoff...
+    retry_window_s: float = 0.0  # ... for at least this long (on a cluster: above its failure-detection time)
+    connect_timeout_s: float = 2.0  # the most one node may take to answer its readiness probe on connect
+    shards: int = 0  # layout, applied when the collection is created; 0 = Weaviate's default (one per node)
+    replication_factor: int = 1
+    async_replication: bool = False  # background repair of replicas that missed writes (a restarted node)
+    read_consistency: str = "QUORUM"  # ONE | QUORUM | ALL replicas that must answer a read
+    write_consistency: str = "QUORUM"  # ... acknowledge a write
+    compression_text: str = "none"  # per named vector: none | rq (8-bit rotational) | pq | bq (1 bit) | sq (8-bit)
+    compression_image: str = "none"
+    compression_behavior: str = "none"
+    compression_training_limit: int = 100_000  # vectors PQ/SQ train on before they compress (Weaviate's default)
+
+    def __post_init__(self) -> None:
+        bad = [f"{n}: {getattr(self, n)!r} is not one of {', '.join(c)}" for n, c in _CHOICES.items()
+               if str(getattr(self, n)).lower() not in {v.lower() for v in c}]
+        if bad:
+            raise ConfigError("; ".join(f"setting weaviate.{b}" for b in bad))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,16 @@ class ClusterPorts:
         gossip, data, raft, raft_rpc = free_ports(4, host, exclude)
         return cls(gossip=gossip, data=data, raft=raft, raft_rpc=raft_rpc)
 
+    @classmethod
+    def free_cluster(cls, nodes: int, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()
+                     ) -> list[ClusterPorts]:
+        """Internal ports for ``nodes`` local nodes, all distinct, each raft RPC port at its raft port + 1 (where
+        the nodes of a local cluster look for it)."""
+        rafts = free_port_runs(nodes, 2, host, exclude)
+        taken = exclude | {p for r in rafts for p in (r, r + 1)}
+        others = free_ports(2 * nodes, host, frozenset(taken))
+        return [cls(gossip=others[2 * i], data=others[2 * i + 1], raft=r, raft_rpc=r + 1) for i, r in enumerate(rafts)]
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now (the OS picks it)."""
@@ -54,3 +64,33 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def free_port_runs(count: int, length: int = 2, host: str = "127.0.0.1", exclude: frozenset[int] = frozenset()
+                   ) -> list[int]:
+    """``count`` ports p, each with p + 1 … p + length - 1 free too, all distinct and outside ``exclude`` (a local
+    Weaviate cluster finds a node's raft RPC port at its raft port + 1; its nodes use consecutive HTTP ports)."""
+    with contextlib.ExitStack() as stack:
+        taken: set[int] = set(exclude)
+        starts: list[int] = []
+        while len(starts) < count:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+            run = range(port, port + length)
+            if taken & set(run) or run[-1] > 65535 or not _bind_all(stack, host, run[1:]):
+                continue
+            taken |= set(run)
+            starts.append(port)
+        return starts
+
+
+def _bind_all(stack: contextlib.ExitStack, host: str, ports: range) -> bool:
+    """Bind every port (held open by ``stack``); False when one is taken."""
+    for port in ports:
+        sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True

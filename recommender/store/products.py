@@ -7,17 +7,15 @@ unchanged work. Every batch write checks the per-object errors of its request an
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 import weaviate
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-from weaviate.classes.config import Configure, VectorDistances
+from weaviate.classes.config import ConsistencyLevel
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.exceptions import WeaviateBaseError, WeaviateInsertManyAllFailedError
@@ -26,8 +24,10 @@ from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import WeaviateSettings
 from recommender.domain import Product, ProductFilter
 from recommender.errors import StoreError, StoreUnavailable
-from recommender.store.client import _errors, connect
+from recommender.store.client import _errors, connect, endpoints, looks_unreachable
 from recommender.store.filters import weaviate_filter
+from recommender.store.retry import bounded as _bounded
+from recommender.store.retry import retried_write
 from recommender.store.schema import (
     _FINGERPRINT_PROPS,
     BM25_PROPERTIES,
@@ -35,67 +35,59 @@ from recommender.store.schema import (
     VECTOR_NAMES,
     Hit,
     StoredProduct,
+    collection_config,
     product_from_properties,
     product_properties,
     product_uuid,
 )
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 log = logging.getLogger(__name__)
 
 
-def _bounded(method: Callable[Concatenate[ProductStore, P], R]) -> Callable[Concatenate[ProductStore, P], R]:
-    """Give a read a deadline. The client retries an unreachable gRPC server for about a minute before it
-    fails (not configurable); a product page cannot wait that long, so past ``query_timeout_s`` the caller
-    gets StoreUnavailable while the abandoned call finishes in the background. A store opened for a job
-    (``retries`` > 0) retries a read that timed out or found Weaviate unreachable, with exponential backoff:
-    reads are idempotent, and a busy machine should slow a nightly job, not fail it."""
-
-    @functools.wraps(method)
-    def wrapper(self: ProductStore, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self.retries <= 0:
-            return _attempt(self, method, *args, **kwargs)
-        retrying = Retrying(stop=stop_after_attempt(self.retries + 1), wait=wait_exponential(multiplier=0.5, max=8),
-                            retry=retry_if_exception_type(StoreUnavailable), reraise=True,
-                            before_sleep=lambda state: log.warning("%s: %s; retrying", method.__name__,
-                                                                   state.outcome.exception() if state.outcome else ""))
-        return retrying(_attempt, self, method, *args, **kwargs)
-
-    return wrapper
-
-
-def _attempt(store: ProductStore, method: Callable[Concatenate[ProductStore, P], R], *args: P.args,
-             **kwargs: P.kwargs) -> R:
-    if store.query_timeout_s <= 0:
-        return method(store, *args, **kwargs)
-    future = store._pool.submit(method, store, *args, **kwargs)
-    try:
-        return future.result(timeout=store.query_timeout_s)
-    except FutureTimeout as exc:
-        future.cancel()
-        raise StoreUnavailable(f"Weaviate did not answer within {store.query_timeout_s:g}s") from exc
-
-
 class ProductStore:
-    """Products in one Weaviate collection. Construct with a connected client; ``close()`` when done."""
+    """Products in one Weaviate collection. Construct with a connected client; ``close()`` when done.
+
+    Reads use ``read_consistency`` and writes ``write_consistency`` (how many replicas must answer); with several
+    nodes configured, a call that finds its node unreachable moves the store to the next node that answers.
+    """
 
     def __init__(self, client: weaviate.WeaviateClient, collection: str = "Product",
-                 query_timeout_s: float = 0.0, retries: int = 0) -> None:
+                 query_timeout_s: float = 0.0, retries: int = 0, settings: WeaviateSettings | None = None,
+                 node: int = 0) -> None:
         self._client = client
         self.name = collection
         self.query_timeout_s = query_timeout_s
         self.retries = retries
+        self.settings = settings or WeaviateSettings(collection=collection)
+        self.retry_window_s = self.settings.retry_window_s if retries > 0 else 0.0
+        self.node = node
+        self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="weaviate-query")
 
     @classmethod
     def open(cls, settings: WeaviateSettings, job: bool = False) -> ProductStore:
-        """Connect per settings and return a store for the configured collection; ``job``: the batch jobs'
-        longer read deadline and retries instead of the request path's."""
-        if job:
-            return cls(connect(settings), settings.collection, settings.job_timeout_s, settings.job_retries)
-        return cls(connect(settings), settings.collection, settings.query_timeout_s)
+        """Connect per settings (the first node that answers) and return a store for the configured collection;
+        ``job``: the batch jobs' longer read deadline, retries and retry window instead of the request path's."""
+        timeout_s, retries = (settings.job_timeout_s, settings.job_retries) if job else (settings.query_timeout_s, 0)
+        client, node = connect(settings, read_timeout_s=max(timeout_s, settings.connect_timeout_s))
+        return cls(client, settings.collection, timeout_s, retries, settings, node)
+
+    def failover(self) -> bool:
+        """Reconnect to the next node that answers (after the current one); False with a single node or none up."""
+        if len(endpoints(self.settings)) < 2:
+            return False
+        with self._lock:
+            try:
+                client, node = connect(self.settings, first=self.node + 1,
+                                       read_timeout_s=max(self.query_timeout_s, self.settings.connect_timeout_s))
+            except StoreUnavailable as exc:
+                log.warning("no other Weaviate node answers: %s", exc)
+                return False
+            old, self._client, self.node = self._client, client, node
+        log.warning("Weaviate: moved to node %s (%s)", node, endpoints(self.settings)[node].url)
+        # a dead node's channel may take a while to close: never on the caller's time
+        threading.Thread(target=old.close, name="weaviate-close", daemon=True).start()
+        return True
 
     def close(self) -> None:
         """Release the client's connections."""
@@ -119,6 +111,18 @@ class ProductStore:
     def _collection(self) -> Any:
         return self._client.collections.get(self.name)
 
+    @property
+    def _reader(self) -> Any:
+        """The collection for reads, at the read consistency level."""
+        level = ConsistencyLevel(self.settings.read_consistency.upper())
+        return self._client.collections.get(self.name).with_consistency_level(level)
+
+    @property
+    def _writer(self) -> Any:
+        """The collection for writes, at the write consistency level."""
+        level = ConsistencyLevel(self.settings.write_consistency.upper())
+        return self._client.collections.get(self.name).with_consistency_level(level)
+
     def ensure_collection(self) -> None:
         """Create the collection with its named vectors and properties if it does not exist; add the properties
         a collection made by an earlier version lacks."""
@@ -126,13 +130,18 @@ class ProductStore:
             if self._client.collections.exists(self.name):
                 self._add_missing_properties()
                 return
-            hnsw = Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
-            self._client.collections.create(
-                self.name,
-                vector_config=[Configure.Vectors.self_provided(name=n, vector_index_config=hnsw)
-                               for n in VECTOR_NAMES],
-                properties=PROPERTIES,
-            )
+            self._client.collections.create(self.name, **collection_config(self.settings))
+
+    def layout(self) -> dict[str, Any]:
+        """How the collection is laid out, as Weaviate reports it: shards, replication, compression per vector."""
+        with _errors(f"read the configuration of {self.name}"):
+            config = self._collection.config.get()
+        quantizers = {name: vc.vector_index_config.quantizer for name, vc in (config.vector_config or {}).items()}
+        return {"shards": config.sharding_config.desired_count if config.sharding_config else None,
+                "replication_factor": config.replication_config.factor,
+                "async_replication": bool(config.replication_config.async_enabled),
+                "compression": {name: type(q).__name__.strip("_").removesuffix("Config").lower() if q else "none"
+                                for name, q in quantizers.items()}}
 
     def _add_missing_properties(self) -> None:
         have = {p.name for p in self._collection.config.get().properties}
@@ -151,13 +160,13 @@ class ProductStore:
         with _errors("count objects"):
             if not self._client.collections.exists(self.name):
                 return 0
-            return int(self._collection.aggregate.over_all(total_count=True).total_count or 0)
+            return int(self._reader.aggregate.over_all(total_count=True).total_count or 0)
 
     def fingerprints(self) -> dict[str, Fingerprints]:
         """Stored fingerprints by product id, read by streaming over the whole collection."""
         out: dict[str, Fingerprints] = {}
         with _errors("read stored fingerprints"):
-            for obj in self._collection.iterator(return_properties=["product_id", *_FINGERPRINT_PROPS]):
+            for obj in self._reader.iterator(return_properties=["product_id", *_FINGERPRINT_PROPS]):
                 p = obj.properties
                 out[str(p["product_id"])] = Fingerprints(
                     str(p.get("fp_text") or ""), str(p.get("fp_image") or ""),
@@ -172,7 +181,7 @@ class ProductStore:
             return {}
         out: dict[str, dict[str, np.ndarray]] = {}
         with _errors("fetch vectors"):
-            res = self._collection.query.fetch_objects(
+            res = self._reader.query.fetch_objects(
                 filters=Filter.by_id().contains_any([product_uuid(p) for p in product_ids]),
                 include_vector=list(names), return_properties=["product_id"], limit=len(product_ids))
         for obj in res.objects:
@@ -189,7 +198,7 @@ class ProductStore:
         for start in range(0, len(unique), 1000):
             part = unique[start:start + 1000]
             with _errors("fetch products"):
-                res = self._collection.query.fetch_objects(
+                res = self._reader.query.fetch_objects(
                     filters=Filter.by_id().contains_any([product_uuid(p) for p in part]),
                     include_vector=list(names), limit=len(part))
             for obj in res.objects:
@@ -202,29 +211,33 @@ class ProductStore:
 
         One synchronous ``insert_many`` request per batch, not the client's background batcher: when Weaviate
         goes away mid-job the batcher keeps retrying without end and the job hangs; a request gives up after the
-        client's retries and the job fails with a clear error (and resumes on the next run).
+        client's retries and the job fails with a clear error (and resumes on the next run). A job retries a batch
+        its node or replicas could not take (same uuid5 ids: a repeat replaces, never duplicates).
         """
-        collection = self._collection
         written = 0
         for start in range(0, len(items), max(1, batch_size)):
             part = items[start:start + batch_size]
-            objects = [DataObject(properties=product_properties(item), uuid=product_uuid(item.product.product_id),
-                                  vector={k: v.tolist() for k, v in item.vectors.items()}) for item in part]
-            ids = ", ".join(item.product.product_id for item in part[:5])
-            try:
-                with _errors("write objects"):
-                    result = collection.data.insert_many(objects)
-            except StoreError as exc:
-                refused = isinstance(exc.__cause__, WeaviateInsertManyAllFailedError)
-                if refused and not isinstance(exc, StoreUnavailable):
-                    raise StoreError(f"all {len(part)} objects failed to write ({ids}…): {exc.__cause__}") from exc
-                raise
-            if result.has_errors:
-                sample = "; ".join(f"{part[i].product.product_id}: {e.message}"
-                                   for i, e in list(result.errors.items())[:5])
-                raise StoreError(f"{len(result.errors)} of {len(part)} objects failed to write: {sample}")
-            written += len(part)
+            written += retried_write(self, lambda part=part: self._insert_batch(part))  # type: ignore[misc]
         return written
+
+    def _insert_batch(self, part: Sequence[StoredProduct]) -> int:
+        objects = [DataObject(properties=product_properties(item), uuid=product_uuid(item.product.product_id),
+                              vector={k: v.tolist() for k, v in item.vectors.items()}) for item in part]
+        ids = ", ".join(item.product.product_id for item in part[:5])
+        try:
+            with _errors("write objects"):
+                result = self._writer.data.insert_many(objects)
+        except StoreError as exc:
+            refused = isinstance(exc.__cause__, WeaviateInsertManyAllFailedError)
+            if refused and not isinstance(exc, StoreUnavailable):
+                raise StoreError(f"all {len(part)} objects failed to write ({ids}…): {exc.__cause__}") from exc
+            raise
+        if result.has_errors:
+            errors = list(result.errors.items())
+            sample = "; ".join(f"{part[i].product.product_id}: {e.message}" for i, e in errors[:5])
+            cls = StoreUnavailable if all(looks_unreachable(e.message) for _, e in errors) else StoreError
+            raise cls(f"{len(result.errors)} of {len(part)} objects failed to write: {sample}")
+        return len(part)
 
     def set_vector(self, name: str, vectors: Mapping[str, np.ndarray]) -> int:
         """Set one named vector of existing objects, keeping their properties and other vectors.
@@ -232,15 +245,18 @@ class ProductStore:
         A PATCH per object (Weaviate merges named vectors on update; a batch insert would replace the
         whole object). Raises StoreError naming the product when an object is missing or refused.
         """
-        collection = self._collection
         for pid, vec in vectors.items():
-            with _errors(f"set the {name} vector of {pid}"):
-                collection.data.update(uuid=product_uuid(pid), vector={name: np.asarray(vec, np.float32).tolist()})
+            vector = {name: np.asarray(vec, np.float32).tolist()}
+
+            def patch(pid: str = pid, vector: dict[str, list[float]] = vector) -> None:
+                with _errors(f"set the {name} vector of {pid}"):
+                    self._writer.data.update(uuid=product_uuid(pid), vector=vector)
+            retried_write(self, patch)
         return len(vectors)
 
     def clear_vector(self, name: str, product_ids: Iterable[str]) -> int:
         """Remove one named vector from objects (read, then replace without it); absent products are skipped."""
-        collection, cleared = self._collection, 0
+        collection, cleared = self._writer, 0
         for pid in product_ids:
             with _errors(f"remove the {name} vector of {pid}"):
                 obj = collection.query.fetch_object_by_id(product_uuid(pid), include_vector=True)
@@ -255,22 +271,25 @@ class ProductStore:
         """Ids of the products that currently have the named vector."""
         out: set[str] = set()
         with _errors(f"list products with a {name} vector"):
-            for obj in self._collection.iterator(include_vector=[name], return_properties=["product_id"]):
+            for obj in self._reader.iterator(include_vector=[name], return_properties=["product_id"]):
                 if name in (obj.vector or {}):
                     out.add(str(obj.properties["product_id"]))
         return out
 
     def delete(self, product_ids: Iterable[str]) -> int:
-        """Delete products by id; returns how many were deleted."""
+        """Delete products by id; returns how many were deleted (a job retries a chunk its node could not take)."""
         ids = [product_uuid(p) for p in product_ids]
         deleted = 0
-        with _errors("delete objects"):
-            for start in range(0, len(ids), 1000):
-                res = self._collection.data.delete_many(where=Filter.by_id().contains_any(ids[start:start + 1000]))
-                if res.failed:
-                    raise StoreError(f"{res.failed} objects failed to delete")
-                deleted += int(res.successful)
+        for start in range(0, len(ids), 1000):
+            deleted += retried_write(self, lambda chunk=ids[start:start + 1000]: self._delete_chunk(chunk))  # type: ignore[misc]
         return deleted
+
+    def _delete_chunk(self, chunk: list[str]) -> int:
+        with _errors("delete objects"):
+            res = self._writer.data.delete_many(where=Filter.by_id().contains_any(chunk))
+        if res.failed:
+            raise StoreError(f"{res.failed} objects failed to delete")
+        return int(res.successful)
 
     @_bounded
     def near_vector(self, vector: np.ndarray, target: str, k: int = 10,
@@ -281,7 +300,7 @@ class ProductStore:
         """
         wanted = list(dict.fromkeys(["product_id", *properties])) if properties is not None else None
         with _errors(f"near-vector query on {target}"):
-            res = self._collection.query.near_vector(
+            res = self._reader.query.near_vector(
                 near_vector=np.asarray(vector, dtype=np.float32).tolist(), target_vector=target, limit=k,
                 filters=weaviate_filter(filters), return_metadata=MetadataQuery(distance=True),
                 return_properties=wanted)
@@ -298,11 +317,11 @@ class ProductStore:
         better)."""
         with _errors(f"hybrid query on {target}"):
             if vector is None:  # words only: plain BM25 (no server-side vectorizer to embed the query)
-                res = self._collection.query.bm25(
+                res = self._reader.query.bm25(
                     query=query, limit=k, query_properties=list(properties), filters=weaviate_filter(filters),
                     return_metadata=MetadataQuery(score=True))
             else:
-                res = self._collection.query.hybrid(
+                res = self._reader.query.hybrid(
                     query=query, alpha=alpha, limit=k, target_vector=target,
                     vector=np.asarray(vector, dtype=np.float32).tolist(), query_properties=list(properties),
                     filters=weaviate_filter(filters), return_metadata=MetadataQuery(score=True))
@@ -313,7 +332,7 @@ class ProductStore:
     def count_matching(self, filters: ProductFilter | None) -> int:
         """How many products ``filters`` keeps (all of them for None)."""
         with _errors("count matching objects"):
-            res = self._collection.aggregate.over_all(filters=weaviate_filter(filters), total_count=True)
+            res = self._reader.aggregate.over_all(filters=weaviate_filter(filters), total_count=True)
         return int(res.total_count or 0)
 
     @_bounded
@@ -324,7 +343,7 @@ class ProductStore:
         for start in range(0, len(unique), 1000):
             part = unique[start:start + 1000]
             with _errors("fetch records"):
-                res = self._collection.query.fetch_objects(
+                res = self._reader.query.fetch_objects(
                     filters=Filter.by_id().contains_any([product_uuid(p) for p in part]), limit=len(part))
             for obj in res.objects:
                 record = product_from_properties(obj.properties)
@@ -335,14 +354,14 @@ class ProductStore:
     def find(self, filters: ProductFilter, k: int = 100) -> list[Product]:
         """Up to k records that ``filters`` keeps, in no particular order (e.g. the other colours of a design)."""
         with _errors("filtered fetch"):
-            res = self._collection.query.fetch_objects(filters=weaviate_filter(filters), limit=k)
+            res = self._reader.query.fetch_objects(filters=weaviate_filter(filters), limit=k)
         return [product_from_properties(o.properties) for o in res.objects]
 
     @_bounded
     def get(self, product_id: str, with_vectors: bool = False) -> dict[str, Any] | None:
         """A product's properties (and named vectors when asked), or None if absent."""
         with _errors(f"fetch {product_id}"):
-            obj = self._collection.query.fetch_object_by_id(
+            obj = self._reader.query.fetch_object_by_id(
                 product_uuid(product_id), include_vector=list(VECTOR_NAMES) if with_vectors else False)
         if obj is None:
             return None
@@ -354,13 +373,13 @@ class ProductStore:
     def iter_records(self) -> Iterator[Product]:
         """Every stored product's catalog record, streamed."""
         with _errors("list records"):
-            for obj in self._collection.iterator():
+            for obj in self._reader.iterator():
                 yield product_from_properties(obj.properties)
 
     def iter_ids(self) -> Iterator[str]:
         """Every stored product id."""
         with _errors("list product ids"):
-            for obj in self._collection.iterator(return_properties=["product_id"]):
+            for obj in self._reader.iterator(return_properties=["product_id"]):
                 yield str(obj.properties["product_id"])
 
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from weaviate.classes.config import DataType, Property, Tokenization
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 
 from recommender.catalog.fingerprints import Fingerprints
+from recommender.config import WeaviateSettings
 from recommender.domain import CATEGORY_SEPARATOR, Product
 from recommender.store.filters import filter_keys
 
@@ -63,6 +65,38 @@ PROPERTIES = [
     Property(name="image_penalty", data_type=DataType.NUMBER, index_filterable=False, index_range_filters=False),
     *(_text(name) for name in _FINGERPRINT_PROPS),
 ]
+
+
+def collection_config(settings: WeaviateSettings) -> dict[str, Any]:
+    """Keyword arguments of ``collections.create``: the named vectors (cosine HNSW, each with its configured
+    compression), the properties, and on a cluster the shard count and the replication factor (asynchronous
+    replication repairs a replica that missed writes while its node was down)."""
+    config: dict[str, Any] = {
+        "vector_config": [Configure.Vectors.self_provided(name=name, vector_index_config=Configure.VectorIndex.hnsw(
+            distance_metric=VectorDistances.COSINE, quantizer=_quantizer(settings, name))) for name in VECTOR_NAMES],
+        "properties": PROPERTIES,
+    }
+    if settings.shards:
+        config["sharding_config"] = Configure.sharding(desired_count=settings.shards)
+    if settings.replication_factor > 1 or settings.async_replication:
+        with warnings.catch_warnings():
+            # Dep030: servers >= 1.38 drop the field (async replication is then on by default); the pinned
+            # v1.35.2 still needs it, so the deprecation does not apply here
+            warnings.filterwarnings("ignore", message="Dep030", category=DeprecationWarning)
+            config["replication_config"] = Configure.replication(
+                factor=settings.replication_factor, async_enabled=settings.async_replication or None)
+    return config
+
+
+def _quantizer(settings: WeaviateSettings, vector: str) -> Any:
+    """The compression of one named vector: RQ (8 bits a dimension, no training), PQ (trained codebook), BQ (1 bit
+    a dimension), SQ (trained 8-bit scalar) or none; lossy ones rescore their candidates with the full vectors."""
+    kind, limit = str(getattr(settings, f"compression_{vector}")).lower(), settings.compression_training_limit
+    quantizers = {"rq": lambda: Configure.VectorIndex.Quantizer.rq(),
+                  "pq": lambda: Configure.VectorIndex.Quantizer.pq(training_limit=limit),
+                  "bq": lambda: Configure.VectorIndex.Quantizer.bq(),
+                  "sq": lambda: Configure.VectorIndex.Quantizer.sq(training_limit=limit)}
+    return quantizers[kind]() if kind in quantizers else None
 
 
 @dataclass(frozen=True)

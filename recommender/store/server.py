@@ -117,6 +117,16 @@ class LocalWeaviate:
             self._kill_own_process(timeout=10.0)
             raise
 
+    def launch(self, detach: bool = False) -> None:
+        """Spawn the process without waiting for it to be ready (a cluster node is ready only with its peers)."""
+        self._check_can_launch()
+        self._launch(detach)
+
+    def adopt(self) -> bool:
+        """Take over the live server recorded in our pidfile (so ``pid`` and ``wait_ready`` see it); False if none."""
+        self._pid = read_pidfile(self.data_dir)
+        return self._pid is not None
+
     def wait_ready(self, timeout: float | None = None) -> None:
         """Poll the readiness endpoint until it answers 200; raise if the process dies or time runs out."""
         limit = self.startup_timeout_s if timeout is None else timeout

@@ -12,6 +12,9 @@ import pytest
 from recommender.config import ImageEncoderSettings, Settings, WeaviateSettings
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
+from recommender.errors import WeaviateServerError
+from recommender.store.cluster import LocalCluster
+from recommender.store.ports import free_port_runs
 from recommender.store.products import ProductStore
 from recommender.vectorize import Vectorizer
 
@@ -49,3 +52,21 @@ def fixtures_weaviate(weaviate_server, text_encoder: SentenceTransformerEncoder,
             yield settings
         finally:
             store.drop()
+
+
+@pytest.fixture(scope="session")
+def weaviate_cluster(weaviate_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real 3-node local Weaviate cluster (same binary, loopback, free ports), started once per session when a
+    test asks for it. A test that stops a node restarts it before it ends."""
+    http_port, grpc_port = free_port_runs(2, length=3)
+    cluster = LocalCluster(weaviate_binary, tmp_path_factory.mktemp("weaviate-cluster"), nodes=3,
+                           http_port=http_port, grpc_port=grpc_port, startup_timeout_s=180.0)
+    try:
+        cluster.start()
+    except WeaviateServerError as exc:
+        cluster.stop()
+        pytest.fail(f"could not start the test Weaviate cluster: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -105,3 +105,16 @@ def test_an_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
     settings = load_settings(env={}, overrides={"data_dir": tmp_path, "vectorize.engine": "spark"})
     with pytest.raises(ConfigError, match="local or ray"):
         components.vectorizer(settings, store=None, progress=False)  # type: ignore[arg-type]
+
+
+def test_the_ray_setting_picks_the_ray_engine_for_vectorize_and_the_refresh(tmp_path: Path) -> None:
+    from recommender.vectorize import Vectorizer
+    from recommender.vectorize.ray_engine import RayVectorizer
+
+    ray_settings = load_settings(env={}, overrides={"data_dir": tmp_path, "vectorize.engine": "ray"})
+    engine = components.vectorizer(ray_settings, store=None, progress=False)  # type: ignore[arg-type]
+    assert isinstance(engine, RayVectorizer)
+    assert engine.text_factory().identity == components.text_encoder(ray_settings).identity
+    assert engine.image_factory().identity == components.image_encoder(ray_settings).identity
+    local = load_settings(env={}, overrides={"data_dir": tmp_path})
+    assert isinstance(components.vectorizer(local, store=None, progress=False), Vectorizer)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,17 @@ def add_parser(sub: Any) -> None:
                    help="delete stored products missing from the catalog even if they are many")
     p.add_argument("--rebuild", action="store_true", help="drop the collection first and re-encode all")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=("local", "ray"), help="run the stages in this process (local, the default) "
+                   "or as a Ray Data pipeline (ray; needs the ray extra); default: vectorize.engine")
+    p.add_argument("--address", help="with --engine ray: a running Ray cluster (default: start a local Ray)")
+    p.add_argument("--ray-workers", type=int, help="with --engine ray: actors per encoder stage")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the job. Rejected rows and images are reported, not fatal: the exit status is 0 when the
     store matches the catalog's valid rows."""
+    settings = with_engine(settings, args)
     with components.open_store(settings) as store:
         if args.rebuild:
             store.drop()
@@ -36,6 +42,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     components.write_vocabulary(settings, args.catalog)
     report(summary)
     return 0
+
+
+def with_engine(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with the engine flags given on the command line."""
+    flags = {"engine": args.engine, "ray_address": args.address, "ray_workers": args.ray_workers}
+    chosen = {k: v for k, v in flags.items() if v is not None}
+    return replace(settings, vectorize=replace(settings.vectorize, **chosen)) if chosen else settings
 
 
 def report(summary: VectorizeSummary) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from recommender.ask.vocabulary import vocabulary_path as ask_vocabulary_path
 from recommender.ask.vocabulary import write_vocabulary as save_vocabulary
 from recommender.catalog.images import decode_image, image_limits, read_image_bytes
 from recommender.catalog.reader import CatalogReader
-from recommender.config import Settings
+from recommender.config import ImageEncoderSettings, Settings
 from recommender.domain import Product, ProductFilter
 from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from recommender.evaluation.search_eval import SearchEvalOptions
     from recommender.refresh.pipeline import RefreshOptions, RefreshSummary
     from recommender.refresh.train import TrainOptions, TrainSummary
-    from recommender.vectorize import Vectorizer
+    from recommender.vectorize import VectorizeEngine
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,24 @@ def image_encoder_dir(settings: Settings) -> Path:
 def image_encoder(settings: Settings) -> OpenClipImageEncoder:
     """The configured image encoder (loads lazily): a configured checkpoint or pretrained model, else the
     trained checkpoint ``<data_dir>/models/image-encoder/current`` when there is one, else random init."""
+    return OpenClipImageEncoder(_image_encoder_settings(settings), text_encoder=text_encoder(settings).identity)
+
+
+def _image_encoder_settings(settings: Settings) -> ImageEncoderSettings:
     s = settings.image_encoder
     current = image_encoder_dir(settings) / "current"
     if s.checkpoint is None and s.pretrained is None and current.exists():
-        s = replace(s, checkpoint=current)
-    return OpenClipImageEncoder(s, text_encoder=text_encoder(settings).identity)
+        s = replace(s, checkpoint=current.resolve())
+    return s
+
+
+def encoder_factories(settings: Settings) -> tuple[Callable[[], SentenceTransformerEncoder],
+                                                   Callable[[], OpenClipImageEncoder]]:
+    """Picklable builders of the configured text and image encoders, their paths resolved here (the Ray engine's
+    actors each build one, wherever their working directory is)."""
+    return (partial(SentenceTransformerEncoder, settings.text_encoder),
+            partial(OpenClipImageEncoder, _image_encoder_settings(settings),
+                    text_encoder=text_encoder(settings).identity))
 
 
 def vocabulary_path(settings: Settings) -> Path:
@@ -190,13 +204,25 @@ def train_behaviour(options: TrainOptions, settings: Settings) -> TrainSummary:
     return run(options, settings, lambda: open_store(settings))
 
 
-def vectorizer(settings: Settings, store: ProductStore, progress: bool = True) -> Vectorizer:
-    """The vectorize pipeline for the configured encoders (the image tower's hubness correction included)."""
+def vectorizer(settings: Settings, store: ProductStore, progress: bool = True) -> VectorizeEngine:
+    """The vectorize pipeline on the configured engine (``vectorize.engine``: ``local`` or ``ray``) for the
+    configured encoders (the image tower's hubness correction included)."""
     from recommender.vectorize import Vectorizer
 
+    engine = settings.vectorize.engine
     image = image_encoder(settings)
-    return Vectorizer(store, text_encoder(settings), image, settings.vectorize, progress=progress,
-                      hubness=image.hubness)
+    if engine == "local":
+        return Vectorizer(store, text_encoder(settings), image, settings.vectorize, progress=progress,
+                          hubness=image.hubness)
+    if engine != "ray":
+        raise ConfigError(f"vectorize.engine must be local or ray, not {engine!r}")
+    try:
+        from recommender.vectorize.ray_engine import RayVectorizer
+    except ImportError as exc:
+        raise ConfigError(f"vectorize.engine = ray needs the ray extra (pip install -e '.[ray]'): {exc}") from exc
+    text_factory, image_factory = encoder_factories(settings)
+    return RayVectorizer(store, text_factory, image_factory, settings.vectorize, settings.weaviate,
+                         progress=progress, hubness=image.hubness)
 
 
 def refresh(options: RefreshOptions, settings: Settings) -> RefreshSummary:

@@ -105,6 +105,11 @@ class VectorizeSettings:
     max_image_side: int = 10_000
     max_image_aspect_ratio: float = 20.0
     loader_threads: int = 2
+    engine: str = "local"  # local (threads in this process) | ray (a Ray Data pipeline; the `ray` extra)
+    ray_address: str = ""  # "" = start a local Ray for the run (127.0.0.1); else a running cluster ("auto", host:port)
+    ray_workers: int = 1  # actors per encoder stage (text, image), each loading its model once
+    ray_num_cpus: int = 0  # CPUs a locally started Ray may use (0 = all)
+    ray_encoder_cpus: float = 0.0  # CPUs each encoder actor reserves (0 = share what the reader and writer leave)
 
 
 @dataclass(frozen=True)

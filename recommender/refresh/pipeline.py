@@ -55,7 +55,7 @@ from recommender.releases import FINGERPRINTS, FUSION, LISTS, POPULARITY, Releas
 from recommender.store.item_cache import ItemCache, item_view
 from recommender.store.products import ProductStore
 from recommender.timing import StageTimer
-from recommender.vectorize import Vectorizer
+from recommender.vectorize import VectorizeEngine
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 50  # rejected event rows printed
@@ -118,7 +118,7 @@ class RefreshSummary:
 
 def run_refresh(options: RefreshOptions, settings: Settings,
                 open_store: Callable[[], AbstractContextManager[ProductStore]],
-                vectorizer: Callable[[ProductStore, bool], Vectorizer]) -> RefreshSummary:
+                vectorizer: Callable[[ProductStore, bool], VectorizeEngine]) -> RefreshSummary:
     """Run one refresh under the lock; ``vectorizer(store, progress)`` builds the vectorize stage."""
     summary = RefreshSummary()
     started = time.perf_counter()  # total: the lock wait and connecting too
@@ -148,7 +148,7 @@ class Candidate:
 class Refresh:
     """One run's state; the stages read top to bottom in ``run``."""
 
-    def __init__(self, options: RefreshOptions, settings: Settings, store: ProductStore, vectorizer: Vectorizer,
+    def __init__(self, options: RefreshOptions, settings: Settings, store: ProductStore, vectorizer: VectorizeEngine,
                  summary: RefreshSummary) -> None:
         self.options, self.settings, self.store, self.summary = options, settings, store, summary
         self.vectorizer = vectorizer

@@ -1,0 +1,175 @@
+"""The Ray engine (`recsys vectorize --engine ray`) against a real local Ray (2 CPUs) and a real Weaviate.
+
+It must leave the store exactly as the local engine does (objects, properties, fingerprints, vectors), skip what
+is unchanged, fail loudly naming the products when a write fails, end a killed-and-resumed run like a clean one,
+and leave no Ray process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender import components
+from recommender.catalog.fingerprints import Fingerprints
+from recommender.catalog.reader import load_catalog
+from recommender.config import Settings, WeaviateSettings, load_settings
+from recommender.domain import Product
+from recommender.errors import StoreError
+from recommender.store.products import ProductStore, StoredProduct
+from recommender.vectorize import Vectorizer, VectorizeSummary
+from tests.catalogs import small_catalog
+from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ray_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short Ray temp root of this test's own (Ray's socket paths must stay short), so its processes can be found."""
+    root = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(root))
+    yield root
+    left = ray_processes(root)
+    for line in left:  # stop what this test's Ray left, so a failure here does not leak into the machine
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)
+    assert left == [], "Ray processes were left behind"
+
+
+def ray_processes(root: Path, wait_s: float = 15.0) -> list[str]:
+    """Command lines of live processes of the Ray under ``root``, after waiting up to ``wait_s`` for them to end."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if proc.name.isdigit() and str(root) in cmd:
+                found.append(f"{proc.name}: {cmd[:120]}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def settings(weaviate_server, weaviate_collection_name: str, tmp_path: Path) -> Settings:  # type: ignore[no-untyped-def]
+    return load_settings(env={}, overrides={
+        "data_dir": tmp_path / "data",
+        "weaviate.host": weaviate_server.host,
+        "weaviate.http_port": weaviate_server.http_port,
+        "weaviate.grpc_port": weaviate_server.grpc_port,
+        "weaviate.collection": weaviate_collection_name,
+        "image_encoder.image_size": IMAGE_SIZE,
+        "vectorize.engine": "ray",
+        "vectorize.ray_num_cpus": 2,
+        "vectorize.chunk_size": 32,
+    })
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[ProductStore]:
+    with ProductStore.open(settings.weaviate) as s:
+        yield s
+        s.drop()
+
+
+def run_ray(store: ProductStore, settings: Settings, catalog: Path) -> VectorizeSummary:
+    return components.vectorizer(settings, store, progress=False).run(catalog)
+
+
+def state(store: ProductStore) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
+    """Everything a run decides: properties (fingerprints included) and vectors of every object."""
+    ids = sorted(store.iter_ids())
+    return {pid: store.get(pid) or {} for pid in ids}, store.vectors(ids)
+
+
+def assert_same_state(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
+    assert a[0] == b[0]
+    assert {k: sorted(v) for k, v in a[1].items()} == {k: sorted(v) for k, v in b[1].items()}
+    for pid, vecs in a[1].items():
+        for name, vec in vecs.items():
+            assert np.allclose(vec, b[1][pid][name], atol=1e-4), (pid, name)
+
+
+def test_ray_engine_stores_what_the_local_engine_stores_and_skips_it_next_time(
+        fixtures_weaviate: WeaviateSettings, store, settings, ray_tmp):
+    summary = run_ray(store, settings, FIXTURES)
+    total = len(load_catalog(FIXTURES).products)
+    assert (summary.written, summary.text_encoded, summary.image_encoded, summary.invalid) == (total, total, total, 0)
+    assert summary.line().startswith(f"vectorize: read={total} invalid=0 text_encoded={total}")
+    assert {"plan", "encode_text", "encode_image", "write", "pipeline"} <= set(summary.seconds)
+    by_ray = state(store)
+    assert all(props["fp_text"] and props["fp_image"] and props["fp_properties"] for props in by_ray[0].values())
+    with ProductStore.open(fixtures_weaviate) as local:  # the fixture catalog, vectorized by the local engine
+        assert_same_state(by_ray, state(local))
+
+    again = run_ray(store, settings, FIXTURES)
+    assert (again.written, again.text_encoded, again.image_encoded, again.deleted) == (0, 0, 0, 0)
+    assert again.skipped_unchanged == total
+
+
+def test_a_failed_write_fails_the_ray_run_loudly_naming_the_products(store, settings, ray_tmp, tmp_path):
+    store.ensure_collection()  # a 7-d text vector fixes the collection's text dimension; 384-d writes then fail
+    store.upsert([StoredProduct(Product("weird", "Weird"), Fingerprints("a", "", "c"),
+                                {"text": np.ones(7, dtype=np.float32) / np.sqrt(7)})])
+    catalog = small_catalog(tmp_path / "cat", 3)
+    first = load_catalog(catalog).products[0].product_id
+    with pytest.raises(StoreError, match=f"failed to write.*{first}"):
+        run_ray(store, settings, catalog)
+    assert sorted(store.iter_ids()) == ["weird"]
+
+
+def test_ray_run_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, store, settings, ray_tmp,
+                                                              text_encoder, image_encoder, tmp_path):
+    env = dict(os.environ, RECSYS_WEAVIATE__HOST=settings.weaviate.host,
+               RECSYS_WEAVIATE__HTTP_PORT=str(settings.weaviate.http_port),
+               RECSYS_WEAVIATE__GRPC_PORT=str(settings.weaviate.grpc_port),
+               RECSYS_WEAVIATE__COLLECTION=settings.weaviate.collection,
+               RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(IMAGE_SIZE), RECSYS_VECTORIZE__CHUNK_SIZE="8",
+               RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8", RECSYS_VECTORIZE__RAY_NUM_CPUS="2")
+    catalog = small_catalog(tmp_path / "cat", 120)
+    store.ensure_collection()
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "vectorize", "--catalog", str(catalog),
+                             "--no-progress", "--engine", "ray"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    total = len(load_catalog(catalog).products)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if 0 < store.count() < total // 2:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    partial = store.count()
+    assert 0 < partial < total, f"could not catch the job mid-run (count={partial})"
+    assert ray_processes(ray_tmp) == [], "the killed run's Ray processes outlived it"
+
+    resumed = run_ray(store, settings, catalog)
+    assert resumed.skipped_unchanged == partial  # what was written before the kill is not redone
+    assert resumed.written == total - partial
+
+    clean = replace(settings.weaviate, collection=settings.weaviate.collection + "Clean")
+    with ProductStore.open(clean) as fresh:  # one clean run, by the local engine
+        try:
+            Vectorizer(fresh, text_encoder, image_encoder, settings.vectorize, progress=False).run(catalog)
+            assert_same_state(state(fresh), state(store))
+        finally:
+            fresh.drop()

@@ -181,7 +181,7 @@ SPEC: dict[str, Any] = {
         "Recommendations": {"type": "object", "properties": {
             "product_id": {"type": ["string", "null"]}, "model_version": {"type": ["string", "null"]},
             "release": {"type": ["string", "null"], "description": "the published refresh release served"},
-            "fusion": {"type": "string", "enum": ["configured", "learned"]},
+            "fusion": {"type": "string", "enum": ["configured", "learned", "ltr"]},
             "served_from": {"type": "string", "enum": ["live", "precomputed", "fallback"]},
             "degraded": {"type": "boolean", "description": "true when served from the precomputed fallback "
                                                            "because the vector store is unreachable"},

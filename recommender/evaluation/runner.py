@@ -30,7 +30,7 @@ from recommender.events.protocol import SLICES, AnchorTask
 from recommender.ranking.ranker import Recommender
 
 log = logging.getLogger(__name__)
-METHODS = ("popularity", "cooccurrence", "als", "text", "image", "fused_configured", "fused_learned")
+METHODS = ("popularity", "cooccurrence", "als", "text", "image", "fused_configured", "fused_learned", "fused_ltr")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from recommender.events.log import Event, EventReader, find_events_file
 from recommender.events.protocol import AnchorTask, build_tasks, split_point, time_split
 from recommender.ranking.fusion import Rules
 from recommender.ranking.learn import inner_rows, learn_models, method_set
+from recommender.ranking.ltr import LtrParams
 from recommender.ranking.service import nearest
 from recommender.store.item_cache import ItemCache
 from recommender.store.products import ProductStore
@@ -115,18 +116,16 @@ def _evaluate(store: ProductStore, settings: Settings, options: EvaluateOptions,
         with timer.stage("inner_rows"):
             inner = inner_rows(train, items, near, settings.collaborative, rules, 100, options.inner_tasks,
                                progress=options.progress)
-        with timer.stage("learn_fusion"):
-            models = learn_models(inner, ltr=None)
+        with timer.stage("learn"):  # the logistic fusion and the trees, from the same inner rows
+            models = learn_models(inner, ltr=LtrParams() if "fused_ltr" in options.methods else None)
         ms.methods["fused_configured"] = ms.fused("fused_configured", models.configured)
         ms.methods["fused_learned"] = ms.fused("fused_learned", models.logistic)
         options.out.mkdir(parents=True, exist_ok=True)
         models.logistic.save(options.out / "fusion_learned.json")
-        if "fused_ltr" in options.methods:
-            with timer.stage("learn_ltr"):
-                tree = learn_models(inner).tree
-            if tree is not None:
-                ms.methods["fused_ltr"] = ms.fused("fused_ltr", tree)
-                tree.save(options.out)
+        if models.tree is not None:
+            ms.methods["fused_ltr"] = ms.fused("fused_ltr", models.tree)
+            models.tree.save(options.out)
+            timer.add("learn_ltr", models.tree.meta["training"]["seconds"])  # within "learn"
     methods = {m: ms.methods[m] for m in options.methods if m in ms.methods}
     with timer.stage("rank"):
         ev = run_methods(methods, tasks, options.k, options.progress)

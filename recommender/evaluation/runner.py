@@ -44,16 +44,19 @@ class Evaluation:
 
 def run_methods(methods: Mapping[str, Recommender], tasks: Sequence[AnchorTask], k: int, progress: bool = True
                 ) -> Evaluation:
-    """Rank every task with every method, timing each request."""
+    """Rank every task with every method, timing each request; the methods take turns task by task, so their
+    latencies are measured under the same machine load."""
     ev = Evaluation(list(tasks))
-    for name, method in methods.items():
-        lists, times = [], []
-        for task in tqdm(tasks, desc=f"evaluate {name}", disable=not progress):
+    lists: dict[str, list[list[str]]] = {name: [] for name in methods}
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for task in tqdm(tasks, desc=f"evaluate {', '.join(methods)}", disable=not progress):
+        query = task.query(k)
+        for name, method in methods.items():
             t0 = time.perf_counter()
-            ranked: list[RankedItem] = method.rank(task.query(k))
-            times.append(time.perf_counter() - t0)
-            lists.append([r.product_id for r in ranked])
-        ev.lists[name], ev.seconds[name] = lists, times
+            ranked: list[RankedItem] = method.rank(query)
+            times[name].append(time.perf_counter() - t0)
+            lists[name].append([r.product_id for r in ranked])
+    ev.lists, ev.seconds = lists, times
     return ev
 
 

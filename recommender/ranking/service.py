@@ -156,8 +156,13 @@ class RecommendationService:
 
     @property
     def fusion_kind(self) -> str:
-        """``ltr`` (learning-to-rank trees), ``learned`` (logistic fusion) or ``configured``."""
+        """The product pages' model: ``ltr`` (learning-to-rank trees), ``learned`` (logistic) or ``configured``."""
         return self._loaded.model.kind
+
+    @property
+    def shopper_fusion_kind(self) -> str:
+        """The "for you" path's model kind (its own trees, or the same fallbacks)."""
+        return self._loaded.shopper_model.kind
 
     def for_product(self, product_id: str, user_id: str | None = None, session_id: str | None = None, k: int = 10,
                     filters: ProductFilter | None = None, diversity: float | None = None) -> Recommendations:

@@ -131,6 +131,10 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
     assert set(metrics["methods"]) == {"candidate", "candidate_logistic", "served"} and metrics["tasks"] >= 10
     assert metrics["candidate_model"]["kind"] == "ltr" and release.meta["fusion"] == "ltr"
     assert (release.folder / "ltr.txt").is_file() and (release.folder / "fusion.json").is_file()
+    # the "for you" trees: learned on shopper tasks, kept only when they hold their own on the holdout's shoppers
+    shopper = metrics["shopper"]
+    assert shopper["tasks"] >= 10 and shopper["kept"] == (release.folder / "ltr_user.txt").is_file()
+    assert shopper["kept"] == (shopper["ndcg@10"]["trees"] >= 0.98 * shopper["ndcg@10"]["logistic"])
     assert (release.folder / "report.html").is_file()
     settings = shop.settings()
     vocabulary = Vocabulary.load(vocabulary_path(settings.data_dir, settings.weaviate.collection))
@@ -147,6 +151,8 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
         history = read_rows(shop.catalog / "events.csv")[0]
         personal = serve(app, f"/v1/products/{anchor}/recommendations?k=5&user_id={history['user_id']}")
         assert personal["served_from"] == "live" and personal["fusion"] == "ltr"
+        for_you = serve(app, f"/v1/users/{history['user_id']}/recommendations?k=5")
+        assert for_you["items"] and for_you["fusion"] == ("ltr" if shopper["kept"] else "learned")
         assert any(abs(v) > 0 for i in personal["items"] for k, v in i["signals"].items()
                    if k.endswith("_contribution"))
     finally:

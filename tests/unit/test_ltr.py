@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recommender.errors import RecommenderError
+from recommender.events.log import Event
 from recommender.ranking.features import FEATURES
 from recommender.ranking.fusion import FusionModel, configured_model, learn_model
+from recommender.ranking.learn import shopper_tasks
 from recommender.ranking.ltr import MODEL_FILE, SIDECAR_FILE, LtrParams, RankingRows, TreeRanker, train_ranker
 from recommender.ranking.models import ReleaseModels
 from recommender.ranking.ranker import signal_breakdown
@@ -128,3 +131,28 @@ def test_an_unreadable_fusion_model_falls_back_to_the_configured_weights(tmp_pat
     assert ReleaseModels.load(tmp_path, "ltr").ranking("ltr").kind == "configured"
     with pytest.raises(RecommenderError, match=r"ranking\.model"):
         ReleaseModels(configured_model({})).ranking("forest")
+
+
+def test_release_models_keep_the_shopper_trees_apart(tree: TreeRanker, tmp_path: Path) -> None:
+    rows = xor_queries(1, 30, 8)
+    logistic = learn_model(rows.rows, rows.labels)
+    ReleaseModels(logistic, tree, tree).save(tmp_path)
+    assert (tmp_path / "ltr_user.txt").is_file() and (tmp_path / "ltr_user.json").is_file()
+    models = ReleaseModels.load(tmp_path, "ltr")
+    assert models.for_shopper("ltr").kind == "ltr" and models.for_shopper("logistic").kind == "learned"
+    (tmp_path / "ltr_user.json").unlink()
+    assert ReleaseModels.load(tmp_path, "ltr").for_shopper("ltr").kind == "learned"  # only its own trees
+
+
+def test_shopper_tasks_label_what_a_returning_shopper_took_later() -> None:
+    day = lambda d: datetime(2024, 1, d, tzinfo=UTC)  # noqa: E731
+    fit = [Event("u1", "a", "view", day(1), "s1"), Event("u1", "b", "purchase", day(2), "s2"),
+           Event("u2", "c", "view", day(2), "s3")]
+    label = [Event("u1", "b", "purchase", day(5), "s4"), Event("u1", "d", "view", day(5), "s4"),
+             Event("u3", "e", "view", day(6), "s5"), Event("u2", "c", "view", day(6), "s6")]
+    tasks = shopper_tasks(fit, label)
+    assert [t.user_id for t in tasks] == ["u1", "u2"]  # u3 is new: nothing to personalise from
+    u1 = tasks[0]
+    assert u1.history == ("b", "a") and u1.purchased == {"b"} and u1.relevant == {"d"}  # bought before: excluded
+    assert u1.query(5).anchor_id is None and u1.query(5).user_id == "u1" and u1.query(5).k == 5
+    assert tasks[1].relevant == {"c"}  # viewed again: relevant (only purchases are excluded)

@@ -44,14 +44,17 @@ class Evaluation:
 
 def run_methods(methods: Mapping[str, Recommender], tasks: Sequence[AnchorTask], k: int, progress: bool = True
                 ) -> Evaluation:
-    """Rank every task with every method, timing each request; the methods take turns task by task, so their
-    latencies are measured under the same machine load."""
+    """Rank every task with every method, timing each request; the methods take turns task by task, each going
+    first as often as the others (the first to rank a task fills the item cache), so their latencies are
+    measured under the same machine load and cache."""
     ev = Evaluation(list(tasks))
-    lists: dict[str, list[list[str]]] = {name: [] for name in methods}
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    for task in tqdm(tasks, desc=f"evaluate {', '.join(methods)}", disable=not progress):
+    names = list(methods)
+    lists: dict[str, list[list[str]]] = {name: [] for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i, task in enumerate(tqdm(tasks, desc=f"evaluate {', '.join(names)}", disable=not progress)):
         query = task.query(k)
-        for name, method in methods.items():
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            method = methods[name]
             t0 = time.perf_counter()
             ranked: list[RankedItem] = method.rank(query)
             times[name].append(time.perf_counter() - t0)

@@ -134,10 +134,9 @@ class InnerRows:
         rng = np.random.default_rng(seed)
         held = set(rng.choice(shoppers, max(1, int(len(shoppers) * share)), replace=False)) if shoppers else set()
         bounds = np.concatenate([[0], np.cumsum(self.data.groups)])
-        parts: tuple[list[int], list[int]] = ([], [])
-        for i, user in enumerate(self.users):
-            parts[user in held].append(i)
-        return tuple(_take(self.data, bounds, part) for part in parts)  # type: ignore[return-value]
+        fit = [i for i, user in enumerate(self.users) if user not in held]
+        valid = [i for i, user in enumerate(self.users) if user in held]
+        return _take(self.data, bounds, fit), _take(self.data, bounds, valid)
 
 
 def _take(data: RankingRows, bounds: np.ndarray, queries: list[int]) -> RankingRows:

@@ -14,7 +14,7 @@ from recommender.errors import RecommenderError
 from recommender.events.log import Event
 from recommender.ranking.features import FEATURES
 from recommender.ranking.fusion import FusionModel, configured_model, learn_model
-from recommender.ranking.learn import shopper_tasks
+from recommender.ranking.learn import InnerRows, shopper_tasks
 from recommender.ranking.ltr import MODEL_FILE, SIDECAR_FILE, LtrParams, RankingRows, TreeRanker, train_ranker
 from recommender.ranking.models import ReleaseModels
 from recommender.ranking.ranker import signal_breakdown
@@ -156,3 +156,13 @@ def test_shopper_tasks_label_what_a_returning_shopper_took_later() -> None:
     assert u1.history == ("b", "a") and u1.purchased == {"b"} and u1.relevant == {"d"}  # bought before: excluded
     assert u1.query(5).anchor_id is None and u1.query(5).user_id == "u1" and u1.query(5).k == 5
     assert tasks[1].relevant == {"c"}  # viewed again: relevant (only purchases are excluded)
+
+
+def test_validation_holds_out_whole_shoppers_and_sampling_keeps_every_positive() -> None:
+    data = xor_queries(12, 10, 9)
+    users = tuple(f"u{i % 4}" for i in range(12))  # each shopper has 3 queries (e.g. one per fold)
+    fit, valid = InnerRows(data, users, ()).split_by_shopper(0.25, seed=1)
+    assert len(valid.groups) == 3 and len(fit.groups) == 9 and len(fit.labels) + len(valid.labels) == 120
+    sampled = data.sample_negatives(2, seed=0)
+    assert sampled.labels.sum() == data.labels.sum() and sampled.groups.sum() == len(sampled.labels)
+    assert all(size <= 2 + 10 for size in sampled.groups) and len(sampled.labels) < len(data.labels)

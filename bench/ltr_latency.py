@@ -2,10 +2,10 @@
 
 Prints figures (it is not a test). For candidate pools of 100, 200 and 300 rows, times what ``FusionRanker.rank``
 asks of its model per request — ``predict`` on the whole pool (one numpy batch) and ``contributions`` (tree SHAP
-for the trees) on the 10 items shown — for both models in the same run, interleaved, and reports the medians and
-their ratio. The trees are a saved model (``--model DIR`` holding ``ltr.txt`` + ``ltr.json``, e.g. the folder
-``recsys evaluate --out`` wrote) or, by default, trained here on random rows with the default parameters and a
-fixed number of rounds (no early stopping: the largest model the defaults allow).
+for the trees) on the items shown (``--shown``, 10) — for both models in the same run, interleaved, and reports
+the medians and their ratio. The trees are a saved model (``--model DIR`` holding ``ltr.txt`` + ``ltr.json``, e.g.
+the folder ``recsys evaluate --out`` wrote) or, by default, trained here on random rows with the default parameters
+and a fixed number of rounds (no early stopping: the largest model the defaults allow).
 
     .venv/bin/python bench/ltr_latency.py [--model DIR] [--repeats 300]
 """
@@ -37,6 +37,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="a folder with ltr.txt + ltr.json (default: train one here)")
     p.add_argument("--repeats", type=int, default=300)
+    p.add_argument("--shown", type=int, default=10, help="items explained per request (the refresh's lists: 30)")
     args = p.parse_args()
     rows, labels = synthetic_rows(60_000, 0)
     linear = learn_model(rows, labels)
@@ -55,7 +56,7 @@ def main() -> None:
             for name, model in (("logistic", linear), ("ltr", tree)):
                 t0 = time.perf_counter()
                 scores = model.predict(pool)
-                model.contributions(pool[np.argsort(-scores)[:10]])
+                model.contributions(pool[np.argsort(-scores)[:args.shown]])
                 times[name].append(time.perf_counter() - t0)
         lr, lt = (float(np.median(times[m])) * 1000 for m in ("logistic", "ltr"))
         print(f"{n} candidates: logistic {lr:.3f} ms, ltr {lt:.3f} ms per request (median of {args.repeats}); "

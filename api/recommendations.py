@@ -81,7 +81,8 @@ def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, re
             "sources": list(r.sources), "explanation": explanation,
         })
     return {"product_id": anchor_id, "items": items, "model_version": service.version, "release": service.release,
-            "fusion": service.fusion_kind, "served_from": recs.served_from, "degraded": recs.degraded}
+            "fusion": service.fusion_kind if anchor_id else service.shopper_fusion_kind,
+            "served_from": recs.served_from, "degraded": recs.degraded}
 
 
 def image_url(view: ItemView | None) -> str | None:

@@ -52,7 +52,7 @@ class Recommendations(BaseModel):
     items: list[Item]
     model_version: str | None
     release: str | None = Field(description="the published refresh release served")
-    fusion: Literal["configured", "learned"]
+    fusion: Literal["configured", "learned", "ltr"]
     served_from: Literal["live", "precomputed", "fallback"]
     degraded: bool = Field(description="true when served from the precomputed fallback because the vector store is "
                                        "unreachable (stock may be stale)")

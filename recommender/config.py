@@ -187,6 +187,7 @@ class RankingSettings:
     max_k: int = 50
     history_items: int = 200  # most recent events of a shopper read per request
     reload_interval_s: float = 5.0  # how often the published model version is checked
+    model: str = "ltr"  # "ltr": the release's LightGBM ranker when it has one, else logistic; "logistic": always LR
 
 
 @dataclass(frozen=True)

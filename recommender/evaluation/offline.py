@@ -27,7 +27,8 @@ from recommender.evaluation.runner import METHODS, aggregate, run_methods
 from recommender.events.log import Event, EventReader, find_events_file
 from recommender.events.protocol import AnchorTask, build_tasks, split_point, time_split
 from recommender.ranking.fusion import Rules
-from recommender.ranking.learn import learn_fusion, method_set
+from recommender.ranking.learn import inner_rows, learn_models, method_set
+from recommender.ranking.ltr import LtrParams
 from recommender.ranking.service import nearest
 from recommender.store.item_cache import ItemCache
 from recommender.store.products import ProductStore
@@ -111,14 +112,20 @@ def _evaluate(store: ProductStore, settings: Settings, options: EvaluateOptions,
     with timer.stage("fit_behaviour"):
         behaviour = fit_behaviour(train, settings.collaborative)
     ms = method_set(behaviour, items, near, rules)
-    if {"fused_configured", "fused_learned"} & set(options.methods):
-        with timer.stage("learn_fusion"):
-            configured, learned = learn_fusion(train, items, near, settings.collaborative, rules, 100,
-                                               options.inner_tasks, progress=options.progress)
-        ms.methods["fused_configured"] = ms.fused("fused_configured", configured)
-        ms.methods["fused_learned"] = ms.fused("fused_learned", learned)
+    if {"fused_configured", "fused_learned", "fused_ltr"} & set(options.methods):
+        with timer.stage("inner_rows"):
+            inner = inner_rows(train, items, near, settings.collaborative, rules, 100, options.inner_tasks,
+                               progress=options.progress)
+        with timer.stage("learn"):  # the logistic fusion and the trees, from the same inner rows
+            models = learn_models(inner, ltr=LtrParams() if "fused_ltr" in options.methods else None)
+        ms.methods["fused_configured"] = ms.fused("fused_configured", models.configured)
+        ms.methods["fused_learned"] = ms.fused("fused_learned", models.logistic)
         options.out.mkdir(parents=True, exist_ok=True)
-        learned.save(options.out / "fusion_learned.json")
+        models.logistic.save(options.out / "fusion_learned.json")
+        if models.tree is not None:
+            ms.methods["fused_ltr"] = ms.fused("fused_ltr", models.tree)
+            models.tree.save(options.out)
+            timer.add("learn_ltr", models.tree.meta["training"]["seconds"])  # within "learn"
     methods = {m: ms.methods[m] for m in options.methods if m in ms.methods}
     with timer.stage("rank"):
         ev = run_methods(methods, tasks, options.k, options.progress)
@@ -136,10 +143,13 @@ def _evaluate(store: ProductStore, settings: Settings, options: EvaluateOptions,
 def _headline(result: dict[str, Any], k: int) -> str:
     key = f"ndcg@{k}"
     singles = {m: r["all"].get(key, 0.0) for m, r in result.items() if not m.startswith("fused")}
-    if not singles or "fused_learned" not in result:
+    learned = [m for m in ("fused_ltr", "fused_learned") if m in result]
+    if not singles or not learned:
         return " · ".join(f"{m} {key}={r['all'].get(key, 0.0):.4f}" for m, r in result.items())
     best = max(singles, key=lambda m: singles[m])
-    fused = result["fused_learned"]["all"].get(key, 0.0)
-    gain = (fused / singles[best] - 1) * 100 if singles[best] > 0 else float("inf")
-    return (f"fused (learned) {key} = {fused:.4f} vs best single method ({best}) {singles[best]:.4f}: "
-            f"{gain:+.1f}%")
+    parts = []
+    for m in learned:
+        fused = result[m]["all"].get(key, 0.0)
+        ratio = f"{fused / singles[best]:.2f}×" if singles[best] > 0 else "∞"
+        parts.append(f"{m} {key} = {fused:.4f} ({ratio})")
+    return f"{' · '.join(parts)} vs best single method ({best}) {singles[best]:.4f}"

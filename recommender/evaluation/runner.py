@@ -30,7 +30,7 @@ from recommender.events.protocol import SLICES, AnchorTask
 from recommender.ranking.ranker import Recommender
 
 log = logging.getLogger(__name__)
-METHODS = ("popularity", "cooccurrence", "als", "text", "image", "fused_configured", "fused_learned")
+METHODS = ("popularity", "cooccurrence", "als", "text", "image", "fused_configured", "fused_learned", "fused_ltr")
 
 
 @dataclass
@@ -44,16 +44,22 @@ class Evaluation:
 
 def run_methods(methods: Mapping[str, Recommender], tasks: Sequence[AnchorTask], k: int, progress: bool = True
                 ) -> Evaluation:
-    """Rank every task with every method, timing each request."""
+    """Rank every task with every method, timing each request; the methods take turns task by task, each going
+    first as often as the others (the first to rank a task fills the item cache), so their latencies are
+    measured under the same machine load and cache."""
     ev = Evaluation(list(tasks))
-    for name, method in methods.items():
-        lists, times = [], []
-        for task in tqdm(tasks, desc=f"evaluate {name}", disable=not progress):
+    names = list(methods)
+    lists: dict[str, list[list[str]]] = {name: [] for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i, task in enumerate(tqdm(tasks, desc=f"evaluate {', '.join(names)}", disable=not progress)):
+        query = task.query(k)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            method = methods[name]
             t0 = time.perf_counter()
-            ranked: list[RankedItem] = method.rank(task.query(k))
-            times.append(time.perf_counter() - t0)
-            lists.append([r.product_id for r in ranked])
-        ev.lists[name], ev.seconds[name] = lists, times
+            ranked: list[RankedItem] = method.rank(query)
+            times[name].append(time.perf_counter() - t0)
+            lists[name].append([r.product_id for r in ranked])
+    ev.lists, ev.seconds = lists, times
     return ev
 
 

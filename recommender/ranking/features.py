@@ -24,6 +24,9 @@ FEATURES = (
     "popularity", "recent_popularity", "same_category", "same_variant", "same_color", "shared_attributes",
     "price_distance",
     "rr_text", "rr_image", "rr_behavior", "rr_cooccurrence", "rr_session", "rr_als_user", "rr_popularity",
+    # context for the learned ranker's trees: how known the anchor and shopper are, how many sources agree,
+    # how far the candidate's text cosine is below the query's best (a per-query normalisation)
+    "anchor_popularity", "history_length", "n_sources", "text_gap",
 )
 RECENT_HISTORY = 5
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
@@ -147,7 +150,23 @@ class FeatureBuilder:
         reciprocal = _reciprocal_ranks(proposals)
         for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity"):
             put(f"rr_{source}", [reciprocal.get((source, p), 0.0) for p in pids])
+        self._context(out, query, anchor, proposals, pids)
         return out
+
+    def _context(self, out: np.ndarray, query: RankQuery, anchor: ItemView | None,
+                 proposals: Mapping[str, list[Candidate]], pids: list[str]) -> None:
+        """The query-context columns (see FEATURES)."""
+        if anchor is not None:
+            pop = self.behaviour.popularity.get(anchor.product_id, 0.0)
+            out[:, _COLUMN["anchor_popularity"]] = math.log1p(pop) / self._max_pop
+        out[:, _COLUMN["history_length"]] = math.log1p(len(query.history))
+        proposed: dict[str, int] = {}
+        for cands in proposals.values():
+            for c in cands:
+                proposed[c.product_id] = proposed.get(c.product_id, 0) + 1
+        out[:, _COLUMN["n_sources"]] = [proposed.get(p, 0) for p in pids]
+        text = out[:, _COLUMN["text"]]
+        out[:, _COLUMN["text_gap"]] = text - text.max()
 
     def _co_rows(self, anchor_id: str | None, history: Sequence[str]) -> _CoRows:
         cooc = self.behaviour.cooccurrence

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,6 +24,29 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "text": 1.0, "image": 0.5, "behavior": 0.5, "cooccurrence": 1.0, "copurchase": 0.5,
     "history_text": 0.3, "session": 0.5, "als_user": 0.3, "popularity": 0.2, "same_category": 0.3,
 }
+
+
+class RankingModel(Protocol):
+    """What the ranker needs of a model: an order, and per-feature contributions for the items it shows.
+
+    Contract: ``predict(rows)`` gives one score per feature row (larger is better); ``contributions(rows)`` one
+    value per row and feature whose row sum is the score minus a constant (the intercept or the trees' bias).
+    Implemented by the linear ``FusionModel`` and the learning-to-rank ``ltr.TreeRanker``.
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def features(self) -> tuple[str, ...]: ...
+
+    def predict(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def contributions(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def score(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,14 @@ class FusionModel:
         z = (np.asarray(rows, dtype=np.float64) - self.mean) / self.scale
         contributions = z * self.weights
         return contributions.sum(axis=1) + self.intercept, contributions
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Scores (n,) of feature rows (n, d)."""
+        return self.score(rows)[0]
+
+    def contributions(self, rows: np.ndarray) -> np.ndarray:
+        """Per-feature contributions (n, d); a row sums to its score minus the intercept."""
+        return self.score(rows)[1]
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (no pickle anywhere)."""

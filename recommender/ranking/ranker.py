@@ -11,13 +11,23 @@ import numpy as np
 
 from recommender.domain import Candidate, ItemView, RankedItem, RankQuery
 from recommender.ranking.features import FEATURES, FeatureBuilder
-from recommender.ranking.fusion import FusionModel, Rules, allowed, select
+from recommender.ranking.fusion import RankingModel, Rules, allowed, select
 from recommender.ranking.sources import CandidateSource
 from recommender.store.item_cache import ItemLookup
 
 EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history_text", "history_image",
              "session", "als_user", "popularity", "recent_popularity", "same_category", "same_variant",
              "same_color", "shared_attributes", "price_distance")
+# features that are another view of an explained signal: their contribution is counted in that signal's
+# (a source's rank of the candidate belongs to the source's signal; the text gap to the text cosine)
+SIGNAL_OF = {"rr_text": "text", "rr_image": "image", "rr_behavior": "behavior", "rr_cooccurrence": "cooccurrence",
+             "rr_session": "session", "rr_als_user": "als_user", "rr_popularity": "popularity", "text_gap": "text"}
+_VALUE_COLUMNS = [(name, FEATURES.index(name)) for name in EXPLAINED]
+_GROUPS = np.zeros((len(FEATURES), len(EXPLAINED)))
+for _i, _name in enumerate(FEATURES):
+    _signal = SIGNAL_OF.get(_name, _name)
+    if _signal in EXPLAINED:
+        _GROUPS[_i, EXPLAINED.index(_signal)] = 1.0
 
 
 class Recommender(Protocol):
@@ -46,7 +56,7 @@ class FusionRanker:
     """Unions the candidates of every source and orders them by a fusion model."""
 
     def __init__(self, name: str, sources: Sequence[CandidateSource], items: ItemLookup, features: FeatureBuilder,
-                 model: FusionModel, rules: Rules, per_source: int = 100,
+                 model: RankingModel, rules: Rules, per_source: int = 100,
                  pool: ThreadPoolExecutor | None = None) -> None:
         self.name = name
         self.sources = list(sources)
@@ -83,24 +93,27 @@ class FusionRanker:
         ids, views, rows, proposals = cs.ids, cs.views, cs.rows, cs.proposals
         if not ids:
             return []
-        scores, contributions = self.model.score(rows)
+        scores = self.model.predict(rows)
         by_id = {pid: float(s) for pid, s in zip(ids, scores, strict=True)}
         order = sorted(ids, key=lambda p: (-by_id[p], p))
         chosen = select(order, by_id, views, query.k, self.rules)
-        index = {pid: i for i, pid in enumerate(ids)}
+        position = {pid: i for i, pid in enumerate(ids)}
+        index = [position[pid] for pid in chosen]
+        # contributions only for what is shown (tree SHAP costs more than the scores)
+        signals = signal_breakdown(rows[index], self.model.contributions(rows[index]))
         sources = {pid: tuple(n for n, cands in proposals.items() if any(c.product_id == pid for c in cands))
                    for pid in chosen}
-        return [RankedItem(pid, by_id[pid], _signals(rows[index[pid]], contributions[index[pid]]), sources[pid])
-                for pid in chosen]
+        return [RankedItem(pid, by_id[pid], signals[j], sources[pid]) for j, pid in enumerate(chosen)]
 
 
-def _signals(row: Sequence[float], contributions: Sequence[float]) -> dict[str, float]:
-    out = {}
-    for i, name in enumerate(FEATURES):
-        if name in EXPLAINED:
-            out[name] = round(float(row[i]), 5)
-            out[f"{name}_contribution"] = round(float(contributions[i]), 5)
-    return out
+def signal_breakdown(rows: np.ndarray, contributions: np.ndarray) -> list[dict[str, float]]:
+    """Per row: each explained signal's value and ``<signal>_contribution`` (its features' contributions summed,
+    SIGNAL_OF), what the explanations and the API show."""
+    grouped = np.asarray(contributions, dtype=np.float64) @ _GROUPS
+    return [{key: value for j, (name, col) in enumerate(_VALUE_COLUMNS)
+             for key, value in ((name, round(float(row[col]), 5)),
+                                (f"{name}_contribution", round(float(grouped[i, j]), 5)))}
+            for i, row in enumerate(rows)]
 
 
 class SourceRanker:

@@ -33,7 +33,8 @@ from recommender.domain import BEHAVIOUR_VECTOR, ItemView, ProductFilter, Ranked
 from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
 from recommender.events.log import EventLog
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
-from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, allowed, configured_model
+from recommender.ranking.fusion import DEFAULT_WEIGHTS, RankingModel, Rules, allowed, configured_model
+from recommender.ranking.models import ReleaseModels, check_choice
 from recommender.ranking.precomputed import PrecomputedLists
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.sources import (
@@ -102,7 +103,8 @@ class _Loaded:
     sources: tuple[CandidateSource, ...]
     items: ItemLookup
     features: FeatureBuilder
-    model: FusionModel
+    model: RankingModel
+    shopper_model: RankingModel  # the "for you" path's
     cooccurrence: CoOccurrence | None
     lists: PrecomputedLists | None
 
@@ -127,6 +129,7 @@ class RecommendationService:
                  weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> None:
         self.settings = settings
         self._enabled = enabled_sources(settings.sources)
+        check_choice(settings.model)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sources")
         self.items = ItemCache(store)
         self._store = store
@@ -153,8 +156,13 @@ class RecommendationService:
 
     @property
     def fusion_kind(self) -> str:
-        """``learned`` or ``configured``."""
+        """The product pages' model: ``ltr`` (learning-to-rank trees), ``learned`` (logistic) or ``configured``."""
         return self._loaded.model.kind
+
+    @property
+    def shopper_fusion_kind(self) -> str:
+        """The "for you" path's model kind (its own trees, or the same fallbacks)."""
+        return self._loaded.shopper_model.kind
 
     def for_product(self, product_id: str, user_id: str | None = None, session_id: str | None = None, k: int = 10,
                     filters: ProductFilter | None = None, diversity: float | None = None) -> Recommendations:
@@ -182,7 +190,7 @@ class RecommendationService:
         loaded = self._current()
         shopper = self.shopper(user_id, session_id)
         query = RankQuery(None, user_id, shopper.history, shopper.purchased, k, filters=filters)
-        return Recommendations(tuple(self._ranker(loaded, diversity).rank(query)))
+        return Recommendations(tuple(self._ranker(loaded, diversity, loaded.shopper_model).rank(query)))
 
     def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
         """Views of products for rendering (the release's snapshot when the store is unreachable)."""
@@ -261,8 +269,8 @@ class RecommendationService:
                      max_per_variant_group=s.max_per_variant_group,
                      diversity=s.diversity if diversity is None else diversity)
 
-    def _ranker(self, loaded: _Loaded, diversity: float | None) -> FusionRanker:
-        return FusionRanker("online", loaded.sources, loaded.items, loaded.features, loaded.model,
+    def _ranker(self, loaded: _Loaded, diversity: float | None, model: RankingModel | None = None) -> FusionRanker:
+        return FusionRanker("online", loaded.sources, loaded.items, loaded.features, model or loaded.model,
                             self._rules(diversity), self.settings.per_source, self._pool)
 
     def _key(self) -> tuple[str | float | None, ...]:
@@ -275,12 +283,15 @@ class RecommendationService:
         release: Release | None = self._releases.load(str(key[0])) if key[0] is not None else None
         version = release.collaborative_version if release is not None else (str(key[1]) if key[1] else None)
         artifacts = self._artifacts.load(version) if version else None
-        model = FusionModel.load(release.fusion_path) if release is not None else configured_model(self._weights)
+        models = (ReleaseModels.load(release.folder, self.settings.model, self._weights) if release is not None
+                  else ReleaseModels(configured_model(self._weights)))
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
         sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near,
                                                  self._enabled)
-        return _Loaded(key, release.version if release else None, version, sources, items, features, model,
+        choice = self.settings.model
+        return _Loaded(key, release.version if release else None, version, sources, items, features,
+                       models.ranking(choice), models.for_shopper(choice),
                        artifacts.cooccurrence if artifacts else None, lists)
 
     def _popularity(self, release: Release | None, artifacts: Artifacts | None

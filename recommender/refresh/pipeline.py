@@ -36,6 +36,7 @@ from recommender.explain.cache import ExplanationCache, default_cache_path, gene
 from recommender.explain.evidence import list_evidence
 from recommender.explain.llm import build_explainer
 from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
+from recommender.ranking.models import ReleaseModels
 from recommender.ranking.precomputed import ListWriter, PrecomputedLists
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.service import enabled_sources, nearest, ranking_parts
@@ -51,7 +52,7 @@ from recommender.refresh.stages import (
     refresh_lock,
 )
 from recommender.refresh.vectors import sync_behaviour
-from recommender.releases import FINGERPRINTS, FUSION, LISTS, POPULARITY, Release, ReleaseStore, write_meta
+from recommender.releases import FINGERPRINTS, LISTS, POPULARITY, Release, ReleaseStore, write_meta
 from recommender.store.item_cache import ItemCache, item_view
 from recommender.store.products import ProductStore
 from recommender.timing import StageTimer
@@ -138,7 +139,7 @@ class Candidate:
     """What the new release serves with."""
 
     artifacts: Artifacts | None
-    fusion: FusionModel
+    models: ReleaseModels
     popularity: dict[str, float]
     recent: dict[str, float]
     decision: GateDecision
@@ -218,7 +219,7 @@ class Refresh:
         pinned = self.options.fusion_weights.read_text(encoding="utf-8") if self.options.fusion_weights else None
         refresh = {k: v for k, v in asdict(self.settings.refresh).items() if k != "explain_items"}
         return {"collaborative": model_params(self.settings.collaborative), "refresh": refresh,
-                "pinned_fusion": pinned, "sources": self.settings.ranking.sources}
+                "pinned_fusion": pinned, "sources": self.settings.ranking.sources, "model": self.settings.ranking.model}
 
     def _candidate(self, events: list, digest: str, params: dict[str, Any]) -> Candidate:
         """Fit behaviour on every event, learn (or pin) the fusion model and put it through the gate."""
@@ -233,8 +234,9 @@ class Refresh:
                          behaviour.recent_popularity if behaviour else {}, gate.decision, gate.payload)
 
     def _gate(self, events: list, pinned: FusionModel | None) -> GateEvaluation:
-        return evaluate_gate(events, self.items, self.near, self._served_model(), self.settings.refresh,
-                             self.settings.collaborative, Rules(), pinned=pinned, progress=self.progress)
+        return evaluate_gate(events, self.items, self.near, self._served_models(), self.settings.refresh,
+                             self.settings.collaborative, Rules(), self.settings.ranking.model, pinned=pinned,
+                             progress=self.progress)
 
     def _save_behaviour(self, behaviour: Behaviour, digest: str, params: dict[str, Any]) -> Artifacts:
         """Save the fit as a collaborative version (unpublished), reusing one a killed run already saved."""
@@ -259,18 +261,19 @@ class Refresh:
                                       f"{self.summary.removed} removed products re-ranked")
         gate = json.loads((current.folder / "metrics.json").read_text(encoding="utf-8")) \
             if (current.folder / "metrics.json").is_file() else {}
-        return Candidate(artifacts, FusionModel.load(current.fusion_path), pop[0], pop[1], decision, gate)
+        return Candidate(artifacts, ReleaseModels.load(current.folder, self.settings.ranking.model), pop[0], pop[1],
+                         decision, gate)
 
-    def _served_model(self) -> FusionModel:
-        """The fusion model the API serves now (the gate's baseline)."""
+    def _served_models(self) -> ReleaseModels:
+        """The models the API serves now (the gate's baseline)."""
         if self.releases.current_version():
-            return FusionModel.load(self.releases.load().fusion_path)
-        return configured_model(DEFAULT_WEIGHTS)
+            return ReleaseModels.load(self.releases.load().folder, self.settings.ranking.model)
+        return ReleaseModels(configured_model(DEFAULT_WEIGHTS))
 
     def _write_release(self, c: Candidate, current: Release | None, fingerprints: dict[str, str],
                        changed: set[str], digest: str, params: dict[str, Any]) -> str:
         with self.releases.create() as (version, folder):
-            c.fusion.save(folder / FUSION)
+            c.models.save(folder)
             (folder / POPULARITY).write_text(json.dumps({"popularity": c.popularity, "recent_popularity": c.recent}),
                                              encoding="utf-8")
             (folder / FINGERPRINTS).write_text(json.dumps(fingerprints, sort_keys=True), encoding="utf-8")
@@ -283,7 +286,8 @@ class Refresh:
             write_meta(folder, {
                 "version": version, "created_at": datetime.now(UTC).isoformat(), "catalog": str(self.options.catalog),
                 "collaborative_version": c.artifacts.version if c.artifacts else None, "events_digest": digest,
-                "params": params, "gate": asdict(c.decision), "fusion": c.fusion.kind, "refit": s.refit,
+                "params": params, "gate": asdict(c.decision),
+                "fusion": c.models.ranking(self.settings.ranking.model).kind, "refit": s.refit,
                 "counts": {"events": s.events_total, "products": s.products, "changed": s.changed,
                            "removed": s.removed, "lists_ranked": s.lists.ranked, "lists_carried": s.lists.carried},
                 "seconds": dict(s.seconds)})
@@ -297,7 +301,7 @@ class Refresh:
                                                  enabled_sources(self.settings.ranking.sources))
         r = self.settings.ranking
         rules = Rules(r.exclude_out_of_stock, False, r.max_per_variant_group, r.diversity)
-        ranker = FusionRanker("refresh", sources, items, features, c.fusion, rules, r.per_source)
+        ranker = FusionRanker("refresh", sources, items, features, c.models.ranking(r.model), rules, r.per_source)
         writer = ListWriter(path)
         try:
             anchors = products if s.refit or current is None else sorted(changed)

@@ -9,7 +9,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,14 @@ from recommender.catalog.fingerprints import Fingerprints
 from recommender.config import CollaborativeSettings, RefreshSettings
 from recommender.domain import RankedItem, RankQuery
 from recommender.errors import RecommenderError
+from recommender.evaluation.metrics import ndcg_at_k
 from recommender.evaluation.runner import aggregate, run_methods
 from recommender.events.log import Event
 from recommender.events.protocol import AnchorTask, build_tasks, split_point, time_split
 from recommender.ranking.fusion import FusionModel, Rules
-from recommender.ranking.learn import learn_fusion, method_set
+from recommender.ranking.learn import MethodSet, inner_rows, learn_models, method_set, shopper_tasks
+from recommender.ranking.ltr import LtrParams, TreeRanker, train_ranker
+from recommender.ranking.models import ReleaseModels
 from recommender.ranking.precomputed import ListWriter
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.sources import NearVector
@@ -109,25 +112,28 @@ def gate_decision(candidate: float | None, current: float | None, metric: str, t
 
 @dataclass(frozen=True)
 class GateEvaluation:
-    """The gate's evidence: the candidate fusion model, the figures of both models, and the decision."""
+    """The gate's evidence: the candidate's models, the figures of the models compared, and the decision."""
 
-    candidate: FusionModel
+    candidate: ReleaseModels
     decision: GateDecision
     payload: dict[str, Any]
 
 
-def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, served: FusionModel,
-                  settings: RefreshSettings, collaborative: CollaborativeSettings, rules: Rules,
+def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, served: ReleaseModels,
+                  settings: RefreshSettings, collaborative: CollaborativeSettings, rules: Rules, choice: str = "ltr",
                   pinned: FusionModel | None = None, progress: bool = True) -> GateEvaluation:
-    """Fit on all but the newest events, learn the candidate fusion there (unless ``pinned``), and rank the
-    newest events' tasks with the candidate and the served model on the same behaviour fit."""
+    """Fit on all but the newest events, learn the candidate's models there (unless ``pinned``), and rank the
+    newest events' tasks with the candidate and the served model on the same behaviour fit (same candidates,
+    same features). Learned trees must also hold their own against the logistic fusion learned from the same
+    inner rows, else the candidate ranks with the logistic fusion."""
     tasks, train, split_at = _gate_tasks(events, settings)
     k = _metric_k(settings.metric)
-    candidate, note = pinned, ""
+    candidate, note = (ReleaseModels(pinned) if pinned is not None else None), ""
     if candidate is None:
         try:
-            _, candidate = learn_fusion(train, items, near, collaborative, rules, 100, settings.inner_tasks,
-                                        progress=progress)
+            inner = inner_rows(train, items, near, collaborative, rules, 100, settings.inner_tasks, progress=progress)
+            learned = learn_models(inner, ltr=LtrParams() if choice == "ltr" else None)
+            candidate = ReleaseModels(learned.logistic, learned.tree)
         except ValueError as exc:  # too few events for the inner time folds (a new shop): keep what is served
             candidate, note = served, f"fusion not learned ({exc}): the served model is kept"
     if not tasks:
@@ -135,17 +141,57 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
                                                        settings.min_gate_tasks), {"note": note})
     behaviour = fit_behaviour(train, collaborative)
     ms = method_set(behaviour, items, near, rules)
-    methods = {"candidate": ms.fused("candidate", candidate), "served": ms.fused("served", served)}
+    methods = {"candidate": ms.fused("candidate", candidate.ranking(choice)),
+               "served": ms.fused("served", served.ranking(choice))}
+    if candidate.ranking(choice) is not candidate.logistic:
+        methods["candidate_logistic"] = ms.fused("candidate_logistic", candidate.logistic)
     ev = run_methods(methods, tasks, k, progress)
     figures = aggregate(ev, k, len(behaviour.popularity), behaviour.popularity, behaviour.users,
                         lambda ids: np.zeros((0, 1)))
     value = {m: figures[m]["all"].get(settings.metric) for m in figures}
+    trees, logistic = value.get("candidate"), value.get("candidate_logistic")
+    if trees is not None and logistic is not None and trees < logistic * (1 - settings.tolerance):
+        note = (f"the learning-to-rank trees ({settings.metric} {trees:.4f}) lost to the logistic fusion "
+                f"({logistic:.4f}) on the same tasks: the candidate ranks with the logistic fusion")
+        candidate, value["candidate"] = ReleaseModels(candidate.logistic), logistic
     decision = gate_decision(value.get("candidate"), value.get("served"), settings.metric, settings.tolerance,
                              len(tasks), settings.min_gate_tasks)
     payload = {"k": k, "tasks": len(tasks), "catalog_size": len(behaviour.popularity), "methods": figures,
-               "split_at": split_at, "headline": decision.reason,
-               "gate": asdict(decision), "candidate_model": candidate.to_json(), "note": note}
+               "split_at": split_at, "headline": decision.reason, "gate": asdict(decision),
+               "candidate_model": candidate.ranking(choice).to_json(), "note": note}
+    if choice == "ltr" and pinned is None and candidate.tree is not None:
+        shopper, payload["shopper"] = _shopper_trees(events, train, items, near, ms, candidate.logistic, settings,
+                                                     collaborative, rules, progress)
+        candidate = replace(candidate, shopper=shopper)
     return GateEvaluation(candidate, decision, payload)
+
+
+def _shopper_trees(events: Sequence[Event], train: Sequence[Event], items: ItemLookup, near: NearVector,
+                   ms: MethodSet, logistic: FusionModel, settings: RefreshSettings,
+                   collaborative: CollaborativeSettings, rules: Rules, progress: bool
+                   ) -> tuple[TreeRanker | None, dict[str, Any]]:
+    """The "for you" path's trees, learned on shopper tasks of the inner folds and kept only when they rank the
+    holdout's shoppers at least as well as the logistic fusion (same candidates, features and split)."""
+    holdout = shopper_tasks(train, time_split(events, split_point(events, settings.holdout_fraction))[1])
+    rng = np.random.default_rng(0)
+    if len(holdout) > settings.max_gate_tasks:
+        holdout = [holdout[i] for i in sorted(rng.choice(len(holdout), settings.max_gate_tasks, replace=False))]
+    try:
+        inner = inner_rows(train, items, near, collaborative, rules, 100, settings.inner_tasks, progress=progress,
+                           tasks_of=shopper_tasks)
+        fit, valid = inner.split_by_shopper(0.2)
+        tree = train_ranker(fit, valid, LtrParams())
+    except (ValueError, RecommenderError) as exc:
+        return None, {"tasks": len(holdout), "note": f"not learned ({exc}): the logistic fusion ranks"}
+    k = _metric_k(settings.metric)
+    figures = {name: float(np.mean([ndcg_at_k([r.product_id for r in ranker.rank(t.query(k))], t.relevant, k)
+                                    for t in holdout])) if holdout else None
+               for name, ranker in (("trees", ms.fused("shopper_trees", tree)),
+                                    ("logistic", ms.fused("shopper_logistic", logistic)))}
+    kept = len(holdout) < settings.min_gate_tasks or (figures["trees"] or 0.0) >= (figures["logistic"] or 0.0) * (
+        1 - settings.tolerance)
+    return (tree if kept else None), {"tasks": len(holdout), f"ndcg@{k}": figures, "kept": kept,
+                                      "training": tree.meta.get("training")}
 
 
 def _gate_tasks(events: Sequence[Event], settings: RefreshSettings

@@ -18,7 +18,8 @@ from recommender.evaluation.metrics import ndcg_at_k
 from recommender.events.log import EventReader
 from recommender.events.protocol import build_tasks, split_point, time_split
 from recommender.ranking.fusion import Rules
-from recommender.ranking.learn import learn_fusion, method_set
+from recommender.ranking.learn import inner_rows, learn_fusion, learn_models, method_set
+from recommender.ranking.ltr import LtrParams, TreeRanker
 from recommender.store.item_cache import ItemCache
 from recommender.store.products import ProductStore
 
@@ -69,6 +70,36 @@ def test_learned_fusion_beats_popularity_and_keeps_its_evidence(store, split) ->
     assert top.sources
 
 
+def test_learned_trees_beat_the_logistic_fusion_and_explain_every_item(store, split, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """LightGBM lambdarank and the logistic fusion learned from the same inner rows, ranked on the same tasks
+    (same candidates, same features): the trees at least hold their own, and every item shows per-signal
+    contributions (tree SHAP) that add up, with the bias, to its score; a saved model ranks alike."""
+    train, test = split
+    items = ItemCache(store)
+    settings = Settings().collaborative
+    inner = inner_rows(train, items, near_for(store), settings, Rules(), 60, max_tasks=300, progress=False)
+    models = learn_models(inner, LtrParams(threads=1))
+    assert models.tree is not None and models.tree.meta["training"]["rounds"] >= 1
+    ms = method_set(fit_behaviour(train, settings), items, near_for(store), Rules(), 60)
+    trees, logistic = ms.fused("trees", models.tree), ms.fused("logistic", models.logistic)
+    tasks = build_tasks(train, test)
+    tasks = [tasks[i] for i in np.random.default_rng(2).choice(len(tasks), 150, replace=False)]
+    ndcg: dict[str, list[float]] = {"trees": [], "logistic": []}
+    for task in tasks:
+        for name, ranker in (("trees", trees), ("logistic", logistic)):
+            ndcg[name].append(ndcg_at_k([r.product_id for r in ranker.rank(task.query(10))], task.relevant, 10))
+    assert np.mean(ndcg["trees"]) >= 0.95 * np.mean(ndcg["logistic"]) > 0
+    cs = trees.candidate_set(tasks[0].query(10))
+    scores, contributions = models.tree.score(cs.rows)
+    assert np.allclose(contributions.sum(axis=1) + models.tree.bias(cs.rows), scores)
+    ranked = trees.rank(tasks[0].query(10))
+    assert all("text_contribution" in r.signals and "cooccurrence_contribution" in r.signals for r in ranked)
+    assert any(abs(v) > 0 for r in ranked for k, v in r.signals.items() if k.endswith("_contribution"))
+    models.tree.save(tmp_path)
+    again = ms.fused("again", TreeRanker.load(tmp_path))
+    assert [r.product_id for r in again.rank(tasks[0].query(10))] == [r.product_id for r in ranked]
+
+
 def test_cold_start_anchor_and_unknown_shopper_still_get_recommendations(store, split) -> None:  # type: ignore[no-untyped-def]
     train, _ = split
     trained = {e.product_id for e in train}
@@ -93,10 +124,12 @@ def test_evaluate_job_writes_metrics_and_report(fixtures_weaviate, tmp_path, mon
     monkeypatch.setenv("RECSYS_WEAVIATE__COLLECTION", fixtures_weaviate.collection)
     out = tmp_path / "eval"
     code = main(["evaluate", "--catalog", str(FIXTURES), "--out", str(out), "--max-tasks", "60",
-                 "--inner-tasks", "80", "--methods", "popularity,text,image,fused_learned", "--no-progress"])
+                 "--inner-tasks", "80", "--methods", "popularity,text,image,fused_learned,fused_ltr",
+                 "--no-progress"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["tasks"] == 60 and set(metrics["methods"]) == {"popularity", "text", "image", "fused_learned"}
+    assert metrics["tasks"] == 60 and set(metrics["methods"]) == {"popularity", "text", "image", "fused_learned",
+                                                                  "fused_ltr"}
     for method in metrics["methods"].values():
         assert {"all", "cold_anchor", "warm_anchor", "returning_shopper", "new_shopper", "latency_ms"} <= set(method)
         assert {"ndcg@10", "hit_rate@10", "recall@10", "mrr", "coverage@10", "diversity@10", "novelty@10"} <= set(
@@ -105,6 +138,8 @@ def test_evaluate_job_writes_metrics_and_report(fixtures_weaviate, tmp_path, mon
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "fused_learned" in html
     assert json.loads((out / "fusion_learned.json").read_text())["kind"] == "learned"
+    assert json.loads((out / "ltr.json").read_text())["kind"] == "ltr" and (out / "ltr.txt").is_file()
+    assert "fused_ltr ndcg@10" in metrics["headline"]
 
 
 def test_evaluate_rejects_unknown_methods(fixtures_weaviate, tmp_path) -> None:  # type: ignore[no-untyped-def]

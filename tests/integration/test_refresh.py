@@ -75,7 +75,8 @@ class Shop:
     def settings(self, **sections: Any) -> Settings:
         """Settings for an app serving this shop (reload checked on every request)."""
         base = load_settings(env={}, overrides={"data_dir": self.data_dir})
-        return replace(base, weaviate=self.weaviate, ranking=RankingSettings(reload_interval_s=0.0), **sections)
+        sections.setdefault("ranking", RankingSettings(reload_interval_s=0.0))
+        return replace(base, weaviate=self.weaviate, **sections)
 
     @property
     def releases(self) -> ReleaseStore:
@@ -125,7 +126,15 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
     assert len(lists) == PRODUCTS and sum(1 for ids in lists.values() if len(ids) >= 10) > PRODUCTS * 0.9
     assert all(anchor not in ids for anchor, ids in lists.items())
     metrics = json.loads((release.folder / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"candidate", "served"} and metrics["tasks"] >= 10
+    # like with like: the candidate's trees, its logistic fusion (learned from the same inner rows) and the served
+    # model rank the same holdout tasks; the release keeps the trees (ltr.txt + ltr.json) and ranks with them
+    assert set(metrics["methods"]) == {"candidate", "candidate_logistic", "served"} and metrics["tasks"] >= 10
+    assert metrics["candidate_model"]["kind"] == "ltr" and release.meta["fusion"] == "ltr"
+    assert (release.folder / "ltr.txt").is_file() and (release.folder / "fusion.json").is_file()
+    # the "for you" trees: learned on shopper tasks, kept only when they hold their own on the holdout's shoppers
+    shopper = metrics["shopper"]
+    assert shopper["tasks"] >= 10 and shopper["kept"] == (release.folder / "ltr_user.txt").is_file()
+    assert shopper["kept"] == (shopper["ndcg@10"]["trees"] >= 0.98 * shopper["ndcg@10"]["logistic"])
     assert (release.folder / "report.html").is_file()
     settings = shop.settings()
     vocabulary = Vocabulary.load(vocabulary_path(settings.data_dir, settings.weaviate.collection))
@@ -136,13 +145,24 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
         anchor = sorted(lists)[3]
         body = serve(app, f"/v1/products/{anchor}/recommendations?k=5")
         assert (body["release"], body["served_from"], body["degraded"]) == (release.version, "precomputed", False)
+        assert body["fusion"] == "ltr"
         assert [i["product_id"] for i in body["items"]] == lists[anchor][:5]
         assert all(i["title"] and i["explanation"]["text"] for i in body["items"])
         history = read_rows(shop.catalog / "events.csv")[0]
         personal = serve(app, f"/v1/products/{anchor}/recommendations?k=5&user_id={history['user_id']}")
-        assert personal["served_from"] == "live"
+        assert personal["served_from"] == "live" and personal["fusion"] == "ltr"
+        for_you = serve(app, f"/v1/users/{history['user_id']}/recommendations?k=5")
+        assert for_you["items"] and for_you["fusion"] == ("ltr" if shopper["kept"] else "learned")
+        assert any(abs(v) > 0 for i in personal["items"] for k, v in i["signals"].items()
+                   if k.endswith("_contribution"))
     finally:
         app.extensions["recsys"].close()
+    logistic = create_app(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, model="logistic")))
+    try:  # the choice in settings: the same release ranked by its logistic fusion
+        assert serve(logistic, f"/v1/products/{anchor}/recommendations?k=5&user_id={history['user_id']}"
+                     )["fusion"] == "learned"
+    finally:
+        logistic.extensions["recsys"].close()
 
 
 def test_a_second_run_with_nothing_changed_publishes_nothing(shop: Shop) -> None:

@@ -68,7 +68,11 @@ def _reference_row(fb: FeatureBuilder, query: RankQuery, anchor: ItemView | None
         for c in cands:
             if c.product_id == pid:
                 f[f"rr_{source}"] = 1.0 / c.rank
-    return [f.get(name, 0.0) for name in FEATURES]
+                f["n_sources"] = f.get("n_sources", 0.0) + 1
+    if anchor is not None:
+        f["anchor_popularity"] = math.log1p(b.popularity.get(anchor.product_id, 0.0)) / b.max_log_popularity
+    f["history_length"] = math.log1p(len(query.history))
+    return [f.get(name, 0.0) for name in FEATURES]  # text_gap needs every candidate: set by the caller
 
 
 def _unit(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -105,6 +109,8 @@ def test_rows_equal_the_per_candidate_definitions() -> None:
         rows = fb.rows(query, a, candidates, history if a else [], proposals)
         expected = np.array([_reference_row(fb, query, a, v, history if a else [], proposals)
                              for v in candidates.values()], dtype=np.float32)
+        text = expected[:, FEATURES.index("text")]
+        expected[:, FEATURES.index("text_gap")] = text - text.max()
         assert rows.shape == (len(candidates), len(FEATURES))
         assert np.abs(rows).sum() > 0
         np.testing.assert_allclose(rows, expected, rtol=1e-5, atol=1e-6)

@@ -109,17 +109,31 @@ SPEC: dict[str, Any] = {
                           "404": _json(_ERR, "unknown product or no image served"), **_ERRORS}}},
         "/v1/events": {"post": {
             "summary": "Record shopper events (idempotent). A click is stored as a view of the clicked product.",
-            "parameters": [{"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"},
-                            "description": "required when the API is configured with a key"}],
+            "security": [{"bearer": []}],
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/EventBatch"}}}},
             "responses": {"200": _json("#/components/schemas/EventResult", "all events accepted"),
                           "207": _json("#/components/schemas/EventResult", "some rejected; valid ones stored"),
                           "400": _json("#/components/schemas/EventResult", "no valid event, or a malformed body"),
-                          "401": _json(_ERR, "missing or wrong API key"),
+                          "401": _json(_ERR, "no server key or valid shopper token (or browser writes off)"),
+                          "403": _json(_ERR, "a shopper token asked for another user/session or a server-only event"),
                           "413": _json(_ERR, "too many events or body too large"),
+                          "429": _json(_ERR, "rate limit exceeded (see Retry-After)"),
                           "415": _json(_ERR, "not application/json"), "500": _ERRORS["500"],
                           "503": _ERRORS["503"]}}},
+        "/v1/tokens": {"post": {
+            "summary": "Issue a short-lived shopper token (server key only) for the widget's event writes",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["user_id"], "additionalProperties": False, "properties": {
+                    "user_id": {"type": "string"}, "session_id": {"type": "string"},
+                    "ttl_s": {"type": "integer", "minimum": 1}}}}}},
+            "responses": {"200": {"description": "the token", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"token": {"type": "string"}, "user_id": {"type": "string"},
+                                                 "session_id": {"type": ["string", "null"]},
+                                                 "trust": {"type": "string"}, "expires_at": {"type": "string"}}}}}},
+                          "400": _ERRORS["400"], "401": _json(_ERR, "not the server key"),
+                          "429": _json(_ERR, "rate limit exceeded (see Retry-After)"), "500": _ERRORS["500"]}}},
         "/v1/search": {"post": {
             "summary": "Multimodal search: text and/or image query → products (JSON or multipart)",
             "requestBody": {"required": True, "content": {
@@ -165,7 +179,9 @@ SPEC: dict[str, Any] = {
             "responses": {"200": {"description": "HTML", "content": {"text/html": {}}},
                           "404": _json(_ERR, "unknown product")}}},
     },
-    "components": {"schemas": {
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                  "description": "the server key, or a shopper token (events)"}},
+                   "schemas": {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                                              "field": {"type": ["string", "null"]}}}}},
@@ -215,8 +231,9 @@ SPEC: dict[str, Any] = {
             "price": {"type": ["number", "null"]}, "in_stock": {"type": "boolean"},
             "variant_group": {"type": "string"}, "attributes": {"type": "object"},
             "image_url": {"type": ["string", "null"]}}},
-        "Event": {"type": "object", "required": ["user_id", "product_id", "event"], "properties": {
-            "user_id": {"type": "string"}, "product_id": {"type": "string"},
+        "Event": {"type": "object", "required": ["product_id", "event"], "properties": {
+            "user_id": {"type": "string", "description": "required with the server key; under a shopper token "
+                        "the token's user (another is a 403)"}, "product_id": {"type": "string"},
             "event": {"type": "string", "enum": ["view", "cart", "purchase", "click"]},
             "timestamp": {"type": "string", "format": "date-time", "description": "default: server time"},
             "session_id": {"type": "string"},

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         releases_cmd,
         search,
         similar,
+        token,
         train,
         train_image_encoder,
         vectorize,
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (weaviate_cmd, generate_catalog, vectorize, train, refresh, releases_cmd, evaluate, similar, search,
-                   demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask):
+                   demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask, token):
         module.add_parser(sub)
     return parser
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.errors import ConfigError
+from recommender.trust_settings import AuthSettings, EventTimeSettings, LimitSettings
 
 WEAVIATE_VERSION = "v1.35.2"
 
@@ -114,13 +115,14 @@ class SearchSettings:
 @dataclass(frozen=True)
 class ApiSettings:
     """The HTTP API: request size limit (larger bodies get a 413 JSON error), the catalog folder product images
-    are served from, the API key write endpoints require (None = open), and the shop origins CORS allows
+    are served from, how many reverse proxies in front may be believed about the client address
+    (``X-Forwarded-For``; 0 = none, the default), and the shop origins CORS allows
     (comma-separated; ``*`` = any; empty = none), and whether each app loads its models before it reports ready
     (``warmup``; off by default so tests and jobs that build an app stay cheap)."""
 
     max_content_length: int = 16 * 1024 * 1024
     catalog_dir: Path | None = None
-    api_key: str | None = None
+    trusted_proxy_hops: int = 0
     cors_origins: str = ""
     max_events_per_request: int = 500
     public_base_url: str | None = None  # prefix of absolute URLs in bodies (image_url); None = relative URLs
@@ -140,6 +142,7 @@ class RankingSettings:
     exclude_purchased: bool = True
     max_k: int = 50
     history_items: int = 200  # most recent events of a shopper read per request
+    purchase_history_items: int = 200  # purchases read apart from that window, so views cannot evict them
     reload_interval_s: float = 5.0  # how often the published model version is checked
 
 
@@ -240,6 +243,9 @@ class Settings:
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     refresh: RefreshSettings = field(default_factory=RefreshSettings)
     ask: AskSettings = field(default_factory=AskSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    event_time: EventTimeSettings = field(default_factory=EventTimeSettings)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -255,7 +261,8 @@ class Settings:
 
 
 _SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api", "ranking",
-             "explain", "refresh", "ask"}
+             "explain", "refresh", "ask", "auth", "limits", "event_time"}
+_RENAMED = {"api.api_key": "auth.server_key (sent as `Authorization: Bearer <key>`; never put it in a page)"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),
     "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),
@@ -341,6 +348,9 @@ def _build_section(cls: type, values: Mapping[str, Any], section: str) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
+    for name in sorted(unknown):
+        if f"{section}.{name}" in _RENAMED:
+            raise ConfigError(f"setting {section}.{name} was replaced by {_RENAMED[section + '.' + name]}")
     if unknown:
         raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
     coerced = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -14,6 +15,7 @@ from recommender.events.interactions import interactions_from_rows
 from recommender.events.log import EventLog
 
 FAST_ALS = CollaborativeSettings(factors=16, iterations=5, threads=1)
+FIXTURES_CLOCK = datetime(2024, 4, 1, tzinfo=UTC)  # just after the fixtures' last event: their decay means something
 
 
 def trained_data_dir(data_dir: Path, catalog: Path, settings: CollaborativeSettings = FAST_ALS) -> str:
@@ -22,7 +24,7 @@ def trained_data_dir(data_dir: Path, catalog: Path, settings: CollaborativeSetti
     with EventLog.in_data_dir(data_dir) as log:
         summary = log.import_file(catalog / "events.csv", known)
         assert summary.imported > 0, summary.line()
-        interactions = interactions_from_rows(log.rows(), settings)
+        interactions = interactions_from_rows(log.rows(), settings, reference=FIXTURES_CLOCK)
         with threadpool_limits(1, "blas"):
             model = fit_als(interactions, settings)
         co = build_cooccurrence(log.session_items(), interactions.items, settings.max_session_items)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from recommender.catalog.rows import RowRejected, has_bad_bytes, read_rows
 from recommender.domain import RowError
 from recommender.errors import RecommenderError
+from recommender.events.trust import SERVER, TimeWindow
 from recommender.sqlite import connect
 
 EVENT_TYPES = ("view", "cart", "purchase")
@@ -33,10 +34,13 @@ REQUIRED_COLUMNS = ("user_id", "product_id", "event", "timestamp")
 MAX_ID_CHARS = 256
 _SCHEMA = Path(__file__).with_name("event_schema.sql")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS = "event_key, user_id, product_id, event, ts_us, session_id"
+_COLUMNS = "event_key, user_id, product_id, event, ts_us, session_id, trust, origin"
 _BAD_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0/C1 control characters: never part of an id
-_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+# who an event counts as in shop-wide counts (trust.identity in SQL): its user when trusted, else its network
+_IDENTITY = "CASE WHEN trust = 'server' OR origin = '' THEN user_id ELSE 'net:' || origin END"
+_ROW = tuple[str, str, str, str, int, str, str, str]
 
 
 class EventLogError(RecommenderError):
@@ -61,6 +65,8 @@ class Event:
     timestamp: datetime
     session_id: str
     event_id: str | None = None  # the sender's id: when given, it alone (per user) identifies the event
+    trust: str = SERVER  # server (server key, import) | shopper | anonymous (a browser token): see events.trust
+    origin: str = ""  # browser writes: keyed hash of the client network (events.trust.origin_of)
 
     @property
     def ts_us(self) -> int:
@@ -75,9 +81,10 @@ class Event:
             return _id_key(self.user_id, self.event_id)
         return _key(self.user_id, self.product_id, self.event, self.ts_us)
 
-    def row(self) -> tuple[str, str, str, str, int, str]:
-        """The SQL row (event_key, user_id, product_id, event, ts_us, session_id)."""
-        return self.key, self.user_id, self.product_id, self.event, self.ts_us, self.session_id
+    def row(self) -> _ROW:
+        """The SQL row (event_key, user_id, product_id, event, ts_us, session_id, trust, origin)."""
+        return (self.key, self.user_id, self.product_id, self.event, self.ts_us, self.session_id, self.trust,
+                self.origin)
 
 
 def _key(user: str, product: str, kind: str, ts_us: int) -> str:
@@ -117,8 +124,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise EventRejected("timestamp", f"out of range in UTC: {text[:40]!r}") from exc
 
 
-def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None = None) -> Event:
-    """Validate one row (CSV strings or JSON values) into an Event, or raise EventRejected naming the field."""
+def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None = None,
+                window: TimeWindow | None = None) -> Event:
+    """Validate one row (CSV strings or JSON values) into an Event, or raise EventRejected naming the field;
+    a timestamp outside ``window`` is rejected too."""
     user = _id(row, "user_id")
     product = _id(row, "product_id")
     if known_products is not None and product not in known_products:
@@ -128,6 +137,8 @@ def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None =
         raise EventRejected("event", f"unknown event type {str(row.get('event') or '')[:20]!r} "
                                      f"(expected {', '.join(EVENT_TYPES)})")
     ts = parse_timestamp(row.get("timestamp"))
+    if window is not None and (problem := window.problem(ts)):
+        raise EventRejected("timestamp", problem)
     session = row.get("session_id")
     session = str(session).strip() if session is not None else ""
     if session and (problem := id_problem(session)):
@@ -180,6 +191,7 @@ class EventReader:
 
     path: Path
     known_products: Collection[str] | None = None
+    window: TimeWindow | None = None
     errors: list[RowError] = field(default_factory=list)
     rows_read: int = 0
 
@@ -192,7 +204,7 @@ class EventReader:
             try:
                 if isinstance(raw, RowRejected):
                     raise raw
-                yield parse_event(raw, self.known_products)
+                yield parse_event(raw, self.known_products, self.window)
             except RowRejected as exc:
                 self.errors.append(RowError(self.path.name, line, exc.field, exc.reason, _pid(raw)))
 
@@ -242,6 +254,7 @@ class EventLog:
             # 64 MiB cache: bulk imports of random keys stay in memory
             self._db = connect(self.path, wal=True, autocommit=True, cache_mib=64)
             self._db.executescript(_SCHEMA.read_text(encoding="utf-8"))
+            _add_trust_columns(self._db)
         except sqlite3.Error as exc:
             raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc
 
@@ -264,7 +277,7 @@ class EventLog:
     def append(self, events: Iterable[Event], batch_size: int = 100_000) -> AppendResult:
         """Store events, one transaction per batch; events already in the log are ignored."""
         inserted = seen = 0
-        batch: list[tuple[str, str, str, str, int, str]] = []
+        batch: list[_ROW] = []
         for event in events:
             batch.append(event.row())
             if len(batch) >= batch_size:
@@ -274,7 +287,7 @@ class EventLog:
             inserted, seen = inserted + self._write(batch), seen + len(batch)
         return AppendResult(inserted, seen - inserted)
 
-    def _write(self, rows: Sequence[tuple[str, str, str, str, int, str]]) -> int:
+    def _write(self, rows: Sequence[_ROW]) -> int:
         before = self._db.total_changes
         try:
             with self._db:  # commits on success, rolls back on any exception
@@ -285,9 +298,9 @@ class EventLog:
         return self._db.total_changes - before
 
     def import_file(self, path: Path, known_products: Collection[str] | None = None,
-                    progress: bool = False) -> ImportSummary:
-        """Validate and store a whole events file; bad rows are reported in the summary and skipped."""
-        reader = EventReader(path, known_products)
+                    progress: bool = False, window: TimeWindow | None = None) -> ImportSummary:
+        """Validate and store a whole events file; bad rows (times outside ``window`` too) are reported and skipped."""
+        reader = EventReader(path, known_products, window)
         events = tqdm(reader, unit="event", desc=f"import {path.name}", disable=not progress)
         result = self.append(events)
         return ImportSummary(path.name, reader.rows_read, result.inserted, result.duplicates, tuple(reader.errors))
@@ -300,9 +313,10 @@ class EventLog:
     def events(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Event]:
         """Events with ``since <= timestamp < until``, in time order."""
         where, params = _range(since, until)
-        sql = f"SELECT user_id, product_id, event, ts_us, session_id FROM events {where} ORDER BY ts_us, event_key"
-        for user, product, kind, ts, session in self._db.execute(sql, params):
-            yield Event(user, product, kind, from_us(ts), session)
+        sql = (f"SELECT user_id, product_id, event, ts_us, session_id, trust, origin FROM events {where} "
+               "ORDER BY ts_us, event_key")
+        for user, product, kind, ts, session, trust, origin in self._db.execute(sql, params):
+            yield Event(user, product, kind, from_us(ts), session, trust=trust, origin=origin)
 
     def rows(self, since: datetime | None = None, until: datetime | None = None
              ) -> Iterator[tuple[str, str, str, int]]:
@@ -319,11 +333,23 @@ class EventLog:
         rows = self._db.execute(sql, (user_id, end, -1 if limit is None else limit))
         return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
 
+    def user_purchases(self, user_id: str, until: datetime | None = None, limit: int | None = None) -> list[Event]:
+        """A user's purchases before ``until``, most recent first: read apart from ``user_history``'s window, so
+        a flood of views cannot push them out of what personalisation sees."""
+        sql = ("SELECT user_id, product_id, event, ts_us, session_id FROM events WHERE user_id = ? AND ts_us < ? "
+               "AND event = 'purchase' ORDER BY ts_us DESC, event_key LIMIT ?")
+        end = to_us(until) if until is not None else 2**62
+        rows = self._db.execute(sql, (user_id, end, -1 if limit is None else limit))
+        return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
+
     def session_items(self, since: datetime | None = None, until: datetime | None = None
                       ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-        """Per session (in the range): its (product_id, event) pairs in time order."""
+        """Per session (in the range): its (product_id, event) pairs in time order. A browser-written event's session
+        is its client network's day, so made-up sessions behind one address count as one (events.trust)."""
         where, params = _range(since, until)
-        sql = f"SELECT session_id, product_id, event FROM events {where} ORDER BY session_id, ts_us, event_key"
+        session = (f"CASE WHEN trust = 'server' OR origin = '' THEN session_id "
+                   f"ELSE 'net:' || origin || ':' || (ts_us / {86_400 * 1_000_000}) END")
+        sql = f"SELECT {session} AS s, product_id, event FROM events {where} ORDER BY s, ts_us, event_key"
         current: str | None = None
         items: list[tuple[str, str]] = []
         for session, product, kind in self._db.execute(sql, params):
@@ -337,9 +363,10 @@ class EventLog:
 
     def popularity(self, since: datetime | None = None, until: datetime | None = None
                    ) -> dict[str, dict[str, int]]:
-        """Event counts per product and event type in the range: ``{product_id: {event: count}}``."""
+        """Distinct identities per product and event type in the range: ``{product_id: {event: count}}`` (a browser
+        identity is its client network: events.trust)."""
         where, params = _range(since, until)
-        sql = f"SELECT product_id, event, COUNT(*) FROM events {where} GROUP BY product_id, event"
+        sql = f"SELECT product_id, event, COUNT(DISTINCT {_IDENTITY}) FROM events {where} GROUP BY product_id, event"
         out: dict[str, dict[str, int]] = {}
         for product, kind, n in self._db.execute(sql, params):
             out.setdefault(product, {})[kind] = int(n)
@@ -355,3 +382,11 @@ def _range(since: datetime | None, until: datetime | None) -> tuple[str, tuple[i
         clauses.append("ts_us < ?")
         params.append(to_us(until))
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(params)
+
+
+def _add_trust_columns(db: sqlite3.Connection) -> None:
+    """Migrate a log made before events carried their trust level and origin (those events were all trusted)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for column in ("trust TEXT NOT NULL DEFAULT 'server'", "origin TEXT NOT NULL DEFAULT ''"):
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE events ADD COLUMN {column}")

@@ -206,11 +206,14 @@ class RecommendationService:
         """The shopper's recent products (this session's first) and purchases, from the event log."""
         if not user_id:
             return Shopper()
-        events = self._log().user_history(user_id, limit=self.settings.history_items)
+        log = self._log()
+        events = log.user_history(user_id, limit=self.settings.history_items)
+        # purchases are read apart from the recent window: a flood of views cannot evict them
+        bought = [e.product_id for e in log.user_purchases(user_id, limit=self.settings.purchase_history_items)]
         in_session = [e.product_id for e in events if session_id and e.session_id == session_id]
         recent = [e.product_id for e in events]
-        history = tuple(dict.fromkeys([*in_session, *recent]))
-        return Shopper(history, frozenset(e.product_id for e in events if e.event == "purchase"))
+        history = tuple(dict.fromkeys([*in_session, *recent, *bought]))
+        return Shopper(history, frozenset(bought) | {e.product_id for e in events if e.event == "purchase"})
 
     def reload(self) -> bool:
         """Switch to the published release / artifacts / fusion model when one changed; True when it switched."""

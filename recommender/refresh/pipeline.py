@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
 from recommender.events.log import EventLog, find_events_file
+from recommender.events.trust import time_window
 from recommender.explain.cache import ExplanationCache, default_cache_path, generate_batch
 from recommender.explain.evidence import list_evidence
 from recommender.explain.llm import build_explainer
@@ -72,6 +73,7 @@ class RefreshOptions:
     force: bool = False  # refit and re-rank everything even if nothing changed
     publish: bool = True  # False: build and evaluate the release, do not publish it
     progress: bool = True
+    now: datetime | None = None  # the refresh's clock (decay, "recent"); default: wall time. Later events wait
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Refresh:
         self.artifacts = ArtifactStore.in_data_dir(settings.data_dir)
         self.items = ItemCache(store)
         self.near = nearest(store)
+        self.clock = options.now or datetime.now(UTC)  # decay and "recent" are measured from here
 
     def run(self) -> None:
         """Every stage, in order."""
@@ -164,7 +167,7 @@ class Refresh:
         self.releases.clean_staging()
         with s.stage("import"), EventLog.in_data_dir(self.settings.data_dir) as log:
             self._import(log)
-            events = list(log.events())
+            events = list(log.events(until=self.clock + timedelta(seconds=self.settings.event_time.max_future_s)))
         s.events_total = len(events)
         with s.stage("vectorize"):
             self._vectorize()
@@ -201,7 +204,8 @@ class Refresh:
         reader = CatalogReader(self.options.catalog)
         for _ in reader:
             pass
-        result = log.import_file(path, reader.seen_ids, progress=self.progress)
+        result = log.import_file(path, reader.seen_ids, progress=self.progress,
+                                 window=time_window(self.settings.event_time))
         self.summary.events_imported, self.summary.events_rejected = result.imported, result.rejected
         for err in result.errors[:MAX_LISTED]:
             print(f"rejected event: {err}", file=sys.stderr)
@@ -224,7 +228,7 @@ class Refresh:
         """Fit behaviour on every event, learn (or pin) the fusion model and put it through the gate."""
         cfg = self.settings.collaborative
         with self.summary.stage("behaviour"):
-            behaviour = fit_behaviour(events, cfg) if events else None
+            behaviour = fit_behaviour(events, cfg, now=self.clock) if events else None
             artifacts = self._save_behaviour(behaviour, digest, params) if behaviour and behaviour.model else None
         pinned = FusionModel.load(self.options.fusion_weights) if self.options.fusion_weights else None
         with self.summary.stage("gate"):

@@ -168,7 +168,7 @@ class CollaborativeSettings:
     """The behaviour model: ALS on event-weighted, time-decayed user×item interactions, plus co-occurrence.
 
     An interaction's value is the sum over its events of ``weight(event) · 0.5^(age_days / half_life_days)``
-    (age measured from the newest event trained on; ``half_life_days = 0`` disables the decay);
+    (age measured from the job's clock, never from the newest event; ``half_life_days = 0`` disables the decay);
     ALS confidence is ``1 + alpha · value``.
     """
 

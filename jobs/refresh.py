@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--now", type=_timestamp,
                    help="the refresh's clock, ISO 8601: decay and 'recent' are measured from it and later events "
-                        "wait for a later run (default: the wall clock)")
+                        "wait for a later run (default: the start of today, UTC)")
     p.set_defaults(func=run)
 
 

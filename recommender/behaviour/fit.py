@@ -62,7 +62,7 @@ def fit_behaviour(events: Sequence[Event], settings: CollaborativeSettings, *, n
     model, cooc = fit_models(build_interactions(events, settings, reference=now), sessions.items(), settings)
     pop = {pid: float(len(users)) for pid, users in _identities_per_item(events).items()}
     since = now - timedelta(days=RECENT_DAYS)
-    recent = [e for e in events if since < e.timestamp <= now]
+    recent = [e for e in events if since < e.timestamp]  # the caller left out what is past its clock
     recent_pop = {pid: float(len(users)) for pid, users in _identities_per_item(recent).items()}
     return Behaviour(cooc, model, pop, len({e.user_id for e in events}), recent_pop)
 

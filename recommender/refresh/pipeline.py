@@ -73,7 +73,7 @@ class RefreshOptions:
     force: bool = False  # refit and re-rank everything even if nothing changed
     publish: bool = True  # False: build and evaluate the release, do not publish it
     progress: bool = True
-    now: datetime | None = None  # the refresh's clock (decay, "recent"); default: wall time. Later events wait
+    now: datetime | None = None  # the refresh's clock (decay, "recent"); default: today's start. Later events wait
 
 
 @dataclass
@@ -159,7 +159,11 @@ class Refresh:
         self.artifacts = ArtifactStore.in_data_dir(settings.data_dir)
         self.items = ItemCache(store)
         self.near = nearest(store)
-        self.clock = options.now or datetime.now(UTC)  # decay and "recent" are measured from here
+        # decay and "recent" are measured from the clock: --now, else today's start (UTC), so a re-run the same day
+        # (after a kill, say) ends in the same state as one clean run; events after --now wait for a later run
+        wall = datetime.now(UTC)
+        self.clock = options.now or wall.replace(hour=0, minute=0, second=0, microsecond=0)
+        self.until = (options.now or wall) + timedelta(seconds=settings.event_time.max_future_s)
 
     def run(self) -> None:
         """Every stage, in order."""
@@ -167,7 +171,7 @@ class Refresh:
         self.releases.clean_staging()
         with s.stage("import"), EventLog.in_data_dir(self.settings.data_dir) as log:
             self._import(log)
-            events = list(log.events(until=self.clock + timedelta(seconds=self.settings.event_time.max_future_s)))
+            events = list(log.events(until=self.until))
         s.events_total = len(events)
         with s.stage("vectorize"):
             self._vectorize()

@@ -24,7 +24,8 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 _ERR = "#/components/schemas/Error"
 _ERRORS = {"400": _json(_ERR, "a malformed parameter (named in error.field)"),
            "500": _json(_ERR, "the vector store refused the query, or an unexpected failure (logged)"),
-           "503": _json(_ERR, "the vector store is unavailable; retry later")}
+           "503": _json(_ERR, "the vector store is unavailable; retry later"),
+           "429": _json(_ERR, "over a rate limit (limits.*): retry after the Retry-After header's seconds")}
 _FILTERS = [
     _q("k", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, "number of items"),
     _q("session_id", {"type": "string"}, "the shopper's session (its products count as the most recent history)"),
@@ -161,23 +162,24 @@ SPEC: dict[str, Any] = {
                           "400": _ERRORS["400"], "404": _json(_ERR, "unknown product_id"),
                           "413": _json(_ERR, "question, image or body too large"),
                           "415": _json(_ERR, "not JSON or multipart"), "422": _json(_ERR, "not a usable image"),
-                          "500": _ERRORS["500"], "503": _ERRORS["503"]}}},
+                          "429": _ERRORS["429"], "500": _ERRORS["500"], "503": _ERRORS["503"]}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
         "/readyz": {"get": {"summary": "Readiness (this worker warm, Weaviate reachable)",
                             "responses": {"200": {"description": "ready"}, "503": _ERRORS["503"]}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (per process)",
                              "responses": {"200": {"description": "text exposition format",
                                                    "content": {"text/plain": {}}}}}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"},
+                                                                            "429": _ERRORS["429"]}}},
         "/widget/{name}": {"get": {"summary": "Widget assets (recsys-widget.js)",
                                    "parameters": [_path("name", "file name")],
                                    "responses": {"200": {"description": "the file"}, "404": {"description": "none"}}}},
         "/demo": {"get": {"summary": "Redirect to the first product's demo page",
-                          "responses": {"302": {"description": "redirect"}}}},
+                          "responses": {"302": {"description": "redirect"}, "429": _ERRORS["429"]}}},
         "/demo/products/{product_id}": {"get": {
             "summary": "A demo product page embedding the widget", "parameters": [_path("product_id", "the product")],
             "responses": {"200": {"description": "HTML", "content": {"text/html": {}}},
-                          "404": _json(_ERR, "unknown product")}}},
+                          "404": _json(_ERR, "unknown product"), "429": _ERRORS["429"]}}},
     },
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                   "description": "the server key, or a shopper token (events)"}},

@@ -143,6 +143,7 @@ def job_env(settings: Settings, catalog: Path, data_dir: Path, image_size: int) 
                 RECSYS_DATA_DIR=str(data_dir), RECSYS_API__CATALOG_DIR=str(catalog.resolve()),
                 RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(image_size), RECSYS_RANKING__RELOAD_INTERVAL_S="3600",
                 RECSYS_COLLABORATIVE__THREADS="1",
+                RECSYS_LIMITS__ENABLED="false",  # one loopback client measures throughput, not the rate limits
                 TOKENIZERS_PARALLELISM="false")
 
 

@@ -45,7 +45,9 @@ def post_events() -> tuple[Response, int]:
         raw = admit_token_events(raw, who.token)
     now = datetime.now(UTC)
     events, rejected, kinds = validate(raw, time_window(state().settings.event_time, now, who.token is not None), now)
-    events = [replace(e, trust=who.trust, origin=origin(who.token)) for e in events] if who.token else events
+    if who.token is not None:  # a browser write: its trust level and client network travel with each event
+        network = origin(who.token)
+        events = [replace(e, trust=who.trust, origin=network) for e in events]
     st = state()
     if events:
         with EventLog.in_data_dir(st.settings.data_dir) as log:

@@ -24,7 +24,7 @@ from flask import Blueprint, Response, jsonify, request
 from api.errors import ApiError
 from api.metrics import metrics
 from api.state import state
-from recommender.events.log import Event, EventLog, EventRejected, parse_event
+from recommender.events.log import Event, EventRejected, parse_event
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -48,7 +48,7 @@ def post_events() -> tuple[Response, int]:
     events, rejected, kinds = validate(raw)
     st = state()
     if events:
-        with EventLog.in_data_dir(st.settings.data_dir) as log:
+        with st.events.open() as log:
             result = log.append(events)
         inserted, duplicates = result.inserted, result.duplicates
     else:

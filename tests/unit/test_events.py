@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recommender.events.log import Event, EventLog, EventLogError, EventRejected, from_us, parse_event, to_us
+from recommender.events.backend import EventLog, SqliteEventLog
+from recommender.events.log import Event, EventLogError, EventRejected, from_us, parse_event, to_us
 
 KNOWN = {"p1", "p2", "p3"}
 HEADER = b"user_id,product_id,event,timestamp,session_id\n"
@@ -20,7 +21,7 @@ def ts(text: str) -> datetime:
 
 @pytest.fixture
 def log(tmp_path: Path):
-    with EventLog(tmp_path / "events.sqlite3") as log:
+    with SqliteEventLog(tmp_path / "events.sqlite3") as log:
         yield log
 
 

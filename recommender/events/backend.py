@@ -25,14 +25,14 @@ if TYPE_CHECKING:
 class SqliteEventLog(SqlEventLog):
     """Events in one SQLite file (WAL): the embedded default. One instance per thread; ``close()`` when done."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, any_thread: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._insert = (f"INSERT OR IGNORE INTO events ({', '.join(ROW_COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})")
         try:
             # 64 MiB cache: bulk imports of random keys stay in memory
-            self._db = connect(self.path, wal=True, autocommit=True, cache_mib=64)
+            self._db = connect(self.path, wal=True, autocommit=True, cache_mib=64, any_thread=any_thread)
             self._db.executescript(SCHEMA.read_text(encoding="utf-8"))
         except sqlite3.Error as exc:
             raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc
@@ -58,6 +58,18 @@ class SqliteEventLog(SqlEventLog):
         yield from self._db.execute(sql, params)
 
 
+class _KeptSqliteLog(SqliteEventLog):
+    """A thread's connection that ``EventLogs`` keeps between units of work: opening one per request would make
+    each close the last connection, which checkpoints the WAL (an fsync) every time."""
+
+    def close(self) -> None:
+        """Keep the connection for the thread's next unit of work; ``EventLogs.close()`` closes it."""
+
+    def shut(self) -> None:
+        """Really close (from any thread: the connection was made for that, and its thread is done with it)."""
+        super().close()
+
+
 def sqlite_path(url: str | None, data_dir: Path) -> Path | None:
     """The SQLite file an ``events.url`` names (unset: ``<data_dir>/events.sqlite3``); None for PostgreSQL.
 
@@ -81,16 +93,18 @@ class EventLogs:
         self.path = sqlite_path(settings.url, data_dir)
         self._pool: PostgresPool | None = None
         self._lock = threading.Lock()
-
-    @classmethod
-    def sqlite(cls, path: Path) -> EventLogs:
-        """The SQLite log at ``path`` (tests, tools)."""
-        return cls(EventsSettings(url=f"sqlite:///{path}"), path.parent)
+        self._local = threading.local()
+        self._kept: list[_KeptSqliteLog] = []
 
     def open(self) -> EventLog:
-        """A log for the caller's thread; close it (``with``) when done."""
+        """A log for the caller's thread; close it (``with``) when done. SQLite: the thread's kept connection."""
         if self.path is not None:
-            return SqliteEventLog(self.path)
+            log: _KeptSqliteLog | None = getattr(self._local, "log", None)
+            if log is None:
+                log = self._local.log = _KeptSqliteLog(self.path, any_thread=True)
+                with self._lock:
+                    self._kept.append(log)
+            return log
         with self._lock:
             if self._pool is None:
                 from recommender.events.postgres import PostgresPool  # psycopg: the optional `postgres` extra
@@ -104,9 +118,13 @@ class EventLogs:
         return f"sqlite:///{self.path}" if self.path is not None else redacted(str(self.settings.url))
 
     def close(self) -> None:
-        """Close the PostgreSQL pool, if one was made."""
+        """Close every kept SQLite connection, or the PostgreSQL pool."""
         with self._lock:
             pool, self._pool = self._pool, None
+            kept, self._kept = self._kept, []
+        self._local = threading.local()
+        for log in kept:
+            log.shut()
         if pool is not None:
             pool.close()
 

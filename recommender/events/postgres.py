@@ -2,9 +2,10 @@
 psycopg.
 
 The same schema file, rows and queries as SQLite (``SqlEventLog``). What PostgreSQL needs on top: connections come
-from a per-process pool (psycopg_pool); a batch is COPYed into a temporary table and moved with one ``INSERT … SELECT
-… ORDER BY event_key ON CONFLICT DO NOTHING`` (fast; idempotent; concurrent writers lock keys in one order, so they
-never deadlock); long reads use server-side cursors (bounded client memory); text sorts bytewise (``COLLATE "C"``).
+from a per-process pool (psycopg_pool); a batch is one ``INSERT … SELECT … ORDER BY event_key ON CONFLICT DO NOTHING``
+from a JSON array (small batches: one round trip) or from a COPYed temporary table (large ones); idempotent, and
+concurrent writers lock keys in one order, so they never deadlock; long reads use server-side cursors (bounded
+client memory); text sorts bytewise (``COLLATE "C"``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from recommender.config import EventsSettings
@@ -23,8 +25,15 @@ from recommender.events.sql import Row, SqlEventLog, redacted
 
 _SCHEMA_LOCK = 0x7265637379730001  # pg_advisory_xact_lock key: one process at a time runs the schema script
 _COLUMNS = ", ".join(ROW_COLUMNS)
+_NEW = "ORDER BY event_key ON CONFLICT DO NOTHING"  # one lock order for every writer: no deadlock between them
+# a small batch (the API's) is one statement, one round trip: its rows arrive as one JSON array that
+# jsonb_populate_recordset turns into rows of the table's own type (a column added to the schema needs no SQL here)
+_INSERT_JSON = (f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} "
+                f"FROM jsonb_populate_recordset(NULL::events, %s) {_NEW}")
+# a large one (imports, migrations) is COPYed into a temporary table of the same shape, then moved
 _STAGE = "CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events) ON COMMIT DELETE ROWS"
-_MOVE = f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_in ORDER BY event_key ON CONFLICT DO NOTHING"
+_INSERT_STAGED = f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_in {_NEW}"
+COPY_FROM = 1_000  # rows: from this batch size on, COPY (3 round trips, but far faster per row)
 _cursor_ids = itertools.count()
 
 
@@ -89,13 +98,17 @@ class PostgresEventLog(SqlEventLog):
             raise EventLogError(f"event log at {self.where} failed while {doing}: {exc}") from exc
 
     def _write(self, rows: Sequence[Row]) -> int:
-        with self._errors("writing"), self._conn.transaction(), self._conn.cursor() as cur:
-            cur.execute(_STAGE)
-            with cur.copy(f"COPY events_in ({_COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(_MOVE)
-            return max(cur.rowcount, 0)
+        with self._errors("writing"), self._conn.cursor() as cur:
+            if len(rows) < COPY_FROM:
+                cur.execute(_INSERT_JSON, (Jsonb([dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows]),))
+                return max(cur.rowcount, 0)
+            with self._conn.transaction():
+                cur.execute(_STAGE)
+                with cur.copy(f"COPY events_in ({_COLUMNS}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(_INSERT_STAGED)
+                return max(cur.rowcount, 0)
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         with self._errors("reading"), self._conn.cursor() as cur:

@@ -9,11 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from recommender.config import EventsSettings, WeaviateSettings
+from api.app import create_app
+from recommender.config import EventsSettings, Settings, WeaviateSettings
 from recommender.events.backend import EventLogs
 from recommender.events.log import parse_event
+from recommender.store.ports import free_port
 from tests.gunicorn_server import gunicorn
 from tests.integration.test_warmup import call
+from tests.recsys_data import trained_data_dir
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 BATCHES, PER_BATCH = 40, 25
@@ -64,3 +67,23 @@ def test_two_api_processes_share_one_postgres_log(fixtures_weaviate: WeaviateSet
         stored = [row[0] for row in log.raw_rows()]
     assert len(stored) == sent and set(stored) == expected
     assert not list(tmp_path.glob("host-*/events.sqlite3"))  # neither process fell back to a local log
+
+
+def test_an_unreachable_event_log_answers_503_and_the_pages_still_work(fixtures_weaviate: WeaviateSettings,
+                                                                       tmp_path: Path) -> None:
+    """PostgreSQL down: posting events and personal lists answer the API's JSON 503; anonymous pages of a trained
+    shop (popularity from the published model, not the log) are unaffected."""
+    trained_data_dir(tmp_path, FIXTURES)
+    down = f"postgresql://postgres@127.0.0.1:{free_port('127.0.0.1')}/events"
+    app = create_app(Settings(data_dir=tmp_path, weaviate=fixtures_weaviate,
+                              events=EventsSettings(url=down, connect_timeout_s=1.0)))
+    try:
+        client = app.test_client()
+        posted = client.post("/v1/events", json={"events": [{"user_id": "u1", "product_id": "P00001",
+                                                              "event": "view", "event_id": "e1"}]})
+        assert posted.status_code == 503 and posted.json["error"]["code"] == "event_log_unavailable", posted.json
+        personal = client.get("/v1/products/P00001/recommendations?user_id=u1")
+        assert personal.status_code == 503 and personal.json["error"]["code"] == "event_log_unavailable"
+        assert client.get("/v1/products/P00001/recommendations").status_code == 200
+    finally:
+        app.extensions["recsys"].close()

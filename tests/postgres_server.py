@@ -36,10 +36,22 @@ def bindir() -> Path | None:
 
 @dataclass(frozen=True)
 class PostgresServer:
-    """A running test server: its port, and a fresh database per caller."""
+    """A running test server: its port, a fresh database per caller, and stop/start on the same port and data."""
 
     port: int
     root: Path
+    bins: Path
+    options: str
+
+    def start(self) -> None:
+        """Start (again) on the same port and data directory."""
+        _run([str(self.bins / "pg_ctl"), "-D", str(self.root / "data"), "-l", str(self.root / "server.log"), "-w",
+              "-t", "60", "-o", self.options, "start"], self.root / "server.log")
+
+    def stop(self) -> None:
+        """Stop at once (connections are cut, as when the server is lost)."""
+        _run([str(self.bins / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"],
+             self.root / "server.log")
 
     def url(self, database: str = "postgres") -> str:
         """libpq URL of ``database`` as the trusted ``postgres`` superuser."""
@@ -70,16 +82,15 @@ def postgres_server(bins: Path, *, fsync: bool = False) -> Iterator[PostgresServ
     if os.geteuid() == 0:
         user = pwd.getpwnam("postgres")
         os.chown(root, user.pw_uid, user.pw_gid)
-    data, log, port = root / "data", root / "server.log", free_port(HOST)
-    started = False
+    port = free_port(HOST)
+    options = f"-c listen_addresses={HOST} -p {port} -k {root} -c fsync={'on' if fsync else 'off'}"
+    server = PostgresServer(port, root, bins, options)
     try:
-        _run([str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-              "--no-instructions"], log)
-        options = f"-c listen_addresses={HOST} -p {port} -k {root} -c fsync={'on' if fsync else 'off'}"
-        _run([str(bins / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options, "start"], log)
-        started = True
-        yield PostgresServer(port, root)
+        _run([str(bins / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+              "--no-instructions"], root / "server.log")
+        server.start()
+        yield server
     finally:
-        if started:
-            _run([str(bins / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], log)
+        if (root / "data" / "postmaster.pid").exists():
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)

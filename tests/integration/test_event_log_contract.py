@@ -4,6 +4,7 @@ PostgreSQL 15. Idempotent writes, bad rows reported, concurrent writers, reads a
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -19,6 +20,7 @@ from recommender.events.interactions import interactions_from_rows
 from recommender.events.log import Event, EventLogUnavailable, parse_event
 from recommender.refresh.train import TrainOptions, train_behaviour
 from recommender.store.ports import free_port
+from tests.postgres_server import bindir, postgres_server
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 KNOWN = {"p1", "p2", "p3"}
@@ -182,3 +184,29 @@ def test_a_parsed_event_round_trips_through_postgres(postgres_url: str, tmp_path
     with EventLogs(EventsSettings(url=postgres_url), tmp_path) as opened, opened.open() as log:
         log.append([event])
         assert list(log.events()) == [replace(event, event_id=None)]
+
+
+def test_a_lost_server_is_unavailable_then_the_pool_recovers(tmp_path: Path) -> None:
+    """PostgreSQL stops under an open pool: writes fail as unavailable (nothing half-stored); once it is back the
+    same pool serves again, without a restart of the process."""
+    bins = bindir()
+    assert bins is not None, "PostgreSQL binaries not found"
+    with postgres_server(bins) as server:
+        url = server.create_database("lost")
+        with EventLogs(EventsSettings(url=url, connect_timeout_s=1.0), tmp_path) as opened:
+            with opened.open() as log:
+                assert log.append([ev("u1", "p1")]).inserted == 1
+            server.stop()
+            with pytest.raises(EventLogUnavailable), opened.open() as log:
+                log.append([ev("u1", "p2", minutes=1)])
+            server.start()
+            deadline = time.monotonic() + 30
+            while True:  # the pool reconnects in the background; bounded wait, no speed asserted
+                try:
+                    with opened.open() as log:
+                        assert log.append([ev("u1", "p2", minutes=1)]).inserted == 1
+                        assert log.count() == 2
+                    break
+                except EventLogUnavailable:
+                    assert time.monotonic() < deadline, "the pool never reconnected"
+                    time.sleep(0.5)

@@ -26,7 +26,7 @@ from api.auth import admit_token_events, origin, writer
 from api.errors import ApiError
 from api.metrics import metrics
 from api.state import state
-from recommender.events.log import Event, EventLog, EventRejected, parse_event
+from recommender.events.log import Event, EventRejected, parse_event
 from recommender.events.trust import TimeWindow, time_window
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
@@ -50,7 +50,7 @@ def post_events() -> tuple[Response, int]:
         events = [replace(e, trust=who.trust, origin=network) for e in events]
     st = state()
     if events:
-        with EventLog.in_data_dir(st.settings.data_dir) as log:
+        with st.events.open() as log:
             result = log.append(events)
         inserted, duplicates = result.inserted, result.duplicates
     else:

@@ -46,6 +46,16 @@ class WeaviateSettings:
 
 
 @dataclass(frozen=True)
+class EventsSettings:
+    """Where the event log is: unset = SQLite at ``<data_dir>/events.sqlite3``; ``sqlite:///PATH``; or
+    ``postgresql://…`` (shared by every API host; ``pool_size`` connections per process at most)."""
+
+    url: str | None = None
+    pool_size: int = 4
+    connect_timeout_s: float = 5.0  # a connection (or a free pooled one) waited for at most this long
+
+
+@dataclass(frozen=True)
 class TextEncoderSettings:
     """sentence-transformers model (name or path) that turns product text into the ``text`` vector."""
 
@@ -233,6 +243,7 @@ class Settings:
     data_dir: Path = Path("data")
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "recsys")
     weaviate: WeaviateSettings = field(default_factory=WeaviateSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
     text_encoder: TextEncoderSettings = field(default_factory=TextEncoderSettings)
     image_encoder: ImageEncoderSettings = field(default_factory=ImageEncoderSettings)
     vectorize: VectorizeSettings = field(default_factory=VectorizeSettings)
@@ -260,8 +271,8 @@ class Settings:
         return self.cache_dir / "weaviate" / self.weaviate.version / "weaviate-server"
 
 
-_SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api", "ranking",
-             "explain", "refresh", "ask", "auth", "limits", "event_time"}
+_SECTIONS = {"weaviate", "events", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api",
+             "ranking", "explain", "refresh", "ask", "auth", "limits", "event_time"}
 _RENAMED = {"api.api_key": "auth.server_key (sent as `Authorization: Bearer <key>`; never put it in a page)"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install the project with its dev tools. Safe to re-run.
+# Create .venv (if missing) and install the project with its dev tools and the PostgreSQL client. Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -11,7 +11,7 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[dev,postgres]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 echo "bootstrap: .venv ready ($(.venv/bin/python --version))"

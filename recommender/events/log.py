@@ -1,4 +1,4 @@
-"""The event log: browsing/purchase events (DATA.md) validated, stored in SQLite (WAL) and queried.
+"""Events (DATA.md): validated from files and the API into ``Event`` rows that an event log stores.
 
 Events arrive two ways through the same code: imported from a file (``events.csv`` or ``events.jsonl``)
 and appended live (the API). A bad row is reported (file, line, field, reason) and skipped; it never
@@ -6,45 +6,43 @@ stops the import. Writes are idempotent: each event is keyed by a hash of (user,
 timestamp), or of (user, event_id) when the sender gives an ``event_id``, so a duplicate delivery or a
 re-import of the same file inserts nothing (an event sent without a timestamp gets the server's time, so only
 its ``event_id`` makes a retry recognisable).
-The schema (``event_schema.sql``) is plain SQL so a PostgreSQL log can follow.
+The schema (``event_schema.sql``) and ``ROW_COLUMNS`` are the one definition of a stored row; the backends
+(``recommender.events.backend``: SQLite; ``recommender.events.postgres``) store and query it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from recommender.catalog.rows import RowRejected, has_bad_bytes, read_rows
 from recommender.domain import RowError
 from recommender.errors import RecommenderError
 from recommender.events.trust import SERVER, TimeWindow
-from recommender.sqlite import connect
 
 EVENT_TYPES = ("view", "cart", "purchase")
 EVENT_COLUMNS = ("user_id", "product_id", "event", "timestamp", "session_id")
 REQUIRED_COLUMNS = ("user_id", "product_id", "event", "timestamp")
 MAX_ID_CHARS = 256
-_SCHEMA = Path(__file__).with_name("event_schema.sql")
+SCHEMA = Path(__file__).with_name("event_schema.sql")
+# the stored row, in ``Event.row()`` order: a column added to event_schema.sql is added here and in ``row()``
+ROW_COLUMNS = ("event_key", "user_id", "product_id", "event", "ts_us", "session_id", "trust", "origin")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS = "event_key, user_id, product_id, event, ts_us, session_id, trust, origin"
 _BAD_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0/C1 control characters: never part of an id
-_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# who an event counts as in shop-wide counts (trust.identity in SQL): its user when trusted, else its network
-_IDENTITY = "CASE WHEN trust = 'server' OR origin = '' THEN user_id ELSE 'net:' || origin END"
-_ROW = tuple[str, str, str, str, int, str, str, str]
 
 
 class EventLogError(RecommenderError):
     """The event log or an events file cannot be used at all (not: a bad row, which is reported)."""
+
+
+class EventLogUnavailable(EventLogError):
+    """The event log's server cannot be reached (PostgreSQL down, pool exhausted): worth retrying later."""
 
 
 class EventRejected(RowRejected):
@@ -81,8 +79,8 @@ class Event:
             return _id_key(self.user_id, self.event_id)
         return _key(self.user_id, self.product_id, self.event, self.ts_us)
 
-    def row(self) -> _ROW:
-        """The SQL row (event_key, user_id, product_id, event, ts_us, session_id, trust, origin)."""
+    def row(self) -> tuple[str, str, str, str, int, str, str, str]:
+        """The stored row, in ROW_COLUMNS order."""
         return (self.key, self.user_id, self.product_id, self.event, self.ts_us, self.session_id, self.trust,
                 self.origin)
 
@@ -242,151 +240,3 @@ class ImportSummary:
         """One-line summary."""
         return (f"{self.file}: {self.rows_read} rows read, {self.imported} imported, "
                 f"{self.duplicates} duplicates ignored, {self.rejected} rejected")
-
-
-class EventLog:
-    """Events in one SQLite database (WAL). One instance per thread; ``close()`` when done."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # 64 MiB cache: bulk imports of random keys stay in memory
-            self._db = connect(self.path, wal=True, autocommit=True, cache_mib=64)
-            self._db.executescript(_SCHEMA.read_text(encoding="utf-8"))
-            _add_trust_columns(self._db)
-        except sqlite3.Error as exc:
-            raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc
-
-    @classmethod
-    def in_data_dir(cls, data_dir: Path) -> EventLog:
-        """The log at its default place, ``<data_dir>/events.sqlite3``."""
-        return cls(data_dir / "events.sqlite3")
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
-
-    def __enter__(self) -> EventLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ----------------------------------------------------------------- writing
-    def append(self, events: Iterable[Event], batch_size: int = 100_000) -> AppendResult:
-        """Store events, one transaction per batch; events already in the log are ignored."""
-        inserted = seen = 0
-        batch: list[_ROW] = []
-        for event in events:
-            batch.append(event.row())
-            if len(batch) >= batch_size:
-                inserted, seen = inserted + self._write(batch), seen + len(batch)
-                batch = []
-        if batch:
-            inserted, seen = inserted + self._write(batch), seen + len(batch)
-        return AppendResult(inserted, seen - inserted)
-
-    def _write(self, rows: Sequence[_ROW]) -> int:
-        before = self._db.total_changes
-        try:
-            with self._db:  # commits on success, rolls back on any exception
-                self._db.execute("BEGIN")
-                self._db.executemany(_INSERT, rows)
-        except sqlite3.Error as exc:
-            raise EventLogError(f"cannot write to event log {self.path}: {exc}") from exc
-        return self._db.total_changes - before
-
-    def import_file(self, path: Path, known_products: Collection[str] | None = None,
-                    progress: bool = False, window: TimeWindow | None = None) -> ImportSummary:
-        """Validate and store a whole events file; bad rows (times outside ``window`` too) are reported and skipped."""
-        reader = EventReader(path, known_products, window)
-        events = tqdm(reader, unit="event", desc=f"import {path.name}", disable=not progress)
-        result = self.append(events)
-        return ImportSummary(path.name, reader.rows_read, result.inserted, result.duplicates, tuple(reader.errors))
-
-    # ----------------------------------------------------------------- reading
-    def count(self) -> int:
-        """Number of stored events."""
-        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-
-    def events(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Event]:
-        """Events with ``since <= timestamp < until``, in time order."""
-        where, params = _range(since, until)
-        sql = (f"SELECT user_id, product_id, event, ts_us, session_id, trust, origin FROM events {where} "
-               "ORDER BY ts_us, event_key")
-        for user, product, kind, ts, session, trust, origin in self._db.execute(sql, params):
-            yield Event(user, product, kind, from_us(ts), session, trust=trust, origin=origin)
-
-    def rows(self, since: datetime | None = None, until: datetime | None = None
-             ) -> Iterator[tuple[str, str, str, int]]:
-        """Like ``events`` but bare ``(user_id, product_id, event, ts_us)`` tuples: the fast path for training."""
-        where, params = _range(since, until)
-        sql = f"SELECT user_id, product_id, event, ts_us FROM events {where} ORDER BY ts_us, event_key"
-        yield from self._db.execute(sql, params)
-
-    def user_history(self, user_id: str, until: datetime | None = None, limit: int | None = None) -> list[Event]:
-        """A user's events before ``until``, most recent first (at most ``limit``)."""
-        sql = ("SELECT user_id, product_id, event, ts_us, session_id FROM events WHERE user_id = ? AND ts_us < ? "
-               "ORDER BY ts_us DESC, event_key LIMIT ?")
-        end = to_us(until) if until is not None else 2**62
-        rows = self._db.execute(sql, (user_id, end, -1 if limit is None else limit))
-        return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
-
-    def user_purchases(self, user_id: str, until: datetime | None = None, limit: int | None = None) -> list[Event]:
-        """A user's purchases before ``until``, most recent first: read apart from ``user_history``'s window, so
-        a flood of views cannot push them out of what personalisation sees."""
-        sql = ("SELECT user_id, product_id, event, ts_us, session_id FROM events WHERE user_id = ? AND ts_us < ? "
-               "AND event = 'purchase' ORDER BY ts_us DESC, event_key LIMIT ?")
-        end = to_us(until) if until is not None else 2**62
-        rows = self._db.execute(sql, (user_id, end, -1 if limit is None else limit))
-        return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
-
-    def session_items(self, since: datetime | None = None, until: datetime | None = None
-                      ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-        """Per session (in the range): its (product_id, event) pairs in time order. A browser-written event's session
-        is its client network's day, so made-up sessions behind one address count as one (events.trust)."""
-        where, params = _range(since, until)
-        session = (f"CASE WHEN trust = 'server' OR origin = '' THEN session_id "
-                   f"ELSE 'net:' || origin || ':' || (ts_us / {86_400 * 1_000_000}) END")
-        sql = f"SELECT {session} AS s, product_id, event FROM events {where} ORDER BY s, ts_us, event_key"
-        current: str | None = None
-        items: list[tuple[str, str]] = []
-        for session, product, kind in self._db.execute(sql, params):
-            if session != current:
-                if current is not None:
-                    yield current, items
-                current, items = session, []
-            items.append((product, kind))
-        if current is not None:
-            yield current, items
-
-    def popularity(self, since: datetime | None = None, until: datetime | None = None
-                   ) -> dict[str, dict[str, int]]:
-        """Distinct identities per product and event type in the range: ``{product_id: {event: count}}`` (a browser
-        identity is its client network: events.trust)."""
-        where, params = _range(since, until)
-        sql = f"SELECT product_id, event, COUNT(DISTINCT {_IDENTITY}) FROM events {where} GROUP BY product_id, event"
-        out: dict[str, dict[str, int]] = {}
-        for product, kind, n in self._db.execute(sql, params):
-            out.setdefault(product, {})[kind] = int(n)
-        return out
-
-
-def _range(since: datetime | None, until: datetime | None) -> tuple[str, tuple[int, ...]]:
-    clauses, params = [], []
-    if since is not None:
-        clauses.append("ts_us >= ?")
-        params.append(to_us(since))
-    if until is not None:
-        clauses.append("ts_us < ?")
-        params.append(to_us(until))
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(params)
-
-
-def _add_trust_columns(db: sqlite3.Connection) -> None:
-    """Migrate a log made before events carried their trust level and origin (those events were all trusted)."""
-    have = {row[1] for row in db.execute("PRAGMA table_info(events)")}
-    for column in ("trust TEXT NOT NULL DEFAULT 'server'", "origin TEXT NOT NULL DEFAULT ''"):
-        if column.split()[0] not in have:
-            db.execute(f"ALTER TABLE events ADD COLUMN {column}")

@@ -31,7 +31,8 @@ from recommender.config import Settings
 from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
-from recommender.events.log import EventLog, find_events_file
+from recommender.events.backend import EventLog, event_log
+from recommender.events.log import find_events_file
 from recommender.events.trust import time_window
 from recommender.explain.cache import ExplanationCache, default_cache_path, generate_batch
 from recommender.explain.evidence import list_evidence
@@ -169,7 +170,7 @@ class Refresh:
         """Every stage, in order."""
         s = self.summary
         self.releases.clean_staging()
-        with s.stage("import"), EventLog.in_data_dir(self.settings.data_dir) as log:
+        with s.stage("import"), event_log(self.settings.events, self.settings.data_dir) as log:
             self._import(log)
             events = list(log.events(until=self.until))
         s.events_total = len(events)

@@ -22,8 +22,9 @@ from recommender.behaviour.fit import fit_models
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
 from recommender.errors import RecommenderError
+from recommender.events.backend import EventLog, event_log
 from recommender.events.interactions import interactions_from_rows
-from recommender.events.log import EventLog, EventLogError, ImportSummary, find_events_file
+from recommender.events.log import EventLogError, ImportSummary, find_events_file
 from recommender.events.trust import time_window
 from recommender.refresh.vectors import write_behaviour_vectors
 from recommender.store.products import ProductStore
@@ -83,7 +84,7 @@ def train_behaviour(options: TrainOptions, settings: Settings,
                     open_store: Callable[[], AbstractContextManager[ProductStore]]) -> TrainSummary:
     """Import the events, fit (or reuse) the behaviour models, write the store's vectors, publish."""
     summary = TrainSummary(factors=settings.collaborative.factors)
-    with EventLog.in_data_dir(settings.data_dir) as log:
+    with event_log(settings.events, settings.data_dir) as log:
         summary.imported = _import(options, settings, log, summary)
         model, refit = _fit(options, settings, log, summary)
     if options.store:

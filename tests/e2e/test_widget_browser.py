@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recommender.config import WeaviateSettings
-from recommender.events.log import EventLog
+from recommender.events.backend import SqliteEventLog
 from recommender.store.ports import free_port
 from tests.browser_shop import ARTIFACTS, api_env, browser_page, gunicorn, http_get, wait_for
 
@@ -53,7 +53,7 @@ def test_widget_renders_cards_and_records_views_and_clicks(shop: tuple[WeaviateS
         page.wait_for_selector(".recsys-card", timeout=15_000)
 
         def recorded() -> list[tuple[str, str]]:
-            with EventLog.in_data_dir(data_dir) as log:
+            with SqliteEventLog(data_dir / "events.sqlite3") as log:
                 mine = [e for e in log.events() if e.user_id == user]
             assert all(e.trust == "anonymous" and e.origin for e in mine)  # a browser write, counted by network
             return sorted((e.product_id, e.event) for e in mine)

@@ -19,7 +19,6 @@ from api.app import create_app
 from api.products import safe_path
 from recommender.behaviour.als import ArtifactStore
 from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
-from recommender.events.log import EventLog
 from recommender.store.ports import free_port, free_ports
 from recommender.trust_settings import AuthSettings
 from tests.recsys_data import trained_data_dir
@@ -207,7 +206,7 @@ def test_events_are_validated_per_event_and_idempotent(app: Flask, client: Flask
     server = {"Authorization": f"Bearer {SERVER_KEY}"}
     assert client.post("/v1/events", data="{", content_type="application/json", headers=server).status_code == 400
     assert client.post("/v1/events", data="x", content_type="text/plain", headers=server).status_code == 415
-    with EventLog.in_data_dir(app.extensions["recsys"].settings.data_dir) as log:
+    with app.extensions["recsys"].events.open() as log:
         history = log.user_history("web-1")
     assert [(e.product_id, e.event, e.session_id) for e in history] == [("P00004", "view", "s-web-1"),
                                                                          ("P00003", "view", "s-web-1")]
@@ -224,7 +223,7 @@ def test_one_bad_event_never_loses_the_good_ones(app: Flask, client: FlaskClient
     res = _post(client, batch)
     assert res.status_code == 207 and res.json["inserted"] == 2, res.json
     assert [(r["index"], r["field"]) for r in res.json["rejected"]] == [(1, "timestamp"), (3, "user_id")]
-    with EventLog.in_data_dir(app.extensions["recsys"].settings.data_dir) as log:
+    with app.extensions["recsys"].events.open() as log:
         assert [e.product_id for e in log.user_history("web-2")] == ["P00007", "P00005"]
 
 

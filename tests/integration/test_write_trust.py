@@ -16,7 +16,6 @@ from threadpoolctl import threadpool_limits
 from api.app import create_app
 from recommender.behaviour.fit import fit_behaviour
 from recommender.config import ApiSettings, CollaborativeSettings, RankingSettings, Settings, WeaviateSettings
-from recommender.events.log import EventLog
 from recommender.events.tokens import issue_token, token_secret
 from recommender.trust_settings import AuthSettings
 from tests.recsys_data import trained_data_dir
@@ -84,8 +83,8 @@ def test_the_demo_page_carries_a_shopper_token_and_never_the_server_key(client: 
 
 def test_made_up_ids_cannot_make_a_product_the_most_popular(app: Flask, client: FlaskClient) -> None:
     """~110 fresh shopper ids (each with its own demo token, as anyone can get) view one unpopular product."""
-    data_dir = app.extensions["recsys"].settings.data_dir
-    with EventLog.in_data_dir(data_dir) as log:
+    events_logs = app.extensions["recsys"].events
+    with events_logs.open() as log:
         popularity = {pid: sum(kinds.values()) for pid, kinds in log.popularity().items()}
     target = min(popularity, key=popularity.__getitem__)
     for _ in range(110):
@@ -93,7 +92,7 @@ def test_made_up_ids_cannot_make_a_product_the_most_popular(app: Flask, client: 
         token = TOKEN_ATTR.search(fresh.get("/demo/products/P00001").get_data(as_text=True))
         assert token is not None
         assert post(fresh, [{"product_id": target, "event": "view"}], bearer(token.group(1))).status_code == 200
-    with EventLog.in_data_dir(data_dir) as log, threadpool_limits(1, "blas"):
+    with events_logs.open() as log, threadpool_limits(1, "blas"):
         events = list(log.events())
         stored = [e for e in events if e.product_id == target and e.user_id.startswith("demo-")]
         behaviour = fit_behaviour(events, CollaborativeSettings(factors=4, iterations=2, threads=1),

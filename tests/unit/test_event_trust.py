@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 
 from recommender.behaviour.fit import fit_behaviour
 from recommender.config import CollaborativeSettings
-from recommender.events.log import Event, EventLog, EventRejected, parse_event
+from recommender.events.backend import SqliteEventLog
+from recommender.events.log import Event, EventRejected, parse_event
 from recommender.events.trust import client_network, identity, origin_of, time_window
 from recommender.trust_settings import EventTimeSettings
 
@@ -51,7 +52,7 @@ def test_an_import_reports_file_line_and_reason_for_untrusted_times(tmp_path: Pa
     path = tmp_path / "events.csv"
     path.write_text("user_id,product_id,event,timestamp\nu,p1,view,2026-05-01T00:00:00Z\n"
                     "u,p1,view,9999-12-31T00:00:00Z\nu,p1,view,1970-01-01T00:00:00Z\n", encoding="utf-8")
-    with EventLog(tmp_path / "log.sqlite3") as log:
+    with SqliteEventLog(tmp_path / "log.sqlite3") as log:
         summary = log.import_file(path, {"p1"}, window=time_window(EventTimeSettings(), NOW))
     assert summary.imported == 1
     assert [(e.file, e.line, e.field) for e in summary.errors] == [("events.csv", 3, "timestamp"),
@@ -109,7 +110,7 @@ def test_recent_and_decay_follow_the_clock_not_a_future_event() -> None:
 
 def test_a_flood_of_views_does_not_evict_purchases(tmp_path: Path) -> None:
     day = NOW - timedelta(days=2)
-    with EventLog(tmp_path / "log.sqlite3") as log:
+    with SqliteEventLog(tmp_path / "log.sqlite3") as log:
         log.append([Event("u", "bought", "purchase", day, "s")])
         log.append(Event("u", f"v{i}", "view", day + timedelta(seconds=i + 1), "s") for i in range(300))
         assert "bought" not in {e.product_id for e in log.user_history("u", limit=200)}
@@ -123,7 +124,7 @@ def test_a_log_made_before_trust_levels_opens_and_counts_its_events_as_trusted(t
                    "NULL, event TEXT NOT NULL, ts_us BIGINT NOT NULL, session_id TEXT NOT NULL)")
         db.execute("INSERT INTO events VALUES ('k1', 'u', 'p', 'view', 1, 's')")
     db.close()
-    with EventLog(path) as log:
+    with SqliteEventLog(path) as log:
         assert [(e.user_id, e.trust, e.origin) for e in log.events()] == [("u", "server", "")]
         log.append([Event("w", "p", "view", NOW, "s2", trust="shopper", origin="o1"),
                     Event("x", "p", "view", NOW, "s3", trust="shopper", origin="o1")])

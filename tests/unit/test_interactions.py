@@ -55,12 +55,12 @@ def test_light_users_are_dropped_and_the_hash_tracks_the_data() -> None:
 
 
 def test_the_log_fast_path_builds_the_same_matrix(tmp_path: Path) -> None:
+    from recommender.events.backend import SqliteEventLog
     from recommender.events.interactions import interactions_from_rows
-    from recommender.events.log import EventLog
 
     cfg = CollaborativeSettings(half_life_days=7.0)
     events = [ev("u1", "a", "view", 3), ev("u2", "b", "cart", 1), ev("u1", "b", "purchase", 0.5)]
-    with EventLog(tmp_path / "log.sqlite3") as log:
+    with SqliteEventLog(tmp_path / "log.sqlite3") as log:
         log.append(events)
         fast = interactions_from_rows(log.rows(), cfg, reference=T0)
         slow = build_interactions(log.events(), cfg, reference=T0)

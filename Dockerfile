@@ -4,6 +4,8 @@ FROM python:3.11-slim
 # torch and torchvision come from PyPI as the matched pair pinned in pyproject.toml (they run on the CPU).
 # To use another wheel index for them, pass --build-arg PIP_EXTRA_INDEX_URL=<index>.
 ARG PIP_EXTRA_INDEX_URL=
+# optional extras: postgres (events.url = postgresql://…); the scaled compose file adds ray
+ARG RECSYS_EXTRAS=postgres
 
 # Model weights come from installed packages or mounted paths, never from the network.
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,7 +26,7 @@ COPY api ./api
 COPY gunicorn.conf.py ./
 COPY jobs ./jobs
 COPY gunicorn.conf.py ./
-RUN pip install ${PIP_EXTRA_INDEX_URL:+--extra-index-url "$PIP_EXTRA_INDEX_URL"} . \
+RUN pip install ${PIP_EXTRA_INDEX_URL:+--extra-index-url "$PIP_EXTRA_INDEX_URL"} ".[${RECSYS_EXTRAS}]" \
     && useradd --create-home --uid 10001 recsys \
     && mkdir -p /app/data /app/cache \
     && chown -R recsys:recsys /app/data /app/cache

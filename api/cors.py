@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-ALLOWED_HEADERS = "Content-Type, X-API-Key"
+ALLOWED_HEADERS = "Content-Type, Authorization"
 MAX_AGE_S = "600"
 
 

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from recommender.ask.service import AskInputError
 from recommender.errors import StoreError, StoreUnavailable
+from recommender.events.log import EventLogUnavailable
 from recommender.ranking.service import ProductNotFound
 from recommender.search.searcher import SearchInputError
 
@@ -86,6 +87,11 @@ def register_error_handlers(app: Flask) -> None:
     def _store(exc: StoreUnavailable) -> tuple[Response, int]:
         log.warning("vector store unavailable: %s", exc)
         return error_response(503, "store_unavailable", "the vector store is unavailable; retry later")
+
+    @app.errorhandler(EventLogUnavailable)
+    def _event_log(exc: EventLogUnavailable) -> tuple[Response, int]:
+        log.warning("event log unavailable: %s", exc)
+        return error_response(503, "event_log_unavailable", "the event log is unavailable; retry later")
 
     @app.errorhandler(StoreError)
     def _store_failed(exc: StoreError) -> tuple[Response, int]:

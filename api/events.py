@@ -6,7 +6,8 @@ Each event is validated on its own (DATA.md: ``user_id, product_id, event, times
 product (it is the shopper's intent to look at it; DATA.md has no click type). Responses:
 ``200`` every event valid · ``207`` some rejected (the valid ones are stored) · ``400`` none valid or the
 body itself malformed · ``413`` more than ``ApiSettings.max_events_per_request`` events or an oversized body.
-Rejections name ``index``, ``field`` and ``reason``. Idempotent: the log keys each event by
+Rejections name ``index``, ``field`` and ``reason``; a timestamp outside the believed window (``event_time``) is
+one. Who may write what (server key or shopper token): ``api.auth``. Idempotent: the log keys each event by
 (user, product, event, timestamp), or by (user, ``event_id``) when the client sends one, so a retried batch
 stores nothing twice (``duplicates`` counts them); an event without a timestamp needs its ``event_id`` for that,
 since each delivery gets the server's time.
@@ -14,20 +15,22 @@ since each delivery gets the server's time.
 
 from __future__ import annotations
 
-import hmac
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
+from api.auth import admit_token_events, origin, require_writer, writer
 from api.errors import ApiError
 from api.metrics import metrics
 from api.models import EventBatch
 from api.responses import Error, EventResult
 from api.schema import Operation, Reply, operation
 from api.state import state
-from recommender.events.log import Event, EventLog, EventRejected, parse_event
+from recommender.events.log import Event, EventRejected, parse_event
+from recommender.events.trust import TimeWindow, time_window
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -36,27 +39,27 @@ _TYPES = f"view, cart, purchase, {CLICK}"
 _KEYS = {"user_id", "product_id", "event", "timestamp", "session_id", "event_id"}
 
 
-def require_api_key() -> None:
-    """401 unless the request carries the configured key in ``X-API-Key`` (no key configured = open)."""
-    key = state().settings.api.api_key
-    if key and not hmac.compare_digest(request.headers.get("X-API-Key", ""), key):
-        raise ApiError(401, "unauthorized", "a valid X-API-Key header is required", "X-API-Key")
-
-
 @bp.post("/events")
 @operation(Operation(
     "Record shopper events (idempotent). A click is stored as a view of the clicked product.", json=EventBatch,
-    secured=True, before=require_api_key, responses={
+    secured=True, before=require_writer, responses={
         200: Reply("all events accepted", (EventResult,)),
         207: Reply("some rejected (index, field, reason); the valid ones are stored", (EventResult,)),
         400: Reply("no valid event, or a malformed body", (EventResult, Error))}))
 def post_events(body: EventBatch) -> tuple[Response, int]:
     """Validate and store a batch of events."""
+    who = writer()  # checked (401) before the body was read: require_writer; cached for the request
     raw = _batch(body.events)
-    events, rejected, kinds = validate(raw)
+    if who.token is not None:
+        raw = admit_token_events(raw, who.token)
+    now = datetime.now(UTC)
+    events, rejected, kinds = validate(raw, time_window(state().settings.event_time, now, who.token is not None), now)
+    if who.token is not None:  # a browser write: its trust level and client network travel with each event
+        network = origin(who.token)
+        events = [replace(e, trust=who.trust, origin=network) for e in events]
     st = state()
     if events:
-        with EventLog.in_data_dir(st.settings.data_dir) as log:
+        with st.events.open() as log:
             result = log.append(events)
         inserted, duplicates = result.inserted, result.duplicates
     else:
@@ -79,8 +82,9 @@ def _batch(events: list[Any]) -> list[Any]:
     return list(events)
 
 
-def validate(raw: list[Any]) -> tuple[list[Event], list[dict[str, Any]], Counter[str]]:
-    """Valid events, rejections (index, field, reason) and counts per incoming event type."""
+def validate(raw: list[Any], window: TimeWindow | None = None, now: datetime | None = None
+             ) -> tuple[list[Event], list[dict[str, Any]], Counter[str]]:
+    """Valid events (times inside ``window``), rejections (index, field, reason) and counts per incoming type."""
     rows: list[tuple[int, dict[str, Any]]] = []
     rejected: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
@@ -96,12 +100,12 @@ def validate(raw: list[Any]) -> tuple[list[Event], list[dict[str, Any]], Counter
     known = set(state().recommendations().views(wanted))
     events: list[Event] = []
     kinds: Counter[str] = Counter()
-    now = datetime.now(UTC).isoformat()
+    stamp = (now or datetime.now(UTC)).isoformat()
     for i, item in rows:
         kind = str(item.get("event") or "").strip().lower()
-        row = {**item, "event": "view" if kind == CLICK else kind, "timestamp": item.get("timestamp") or now}
+        row = {**item, "event": "view" if kind == CLICK else kind, "timestamp": item.get("timestamp") or stamp}
         try:
-            events.append(parse_event(row, known))
+            events.append(parse_event(row, known, window))
             kinds[kind] += 1
         except EventRejected as exc:
             reason = exc.reason if exc.field != "event" else f"unknown event type (expected {_TYPES})"

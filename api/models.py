@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from api.fields import Id, K, Number, ProductFilters, Upload, number
+from api.fields import Id, Int, K, Number, ProductFilters, Upload, number
 from recommender.search.searcher import SEARCHABLE_VECTORS
 
 MAX_CONVERSATION_BYTES = 16 * 1024
@@ -153,5 +153,14 @@ class EventBatch(BaseModel):
                                                  "items": {"$ref": "#/components/schemas/EventIn"}})]
 
 
+class TokenBody(_Strict):
+    """``POST /v1/tokens``: the shopper a token is issued for."""
+
+    user_id: Id = Field(description="the shopper the token may write for")
+    session_id: Id | None = Field(default=None, description="limit the token to this session")
+    ttl_s: Int | None = Field(default=None, ge=1, description="lifetime in seconds (default auth.token_ttl_s, at most "
+                                                              "auth.max_token_ttl_s)")
+
+
 __all__ = ["AskBody", "AskForm", "EventBatch", "EventIn", "ProductPath", "ProductRecommendationsQuery",
-           "SearchBody", "SearchForm", "UserPath", "UserRecommendationsQuery"]
+           "SearchBody", "SearchForm", "TokenBody", "UserPath", "UserRecommendationsQuery"]

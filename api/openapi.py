@@ -25,7 +25,7 @@ _REF = "#/components/schemas/{model}"
 _ERR = (responses.Error,)
 _COMMON = {
     400: Reply("a malformed parameter or body (named in error.field)", _ERR),
-    401: Reply("missing or wrong credentials (API key or shopper token)", _ERR),
+    401: Reply("missing or wrong credentials (server key or shopper token)", _ERR),
     403: Reply("the credentials may not do this (e.g. a shopper token writing a purchase)", _ERR),
     413: Reply("body, upload or batch too large", _ERR),
     415: Reply("an unsupported Content-Type", _ERR),
@@ -34,10 +34,10 @@ _COMMON = {
     503: Reply("the vector store is unavailable; retry later", _ERR),
 }
 SECURITY_SCHEMES = {
-    "serverKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                  "description": "the server key (api.api_key), for the shop's backend"},
     "bearerAuth": {"type": "http", "scheme": "bearer",
-                   "description": "Authorization: Bearer <token>: a signed shopper token or the server key"},
+                   "description": "Authorization: Bearer <credential>: the server key (auth.server_key, the shop's "
+                                  "backend only) or a signed shopper token (POST /v1/tokens; view/click events "
+                                  "for its own user)"},
 }
 PLAIN: dict[str, Operation] = {
     "health.healthz": Operation("Liveness", store=False, responses={200: Reply("up", (responses.Health,))}),
@@ -114,7 +114,7 @@ def _operation(op: Operation, path: str, schemas: dict[str, Any], settings: Sett
     if content:
         out["requestBody"] = {"required": True, "content": content}
     if op.secured:
-        out["security"] = [{"serverKey": []}, {"bearerAuth": []}, {}]  # {}: open while no key is configured
+        out["security"] = [{"bearerAuth": []}]
     return out
 
 

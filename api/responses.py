@@ -195,6 +195,16 @@ class EventResult(BaseModel):
     error: ErrorDetail | None = None
 
 
+class TokenResult(BaseModel):
+    """A shopper token and what it grants."""
+
+    token: str
+    user_id: str
+    session_id: str | None
+    trust: Literal["shopper"]
+    expires_at: str = Field(description="ISO 8601, UTC")
+
+
 class Health(BaseModel):
     """Liveness."""
 
@@ -213,4 +223,4 @@ class Ready(BaseModel):
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (Error, Recommendations, Product, SearchResult, AskResult,
-                                                EventResult, Health, Ready)
+                                                EventResult, TokenResult, Health, Ready)

@@ -22,6 +22,7 @@ from recommender.ask.service import AskService
 from recommender.config import Settings
 from recommender.domain import Product, ProductFilter
 from recommender.errors import StoreUnavailable
+from recommender.events.backend import EventLogs
 from recommender.explain.cache import ExplanationService, open_explanation_service
 from recommender.ranking.service import RecommendationService
 from recommender.search.searcher import QueryEncoders
@@ -39,6 +40,7 @@ class AppState:
         self.encoders = QueryEncoders(lambda: components.text_encoder(settings),
                                       lambda: components.image_encoder(settings))
         self._store: ProductStore | None = None
+        self.events = EventLogs(settings.events, settings.data_dir)  # PostgreSQL: this worker's pool, made on first use
         self._lock = threading.Lock()
         self._recommendations: RecommendationService | None = None
         self._explanations: ExplanationService | None = None
@@ -63,7 +65,7 @@ class AppState:
         with self._lock:
             if self._recommendations is None:
                 self._recommendations = RecommendationService(ReconnectingStore(self), self.settings.data_dir,
-                                                              self.settings.ranking)
+                                                              self.settings.ranking, self.events)
             return self._recommendations
 
     def explanations(self) -> ExplanationService:
@@ -120,8 +122,9 @@ class AppState:
         old.close()
 
     def close(self) -> None:
-        """Release the store connection and the explanation components."""
+        """Release the store connection, the event log's pool and the explanation components."""
         self.reset()
+        self.events.close()
         if self._explanations is not None:
             self._explanations.close()
             self._explanations = None

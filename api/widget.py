@@ -1,19 +1,27 @@
 """The widget asset (``/widget/recsys-widget.js``) and a demo product page that embeds it (``/demo/...``).
 
-The demo page shows the ask box about the viewed product above the "you may also like" cards.
+The demo page shows the ask box about the viewed product above the "you may also like" cards. With
+``auth.demo_tokens`` on it plays the shop's backend: it keeps a demo shopper id in a cookie and puts a shopper token
+for it (trust ``anonymous``) in the page, never the server key; off (the default), the widget writes no events.
 """
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
-from flask import Blueprint, Response, redirect, send_from_directory, url_for
+from flask import Blueprint, Response, redirect, request, send_from_directory, url_for
 from markupsafe import escape
 
+from api.auth import auth
 from api.products import product_or_404
 from api.recommendations import image_url
 from api.state import state
+from recommender.events.log import id_problem
+from recommender.events.tokens import TRUST_ANONYMOUS
 from recommender.store.item_cache import item_view
+
+DEMO_COOKIE = "recsys_demo_shopper"
 
 STATIC = Path(__file__).with_name("static")
 
@@ -37,7 +45,7 @@ body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0
 </div>
 <div id="ask" data-recsys-ask-product="{product_id}"></div>
 <div id="recs" data-recsys-product="{product_id}" data-recsys-k="6"></div>
-<script src="{widget}" data-link="/demo/products/{{id}}" async></script>
+<script src="{widget}" data-link="/demo/products/{{id}}"{token} async></script>
 </body></html>
 """
 
@@ -66,6 +74,7 @@ def demo_product(product_id: str) -> Response:
     props = product_or_404(product_id)
     src = image_url(item_view(props, {}))
     price = props.get("price")
+    token, new_shopper = _demo_token()
     html = _PAGE.format(
         title=escape(props.get("title") or product_id), product_id=escape(product_id),
         home=url_for("widget.demo_home"), widget=url_for("widget.asset", name="recsys-widget.js"),
@@ -73,5 +82,20 @@ def demo_product(product_id: str) -> Response:
         category=escape(props.get("category") or ""), color=escape(props.get("color") or ""),
         brand=escape(props.get("brand") or ""), price=f"{price:.2f}" if price is not None else "price on request",
         stock="in stock" if props.get("in_stock", True) else "out of stock",
-        description=escape(props.get("description") or ""))
-    return Response(html, mimetype="text/html")
+        description=escape(props.get("description") or ""), token=token)
+    response = Response(html, mimetype="text/html")
+    if new_shopper:
+        response.set_cookie(DEMO_COOKIE, new_shopper, max_age=86_400, httponly=True, samesite="Lax")
+    return response
+
+
+def _demo_token() -> tuple[str, str | None]:
+    """(`` data-token="…"``, a new demo shopper id to set in the cookie) when ``auth.demo_tokens`` is on."""
+    settings = auth().settings.auth
+    if not settings.demo_tokens or settings.browser_writes != "token":
+        return "", None
+    shopper, new = request.cookies.get(DEMO_COOKIE, ""), None
+    if id_problem(shopper) or not shopper.startswith("demo-"):
+        shopper = new = "demo-" + secrets.token_hex(8)
+    token = auth().issue(shopper, None, settings.token_ttl_s, TRUST_ANONYMOUS)
+    return f' data-token="{escape(token)}"', new

@@ -144,6 +144,7 @@ def job_env(settings: Settings, catalog: Path, data_dir: Path, image_size: int) 
                 RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(image_size), RECSYS_RANKING__RELOAD_INTERVAL_S="3600",
                 RECSYS_COLLABORATIVE__THREADS="1",
                 RECSYS_SERVE__MAX_INFLIGHT_PER_IP="64",  # one load generator stands for many shoppers
+                RECSYS_LIMITS__ENABLED="false",  # one loopback client measures throughput, not the rate limits
                 TOKENIZERS_PARALLELISM="false")
 
 

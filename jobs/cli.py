@@ -22,12 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate,
         evaluate_ask,
         evaluate_search,
+        events_cmd,
         generate_catalog,
         generate_questions,
         refresh,
         releases_cmd,
         search,
         similar,
+        token,
         train,
         train_image_encoder,
         vectorize,
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (weaviate_cmd, generate_catalog, vectorize, train, refresh, releases_cmd, evaluate, similar, search,
-                   demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask):
+                   demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask, token,
+                   events_cmd):
         module.add_parser(sub)
     return parser
 

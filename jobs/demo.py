@@ -4,6 +4,7 @@ refresh once (vectorize, fit behaviour, learn the fusion, precompute the product
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from recommender.alignment.pipeline import train_image_encoder
 from recommender.alignment.train import TrainConfig
 from recommender.catalog.reader import load_catalog
 from recommender.config import Settings
+from recommender.events.log import EventRejected, parse_timestamp
 from recommender.refresh.pipeline import RefreshOptions
 from recommender.store.neighbours import neighbour_lines
 from recommender.store.products import ProductStore
@@ -26,7 +28,16 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the demo on a catalog (default: the shipped fixtures)")
     p.add_argument("--catalog", type=Path, default=Path("fixtures"))
     p.add_argument("--examples", type=int, default=3, help="products to show neighbours for")
+    p.add_argument("--now", type=_timestamp, help="the refresh's clock (ISO 8601; default: the wall clock); the "
+                                                  "fixtures' demo replays their last day so decay means something")
     p.set_defaults(func=run)
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except EventRejected as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from exc
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -37,7 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Weaviate ready at {server.url}; stop it with `recsys weaviate stop`")
     ensure_image_encoder(settings, args.catalog)
     image_encoder = components.image_encoder(settings)
-    print("\n".join(components.refresh(RefreshOptions(args.catalog), settings).report()))
+    print("\n".join(components.refresh(RefreshOptions(args.catalog, now=args.now), settings).report()))
     with components.open_store(settings, autostart=False) as store:
         show_examples(store, args.catalog, args.examples)
     if image_encoder.is_untrained:

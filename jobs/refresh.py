@@ -6,11 +6,13 @@ Exit status: 0 published (or nothing to do), 3 the gate refused the candidate (t
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from recommender import components
 from recommender.config import Settings
+from recommender.events.log import EventRejected, parse_timestamp
 from recommender.refresh.pipeline import RefreshOptions
 
 NOT_PUBLISHED = 3
@@ -27,13 +29,23 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="refit and re-rank everything even if nothing changed")
     p.add_argument("--no-publish", action="store_true", help="build and evaluate the release, do not publish it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--now", type=_timestamp,
+                   help="the refresh's clock, ISO 8601: decay and 'recent' are measured from it and later events "
+                        "wait for a later run (default: the start of today, UTC)")
     p.set_defaults(func=run)
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except EventRejected as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from exc
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one refresh, print what it did."""
     options = RefreshOptions(args.catalog, args.events, args.allow_mass_delete, args.fusion_weights, args.force,
-                             not args.no_publish, not args.no_progress)
+                             not args.no_publish, not args.no_progress, args.now)
     summary = components.refresh(options, settings)
     print("\n".join(summary.report()))
     return 0 if summary.published or not summary.release or args.no_publish else NOT_PUBLISHED

@@ -30,6 +30,7 @@ from recommender.encoders.image import OpenClipImageEncoder
 from recommender.encoders.text import SentenceTransformerEncoder
 from recommender.errors import ConfigError
 from recommender.evaluation.ask_eval import evaluate_ask
+from recommender.events.backend import EventLogs
 from recommender.explain.llm import llm_backend
 from recommender.ranking.service import RecommendationService
 from recommender.search.searcher import QueryEncoders
@@ -163,15 +164,13 @@ def related_products(service: RecommendationService, max_k: int) -> Related:
 @contextmanager
 def ask_session(settings: Settings, store: ProductStore) -> Iterator[AskService]:
     """An ask service over an open store for jobs (CLI, batch, evaluation); released after the block."""
-    recommendations = RecommendationService(store, settings.data_dir, settings.ranking)
-    vocabulary = load_vocabulary(settings, store.iter_records)
-    loaded = QueryEncoders(lambda: text_encoder(settings), lambda: image_encoder(settings))  # built once each
-    encoders = Encoders(lambda: loaded.get("text"), lambda: loaded.get("image"))
-    try:
+    with EventLogs(settings.events, settings.data_dir) as events:
+        recommendations = RecommendationService(store, settings.data_dir, settings.ranking, events)
+        vocabulary = load_vocabulary(settings, store.iter_records)
+        loaded = QueryEncoders(lambda: text_encoder(settings), lambda: image_encoder(settings))  # built once each
+        encoders = Encoders(lambda: loaded.get("text"), lambda: loaded.get("image"))
         yield ask_service(settings, store, encoders, vocabulary,
                           related_products(recommendations, settings.ranking.max_k))
-    finally:
-        recommendations.close()
 
 
 def evaluate_ask_catalog(settings: Settings, catalog_dir: Path, questions: Sequence[Question], out: Path,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.errors import ConfigError
+from recommender.trust_settings import AuthSettings, EventTimeSettings, LimitSettings
 
 WEAVIATE_VERSION = "v1.35.2"
 _CHOICES = {f"{rw}_consistency": ("ONE", "QUORUM", "ALL") for rw in ("read", "write")} | {
@@ -60,6 +61,16 @@ class WeaviateSettings:
                if str(getattr(self, n)).lower() not in {v.lower() for v in c}]
         if bad:
             raise ConfigError("; ".join(f"setting weaviate.{b}" for b in bad))
+
+
+@dataclass(frozen=True)
+class EventsSettings:
+    """Where the event log is: unset = SQLite at ``<data_dir>/events.sqlite3``; ``sqlite:///PATH``; or
+    ``postgresql://…`` (shared by every API host; ``pool_size`` connections per process at most)."""
+
+    url: str | None = None
+    pool_size: int = 4
+    connect_timeout_s: float = 5.0  # a connection (or a free pooled one) waited for at most this long
 
 
 @dataclass(frozen=True)
@@ -137,13 +148,14 @@ class SearchSettings:
 @dataclass(frozen=True)
 class ApiSettings:
     """The HTTP API: request size limit (larger bodies get a 413 JSON error), the catalog folder product images
-    are served from, the API key write endpoints require (None = open), and the shop origins CORS allows
+    are served from, how many reverse proxies in front may be believed about the client address
+    (``X-Forwarded-For``; 0 = none, the default), and the shop origins CORS allows
     (comma-separated; ``*`` = any; empty = none), and whether each app loads its models before it reports ready
     (``warmup``; off by default so tests and jobs that build an app stay cheap)."""
 
     max_content_length: int = 16 * 1024 * 1024
     catalog_dir: Path | None = None
-    api_key: str | None = None
+    trusted_proxy_hops: int = 0
     cors_origins: str = ""
     max_events_per_request: int = 500
     public_base_url: str | None = None  # prefix of absolute URLs in bodies (image_url); None = relative URLs
@@ -186,6 +198,7 @@ class RankingSettings:
     exclude_purchased: bool = True
     max_k: int = 50
     history_items: int = 200  # most recent events of a shopper read per request
+    purchase_history_items: int = 200  # purchases read apart from that window, so views cannot evict them
     reload_interval_s: float = 5.0  # how often the published model version is checked
     model: str = "ltr"  # "ltr": the release's LightGBM ranker when it has one, else logistic; "logistic": always LR
 
@@ -212,7 +225,7 @@ class CollaborativeSettings:
     """The behaviour model: ALS on event-weighted, time-decayed user×item interactions, plus co-occurrence.
 
     An interaction's value is the sum over its events of ``weight(event) · 0.5^(age_days / half_life_days)``
-    (age measured from the newest event trained on; ``half_life_days = 0`` disables the decay);
+    (age measured from the job's clock, never from the newest event; ``half_life_days = 0`` disables the decay);
     ALS confidence is ``1 + alpha · value``.
     """
 
@@ -277,6 +290,7 @@ class Settings:
     data_dir: Path = Path("data")
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "recsys")
     weaviate: WeaviateSettings = field(default_factory=WeaviateSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
     text_encoder: TextEncoderSettings = field(default_factory=TextEncoderSettings)
     image_encoder: ImageEncoderSettings = field(default_factory=ImageEncoderSettings)
     vectorize: VectorizeSettings = field(default_factory=VectorizeSettings)
@@ -288,6 +302,9 @@ class Settings:
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     refresh: RefreshSettings = field(default_factory=RefreshSettings)
     ask: AskSettings = field(default_factory=AskSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    event_time: EventTimeSettings = field(default_factory=EventTimeSettings)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -302,8 +319,9 @@ class Settings:
         return self.cache_dir / "weaviate" / self.weaviate.version / "weaviate-server"
 
 
-_SECTIONS = {"weaviate", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api", "ranking",
-             "explain", "refresh", "ask", "serve"}
+_SECTIONS = {"weaviate", "events", "text_encoder", "image_encoder", "vectorize", "collaborative", "search", "api",
+             "ranking", "explain", "refresh", "ask", "auth", "limits", "event_time", "serve"}
+_RENAMED = {"api.api_key": "auth.server_key (sent as `Authorization: Bearer <key>`; never put it in a page)"}
 _ALIASES = {
     "WEAVIATE_URL": ("weaviate", "url"),
     "WEAVIATE_GRPC_URL": ("weaviate", "grpc_url"),
@@ -389,6 +407,9 @@ def _build_section(cls: type, values: Mapping[str, Any], section: str) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
+    for name in sorted(unknown):
+        if f"{section}.{name}" in _RENAMED:
+            raise ConfigError(f"setting {section}.{name} was replaced by {_RENAMED[section + '.' + name]}")
     if unknown:
         raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
     coerced = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}

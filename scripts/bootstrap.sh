@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install the project with its dev tools and the ray extra. Safe to re-run.
+# Create .venv (if missing) and install the project with its dev tools and the ray and postgres extras.
+# Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -11,7 +12,8 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev,ray]"  # ray: the vectorize engine its tests run
+  # ray: the vectorize engine its tests run; postgres: the PostgreSQL event log its tests run
+  .venv/bin/python -m pip install --quiet -e ".[dev,ray,postgres]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 echo "bootstrap: .venv ready ($(.venv/bin/python --version))"

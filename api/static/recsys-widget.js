@@ -5,15 +5,18 @@
  *   <div data-recsys-product="P00042"></div>
  *   <script src="https://api.example/widget/recsys-widget.js" data-api="https://api.example" async></script>
  *
- * Script attributes: data-api (API base URL; default: where this script came from), data-api-key (sent as
- * X-API-Key with events, when the API requires one), data-link (card link template, "{id}" is replaced;
- * default "#"), data-currency (ISO code for price formatting).
+ * Script attributes: data-api (API base URL; default: where this script came from), data-token (a short-lived
+ * shopper token the shop's backend issued for this shopper: POST /v1/tokens with the server key, or any HS256 JWT
+ * library; never the server key itself), data-link (card link template, "{id}" is replaced; default "#"),
+ * data-currency (ISO code for price formatting).
  * Container attributes: data-recsys-product (required), data-recsys-k (cards, default 4),
  * data-recsys-title (heading, default "You may also like").
  *
- * Events (POST /v1/events) carry an anonymous browser id (localStorage) and a session id (new after 30 min
- * idle): a "view" of the page's product when the widget is shown, a "click" on a card (the API stores it as
- * a view of the clicked product). Each product's view is reported once per session.
+ * Events (POST /v1/events, only with data-token, sent as `Authorization: Bearer`) are written for the token's
+ * shopper (its "sub"; its "sid" when it names a session, else a session id that is new after 30 min idle): a "view"
+ * of the page's product when the widget is shown, a "click" on a card (stored as a view of the clicked product),
+ * each with a random event_id so a retried delivery is stored once. Each product's view is reported once per
+ * session. Without a token the widget shows recommendations (for an anonymous browser id) and writes nothing.
  * When the API is down the widget renders nothing and logs a single console warning.
  *
  * Ask box (opt-in; POST /v1/ask): a question field, an optional photo and an Ask button; the answer, the matching
@@ -62,7 +65,20 @@
     }
   }
 
-  var userId = stored(window.localStorage, "recsys_uid", function () { return "anon-" + randomId(); });
+  function tokenClaims(token) {
+    // the JWT's payload (its middle part) names the shopper; the API checks the signature, not the widget
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part + "===".slice((part.length + 3) % 4)));
+    } catch (e) {
+      return {};
+    }
+  }
+
+  var token = cfg.token || "";
+  var claims = token ? tokenClaims(token) : {};
+  var userId = typeof claims.sub === "string" && claims.sub ? claims.sub
+    : stored(window.localStorage, "recsys_uid", function () { return "anon-" + randomId(); });
 
   function sessionId() {
     var now = Date.now();
@@ -78,7 +94,7 @@
     }
   }
 
-  var session = sessionId();
+  var session = typeof claims.sid === "string" && claims.sid ? claims.sid : sessionId();
 
   function alreadyViewed(productId) {
     var key = "recsys_viewed:" + session + ":" + productId;
@@ -90,10 +106,10 @@
   }
 
   function send(kind, productId) {
-    var headers = { "Content-Type": "application/json" };
-    if (cfg.apiKey) headers["X-API-Key"] = cfg.apiKey;
+    if (!token) return Promise.resolve(); // no shopper token: the widget writes nothing
+    var headers = { "Content-Type": "application/json", "Authorization": "Bearer " + token };
     var body = JSON.stringify({ events: [{ user_id: userId, session_id: session, product_id: productId,
-      event: kind, timestamp: new Date().toISOString() }] });
+      event: kind, timestamp: new Date().toISOString(), event_id: randomId() }] });
     return fetch(api + "/v1/events", { method: "POST", headers: headers, body: body, keepalive: true,
       credentials: "omit" }).then(function (r) {
       if (!r.ok && r.status !== 207) warn("events not recorded (HTTP " + r.status + ")");

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from recommender.behaviour.als import CollaborativeModel, fit_als
 from recommender.behaviour.cooccurrence import CoOccurrence, build_cooccurrence
 from recommender.config import CollaborativeSettings
 from recommender.events.interactions import IdMap, Interactions, build_interactions
 from recommender.events.log import Event
+from recommender.events.trust import identity
 from recommender.timing import StageTimer
 
 RECENT_DAYS = 28
@@ -47,21 +49,31 @@ def fit_models(interactions: Interactions, sessions: Iterable[tuple[str, Sequenc
     return model, cooc
 
 
-def fit_behaviour(events: Sequence[Event], settings: CollaborativeSettings) -> Behaviour:
-    """Co-occurrence, ALS and popularity (distinct users per product; overall and in the last weeks)."""
+def fit_behaviour(events: Sequence[Event], settings: CollaborativeSettings, *, now: datetime) -> Behaviour:
+    """Co-occurrence, ALS and popularity (distinct identities per product; overall and in the ``RECENT_DAYS``
+    before ``now``, the job's clock). Decay is measured from ``now`` too, never from the newest event.
+
+    Shop-wide counts go by identity (``events.trust.identity``): a browser-written event counts as its client
+    network, and its session as that network's day, so ids made up behind one address cannot buy a list's top.
+    """
     sessions: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for e in sorted(events, key=lambda e: e.timestamp):
-        sessions[e.session_id].append((e.product_id, e.event))
-    model, cooc = fit_models(build_interactions(events, settings), sessions.items(), settings)
-    pop = {pid: float(len(users)) for pid, users in _users_per_item(events).items()}
-    newest = max((e.timestamp for e in events), default=None)
-    recent = [e for e in events if newest is not None and (newest - e.timestamp).days < RECENT_DAYS]
-    recent_pop = {pid: float(len(users)) for pid, users in _users_per_item(recent).items()}
+        sessions[_session(e)].append((e.product_id, e.event))
+    model, cooc = fit_models(build_interactions(events, settings, reference=now), sessions.items(), settings)
+    pop = {pid: float(len(users)) for pid, users in _identities_per_item(events).items()}
+    since = now - timedelta(days=RECENT_DAYS)
+    recent = [e for e in events if since < e.timestamp]  # the caller left out what is past its clock
+    recent_pop = {pid: float(len(users)) for pid, users in _identities_per_item(recent).items()}
     return Behaviour(cooc, model, pop, len({e.user_id for e in events}), recent_pop)
 
 
-def _users_per_item(events: Sequence[Event]) -> dict[str, set[str]]:
+def _session(e: Event) -> str:
+    who = identity(e.user_id, e.trust, e.origin)
+    return e.session_id if who == e.user_id else f"{who}:{e.timestamp.date().isoformat()}"
+
+
+def _identities_per_item(events: Sequence[Event]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     for e in events:
-        out[e.product_id].add(e.user_id)
+        out[e.product_id].add(identity(e.user_id, e.trust, e.origin))
     return out

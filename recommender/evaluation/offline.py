@@ -69,7 +69,8 @@ def evaluate_offline(options: EvaluateOptions, settings: Settings,
         raise RecommenderError(f"unknown method(s): {', '.join(sorted(unknown))}")
     # implicit's ALS wants single-threaded BLAS (it parallelises itself)
     with open_store() as store, threadpool_limits(1, "blas"):
-        payload = _evaluate(store, settings, options, train, tasks, len(known))
+        assert split_at is not None  # there are test tasks, so there is a split
+        payload = _evaluate(store, settings, options, train, tasks, len(known), split_at)
     payload.update(split_at=split_at.isoformat() if split_at else None, train_events=len(train),
                    test_events=len(test), rejected_events=rejected, catalog=str(options.catalog))
     payload["seconds"]["total"] = time.perf_counter() - started
@@ -100,7 +101,7 @@ def _split(options: EvaluateOptions, known: set[str]) -> tuple[list[Event], list
 
 
 def _evaluate(store: ProductStore, settings: Settings, options: EvaluateOptions, train: list[Event],
-              tasks: Sequence[AnchorTask], catalog_size: int) -> dict[str, Any]:
+              tasks: Sequence[AnchorTask], catalog_size: int, clock: datetime) -> dict[str, Any]:
     stored = store.count()
     if stored < catalog_size:
         print(f"warning: the store holds {stored} products, the catalog {catalog_size}; "
@@ -110,7 +111,7 @@ def _evaluate(store: ProductStore, settings: Settings, options: EvaluateOptions,
     rules = Rules()
     timer = StageTimer()
     with timer.stage("fit_behaviour"):
-        behaviour = fit_behaviour(train, settings.collaborative)
+        behaviour = fit_behaviour(train, settings.collaborative, now=clock)
     ms = method_set(behaviour, items, near, rules)
     if {"fused_configured", "fused_learned", "fused_ltr"} & set(options.methods):
         with timer.stage("inner_rows"):

@@ -8,7 +8,9 @@ CREATE TABLE IF NOT EXISTS events (
     product_id TEXT NOT NULL,
     event      TEXT NOT NULL CHECK (event IN ('view', 'cart', 'purchase')),
     ts_us      BIGINT NOT NULL,  -- microseconds since 1970-01-01 UTC
-    session_id TEXT NOT NULL
+    session_id TEXT NOT NULL,
+    trust      TEXT NOT NULL DEFAULT 'server',  -- server (server key, file import) | shopper | anonymous (browser token)
+    origin     TEXT NOT NULL DEFAULT ''         -- browser writes: keyed hash of the client network (events/trust.py)
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts_us);
 CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, ts_us);

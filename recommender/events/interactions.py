@@ -2,8 +2,9 @@
 
 External ids (strings) become dense ints here and only here (``IdMap``); models work on ints and
 translate back through the same maps. Each (user, item) cell sums its events' weights, each decayed
-by age: ``weight(event) · 0.5^(age_days / half_life_days)``, age measured from ``reference`` (the newest
-event by default, so the same events always give the same matrix).
+by age: ``weight(event) · 0.5^(age_days / half_life_days)``, age measured from ``reference``: the clock of the job
+(the refresh's ``--now`` or wall time; a time split's cut), never the newest event, so one event dated in the future
+cannot decay all the others. Events after the reference count as of the reference (age 0).
 """
 
 from __future__ import annotations
@@ -107,14 +108,15 @@ class Interactions:
         return h.hexdigest()[:16]
 
 
-def build_interactions(events: Iterable[Event], settings: CollaborativeSettings,
-                       reference: datetime | None = None) -> Interactions:
+def build_interactions(events: Iterable[Event], settings: CollaborativeSettings, *,
+                       reference: datetime) -> Interactions:
     """Sum decayed event weights per (user, item); users below ``min_user_items`` are left out."""
-    return interactions_from_rows(((e.user_id, e.product_id, e.event, e.ts_us) for e in events), settings, reference)
+    rows = ((e.user_id, e.product_id, e.event, e.ts_us) for e in events)
+    return interactions_from_rows(rows, settings, reference=reference)
 
 
-def interactions_from_rows(events: Iterable[tuple[str, str, str, int]], settings: CollaborativeSettings,
-                           reference: datetime | None = None) -> Interactions:
+def interactions_from_rows(events: Iterable[tuple[str, str, str, int]], settings: CollaborativeSettings, *,
+                           reference: datetime) -> Interactions:
     """``build_interactions`` on bare ``(user_id, product_id, event, ts_us)`` rows (``EventLog.rows``)."""
     weights = event_weights(settings)
     users, items = IdMap(), IdMap()
@@ -128,7 +130,7 @@ def interactions_from_rows(events: Iterable[tuple[str, str, str, int]], settings
         kinds.append(weights[kind])
         stamps.append(ts_us)
     ts = np.asarray(stamps, dtype=np.int64)
-    ref = to_us(reference) if reference is not None else int(ts.max(initial=0))
+    ref = to_us(reference)
     values = np.asarray(kinds) * decay((ref - ts) / _US_PER_DAY, settings.half_life_days)
     coo = sparse.coo_matrix((values, (rows, cols)), shape=(len(users), len(items)))
     matrix = sparse.csr_matrix(coo, dtype=np.float64)  # duplicates are summed here

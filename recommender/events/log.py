@@ -1,4 +1,4 @@
-"""The event log: browsing/purchase events (DATA.md) validated, stored in SQLite (WAL) and queried.
+"""Events (DATA.md): validated from files and the API into ``Event`` rows that an event log stores.
 
 Events arrive two ways through the same code: imported from a file (``events.csv`` or ``events.jsonl``)
 and appended live (the API). A bad row is reported (file, line, field, reason) and skipped; it never
@@ -6,41 +6,43 @@ stops the import. Writes are idempotent: each event is keyed by a hash of (user,
 timestamp), or of (user, event_id) when the sender gives an ``event_id``, so a duplicate delivery or a
 re-import of the same file inserts nothing (an event sent without a timestamp gets the server's time, so only
 its ``event_id`` makes a retry recognisable).
-The schema (``event_schema.sql``) is plain SQL so a PostgreSQL log can follow.
+The schema (``event_schema.sql``) and ``ROW_COLUMNS`` are the one definition of a stored row; the backends
+(``recommender.events.backend``: SQLite; ``recommender.events.postgres``) store and query it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from recommender.catalog.rows import RowRejected, has_bad_bytes, read_rows
 from recommender.domain import RowError
 from recommender.errors import RecommenderError
-from recommender.sqlite import connect
+from recommender.events.trust import SERVER, TimeWindow
 
 EVENT_TYPES = ("view", "cart", "purchase")
 EVENT_COLUMNS = ("user_id", "product_id", "event", "timestamp", "session_id")
 REQUIRED_COLUMNS = ("user_id", "product_id", "event", "timestamp")
 MAX_ID_CHARS = 256
-_SCHEMA = Path(__file__).with_name("event_schema.sql")
+SCHEMA = Path(__file__).with_name("event_schema.sql")
+# the stored row, in ``Event.row()`` order: a column added to event_schema.sql is added here and in ``row()``
+ROW_COLUMNS = ("event_key", "user_id", "product_id", "event", "ts_us", "session_id", "trust", "origin")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS = "event_key, user_id, product_id, event, ts_us, session_id"
 _BAD_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0/C1 control characters: never part of an id
-_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class EventLogError(RecommenderError):
     """The event log or an events file cannot be used at all (not: a bad row, which is reported)."""
+
+
+class EventLogUnavailable(EventLogError):
+    """The event log's server cannot be reached (PostgreSQL down, pool exhausted): worth retrying later."""
 
 
 class EventRejected(RowRejected):
@@ -61,6 +63,8 @@ class Event:
     timestamp: datetime
     session_id: str
     event_id: str | None = None  # the sender's id: when given, it alone (per user) identifies the event
+    trust: str = SERVER  # server (server key, import) | shopper | anonymous (a browser token): see events.trust
+    origin: str = ""  # browser writes: keyed hash of the client network (events.trust.origin_of)
 
     @property
     def ts_us(self) -> int:
@@ -75,9 +79,10 @@ class Event:
             return _id_key(self.user_id, self.event_id)
         return _key(self.user_id, self.product_id, self.event, self.ts_us)
 
-    def row(self) -> tuple[str, str, str, str, int, str]:
-        """The SQL row (event_key, user_id, product_id, event, ts_us, session_id)."""
-        return self.key, self.user_id, self.product_id, self.event, self.ts_us, self.session_id
+    def row(self) -> tuple[str, str, str, str, int, str, str, str]:
+        """The stored row, in ROW_COLUMNS order."""
+        return (self.key, self.user_id, self.product_id, self.event, self.ts_us, self.session_id, self.trust,
+                self.origin)
 
 
 def _key(user: str, product: str, kind: str, ts_us: int) -> str:
@@ -117,8 +122,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise EventRejected("timestamp", f"out of range in UTC: {text[:40]!r}") from exc
 
 
-def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None = None) -> Event:
-    """Validate one row (CSV strings or JSON values) into an Event, or raise EventRejected naming the field."""
+def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None = None,
+                window: TimeWindow | None = None) -> Event:
+    """Validate one row (CSV strings or JSON values) into an Event, or raise EventRejected naming the field;
+    a timestamp outside ``window`` is rejected too."""
     user = _id(row, "user_id")
     product = _id(row, "product_id")
     if known_products is not None and product not in known_products:
@@ -128,6 +135,8 @@ def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None =
         raise EventRejected("event", f"unknown event type {str(row.get('event') or '')[:20]!r} "
                                      f"(expected {', '.join(EVENT_TYPES)})")
     ts = parse_timestamp(row.get("timestamp"))
+    if window is not None and (problem := window.problem(ts)):
+        raise EventRejected("timestamp", problem)
     session = row.get("session_id")
     session = str(session).strip() if session is not None else ""
     if session and (problem := id_problem(session)):
@@ -180,6 +189,7 @@ class EventReader:
 
     path: Path
     known_products: Collection[str] | None = None
+    window: TimeWindow | None = None
     errors: list[RowError] = field(default_factory=list)
     rows_read: int = 0
 
@@ -192,7 +202,7 @@ class EventReader:
             try:
                 if isinstance(raw, RowRejected):
                     raise raw
-                yield parse_event(raw, self.known_products)
+                yield parse_event(raw, self.known_products, self.window)
             except RowRejected as exc:
                 self.errors.append(RowError(self.path.name, line, exc.field, exc.reason, _pid(raw)))
 
@@ -230,128 +240,3 @@ class ImportSummary:
         """One-line summary."""
         return (f"{self.file}: {self.rows_read} rows read, {self.imported} imported, "
                 f"{self.duplicates} duplicates ignored, {self.rejected} rejected")
-
-
-class EventLog:
-    """Events in one SQLite database (WAL). One instance per thread; ``close()`` when done."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # 64 MiB cache: bulk imports of random keys stay in memory
-            self._db = connect(self.path, wal=True, autocommit=True, cache_mib=64)
-            self._db.executescript(_SCHEMA.read_text(encoding="utf-8"))
-        except sqlite3.Error as exc:
-            raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc
-
-    @classmethod
-    def in_data_dir(cls, data_dir: Path) -> EventLog:
-        """The log at its default place, ``<data_dir>/events.sqlite3``."""
-        return cls(data_dir / "events.sqlite3")
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
-
-    def __enter__(self) -> EventLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ----------------------------------------------------------------- writing
-    def append(self, events: Iterable[Event], batch_size: int = 100_000) -> AppendResult:
-        """Store events, one transaction per batch; events already in the log are ignored."""
-        inserted = seen = 0
-        batch: list[tuple[str, str, str, str, int, str]] = []
-        for event in events:
-            batch.append(event.row())
-            if len(batch) >= batch_size:
-                inserted, seen = inserted + self._write(batch), seen + len(batch)
-                batch = []
-        if batch:
-            inserted, seen = inserted + self._write(batch), seen + len(batch)
-        return AppendResult(inserted, seen - inserted)
-
-    def _write(self, rows: Sequence[tuple[str, str, str, str, int, str]]) -> int:
-        before = self._db.total_changes
-        try:
-            with self._db:  # commits on success, rolls back on any exception
-                self._db.execute("BEGIN")
-                self._db.executemany(_INSERT, rows)
-        except sqlite3.Error as exc:
-            raise EventLogError(f"cannot write to event log {self.path}: {exc}") from exc
-        return self._db.total_changes - before
-
-    def import_file(self, path: Path, known_products: Collection[str] | None = None,
-                    progress: bool = False) -> ImportSummary:
-        """Validate and store a whole events file; bad rows are reported in the summary and skipped."""
-        reader = EventReader(path, known_products)
-        events = tqdm(reader, unit="event", desc=f"import {path.name}", disable=not progress)
-        result = self.append(events)
-        return ImportSummary(path.name, reader.rows_read, result.inserted, result.duplicates, tuple(reader.errors))
-
-    # ----------------------------------------------------------------- reading
-    def count(self) -> int:
-        """Number of stored events."""
-        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-
-    def events(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Event]:
-        """Events with ``since <= timestamp < until``, in time order."""
-        where, params = _range(since, until)
-        sql = f"SELECT user_id, product_id, event, ts_us, session_id FROM events {where} ORDER BY ts_us, event_key"
-        for user, product, kind, ts, session in self._db.execute(sql, params):
-            yield Event(user, product, kind, from_us(ts), session)
-
-    def rows(self, since: datetime | None = None, until: datetime | None = None
-             ) -> Iterator[tuple[str, str, str, int]]:
-        """Like ``events`` but bare ``(user_id, product_id, event, ts_us)`` tuples: the fast path for training."""
-        where, params = _range(since, until)
-        sql = f"SELECT user_id, product_id, event, ts_us FROM events {where} ORDER BY ts_us, event_key"
-        yield from self._db.execute(sql, params)
-
-    def user_history(self, user_id: str, until: datetime | None = None, limit: int | None = None) -> list[Event]:
-        """A user's events before ``until``, most recent first (at most ``limit``)."""
-        sql = ("SELECT user_id, product_id, event, ts_us, session_id FROM events WHERE user_id = ? AND ts_us < ? "
-               "ORDER BY ts_us DESC, event_key LIMIT ?")
-        end = to_us(until) if until is not None else 2**62
-        rows = self._db.execute(sql, (user_id, end, -1 if limit is None else limit))
-        return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
-
-    def session_items(self, since: datetime | None = None, until: datetime | None = None
-                      ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-        """Per session (in the range): its (product_id, event) pairs in time order."""
-        where, params = _range(since, until)
-        sql = f"SELECT session_id, product_id, event FROM events {where} ORDER BY session_id, ts_us, event_key"
-        current: str | None = None
-        items: list[tuple[str, str]] = []
-        for session, product, kind in self._db.execute(sql, params):
-            if session != current:
-                if current is not None:
-                    yield current, items
-                current, items = session, []
-            items.append((product, kind))
-        if current is not None:
-            yield current, items
-
-    def popularity(self, since: datetime | None = None, until: datetime | None = None
-                   ) -> dict[str, dict[str, int]]:
-        """Event counts per product and event type in the range: ``{product_id: {event: count}}``."""
-        where, params = _range(since, until)
-        sql = f"SELECT product_id, event, COUNT(*) FROM events {where} GROUP BY product_id, event"
-        out: dict[str, dict[str, int]] = {}
-        for product, kind, n in self._db.execute(sql, params):
-            out.setdefault(product, {})[kind] = int(n)
-        return out
-
-
-def _range(since: datetime | None, until: datetime | None) -> tuple[str, tuple[int, ...]]:
-    clauses, params = [], []
-    if since is not None:
-        clauses.append("ts_us >= ?")
-        params.append(to_us(since))
-    if until is not None:
-        clauses.append("ts_us < ?")
-        params.append(to_us(until))
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(params)

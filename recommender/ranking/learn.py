@@ -170,7 +170,7 @@ def inner_rows(train: Sequence[Event], base_items: ItemLookup, near: NearVector,
         per_fold = max(1, max_tasks // len(folds))
         if len(tasks) > per_fold:
             tasks = [tasks[i] for i in sorted(rng.choice(len(tasks), per_fold, replace=False))]
-        ms = method_set(fit_behaviour(inner_fit, settings), base_items, near, rules, per_source)
+        ms = method_set(fit_behaviour(inner_fit, settings, now=cut), base_items, near, rules, per_source)
         ranker = ms.fused("inner", configured_model(DEFAULT_WEIGHTS))
         for task in tqdm(tasks, desc=f"fusion training (fold {fraction:.0%})", disable=not progress):
             cs = ranker.candidate_set(task.query(10))

@@ -31,7 +31,7 @@ from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.config import RankingSettings
 from recommender.domain import BEHAVIOUR_VECTOR, ItemView, ProductFilter, RankedItem, RankQuery
 from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
-from recommender.events.log import EventLog
+from recommender.events.backend import EventLogs
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
 from recommender.ranking.fusion import DEFAULT_WEIGHTS, RankingModel, Rules, allowed, configured_model
 from recommender.ranking.models import ReleaseModels, check_choice
@@ -125,7 +125,7 @@ def enabled_sources(spec: str) -> frozenset[str]:
 class RecommendationService:
     """Ranks recommendations for product pages and shoppers. Thread-safe; one per process."""
 
-    def __init__(self, store: RecommendationStore, data_dir: Path, settings: RankingSettings,
+    def __init__(self, store: RecommendationStore, data_dir: Path, settings: RankingSettings, events: EventLogs,
                  weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> None:
         self.settings = settings
         self._enabled = enabled_sources(settings.sources)
@@ -134,11 +134,10 @@ class RecommendationService:
         self.items = ItemCache(store)
         self._store = store
         self._near = nearest(store)
-        self._data_dir = data_dir
+        self._events = events
         self._artifacts = ArtifactStore.in_data_dir(data_dir)
         self._releases = ReleaseStore.in_data_dir(data_dir)
         self._weights = dict(weights)
-        self._local = threading.local()
         self._lock = threading.Lock()
         self._checked = time.monotonic()
         self._loaded = self._load(self._key())
@@ -214,11 +213,14 @@ class RecommendationService:
         """The shopper's recent products (this session's first) and purchases, from the event log."""
         if not user_id:
             return Shopper()
-        events = self._log().user_history(user_id, limit=self.settings.history_items)
+        with self._events.open() as log:
+            events = log.user_history(user_id, limit=self.settings.history_items)
+            # purchases are read apart from the recent window: a flood of views cannot evict them
+            bought = [e.product_id for e in log.user_purchases(user_id, limit=self.settings.purchase_history_items)]
         in_session = [e.product_id for e in events if session_id and e.session_id == session_id]
         recent = [e.product_id for e in events]
-        history = tuple(dict.fromkeys([*in_session, *recent]))
-        return Shopper(history, frozenset(e.product_id for e in events if e.event == "purchase"))
+        history = tuple(dict.fromkeys([*in_session, *recent, *bought]))
+        return Shopper(history, frozenset(bought) | {e.product_id for e in events if e.event == "purchase"})
 
     def reload(self) -> bool:
         """Switch to the published release / artifacts / fusion model when one changed; True when it switched."""
@@ -232,13 +234,6 @@ class RecommendationService:
         if old.lists is not None:
             old.lists.close()
         return True
-
-    def close(self) -> None:
-        """Close this thread's event-log connection (others close with their threads)."""
-        log = getattr(self._local, "log", None)
-        if log is not None:
-            log.close()
-            self._local.log = None
 
     # ----------------------------------------------------------------- internals
     def _current(self) -> _Loaded:
@@ -303,13 +298,9 @@ class RecommendationService:
         if artifacts is not None:
             co = artifacts.cooccurrence
             return {co.items.id(i): float(n) for i, n in enumerate(co.sessions_per_item) if n > 0}, {}
-        return {pid: float(sum(kinds.values())) for pid, kinds in self._log().popularity().items()}, {}
-
-    def _log(self) -> EventLog:
-        log: EventLog | None = getattr(self._local, "log", None)
-        if log is None:
-            log = self._local.log = EventLog.in_data_dir(self._data_dir)
-        return log
+        with self._events.open() as log:
+            counts = log.popularity()
+        return {pid: float(sum(kinds.values())) for pid, kinds in counts.items()}, {}
 
 
 def nearest(store: RecommendationStore) -> NearVector:

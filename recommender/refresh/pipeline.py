@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,9 @@ from recommender.config import Settings
 from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
-from recommender.events.log import EventLog, find_events_file
+from recommender.events.backend import EventLog, event_log
+from recommender.events.log import find_events_file
+from recommender.events.trust import time_window
 from recommender.explain.cache import ExplanationCache, default_cache_path, generate_batch
 from recommender.explain.evidence import list_evidence
 from recommender.explain.llm import build_explainer
@@ -73,6 +75,7 @@ class RefreshOptions:
     force: bool = False  # refit and re-rank everything even if nothing changed
     publish: bool = True  # False: build and evaluate the release, do not publish it
     progress: bool = True
+    now: datetime | None = None  # the refresh's clock (decay, "recent"); default: today's start. Later events wait
 
 
 @dataclass
@@ -158,14 +161,19 @@ class Refresh:
         self.artifacts = ArtifactStore.in_data_dir(settings.data_dir)
         self.items = ItemCache(store)
         self.near = nearest(store)
+        # decay and "recent" are measured from the clock: --now, else today's start (UTC), so a re-run the same day
+        # (after a kill, say) ends in the same state as one clean run; events after --now wait for a later run
+        wall = datetime.now(UTC)
+        self.clock = options.now or wall.replace(hour=0, minute=0, second=0, microsecond=0)
+        self.until = (options.now or wall) + timedelta(seconds=settings.event_time.max_future_s)
 
     def run(self) -> None:
         """Every stage, in order."""
         s = self.summary
         self.releases.clean_staging()
-        with s.stage("import"), EventLog.in_data_dir(self.settings.data_dir) as log:
+        with s.stage("import"), event_log(self.settings.events, self.settings.data_dir) as log:
             self._import(log)
-            events = list(log.events())
+            events = list(log.events(until=self.until))
         s.events_total = len(events)
         with s.stage("vectorize"):
             self._vectorize()
@@ -202,7 +210,8 @@ class Refresh:
         reader = CatalogReader(self.options.catalog)
         for _ in reader:
             pass
-        result = log.import_file(path, reader.seen_ids, progress=self.progress)
+        result = log.import_file(path, reader.seen_ids, progress=self.progress,
+                                 window=time_window(self.settings.event_time))
         self.summary.events_imported, self.summary.events_rejected = result.imported, result.rejected
         for err in result.errors[:MAX_LISTED]:
             print(f"rejected event: {err}", file=sys.stderr)
@@ -225,7 +234,7 @@ class Refresh:
         """Fit behaviour on every event, learn (or pin) the fusion model and put it through the gate."""
         cfg = self.settings.collaborative
         with self.summary.stage("behaviour"):
-            behaviour = fit_behaviour(events, cfg) if events else None
+            behaviour = fit_behaviour(events, cfg, now=self.clock) if events else None
             artifacts = self._save_behaviour(behaviour, digest, params) if behaviour and behaviour.model else None
         pinned = FusionModel.load(self.options.fusion_weights) if self.options.fusion_weights else None
         with self.summary.stage("gate"):

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,8 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
     if not tasks:
         return GateEvaluation(candidate, gate_decision(None, None, settings.metric, settings.tolerance, 0,
                                                        settings.min_gate_tasks), {"note": note})
-    behaviour = fit_behaviour(train, collaborative)
+    assert split_at is not None  # there are tasks, so there was a cut
+    behaviour = fit_behaviour(train, collaborative, now=split_at)  # the cut is the clock: no peeking past it
     ms = method_set(behaviour, items, near, rules)
     methods = {"candidate": ms.fused("candidate", candidate.ranking(choice)),
                "served": ms.fused("served", served.ranking(choice))}
@@ -157,8 +159,8 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
     decision = gate_decision(value.get("candidate"), value.get("served"), settings.metric, settings.tolerance,
                              len(tasks), settings.min_gate_tasks)
     payload = {"k": k, "tasks": len(tasks), "catalog_size": len(behaviour.popularity), "methods": figures,
-               "split_at": split_at, "headline": decision.reason, "gate": asdict(decision),
-               "candidate_model": candidate.ranking(choice).to_json(), "note": note}
+               "split_at": split_at.isoformat() if split_at else None, "headline": decision.reason,
+               "gate": asdict(decision), "candidate_model": candidate.ranking(choice).to_json(), "note": note}
     if choice == "ltr" and pinned is None and candidate.tree is not None:
         shopper, payload["shopper"] = _shopper_trees(events, train, items, near, ms, candidate.logistic, settings,
                                                      collaborative, rules, progress)
@@ -195,7 +197,7 @@ def _shopper_trees(events: Sequence[Event], train: Sequence[Event], items: ItemL
 
 
 def _gate_tasks(events: Sequence[Event], settings: RefreshSettings
-                ) -> tuple[list[AnchorTask], list[Event], str | None]:
+                ) -> tuple[list[AnchorTask], list[Event], datetime | None]:
     if len(events) < 2:
         return [], list(events), None
     cut = split_point(events, settings.holdout_fraction)
@@ -204,7 +206,7 @@ def _gate_tasks(events: Sequence[Event], settings: RefreshSettings
     if len(tasks) > settings.max_gate_tasks:
         rng = np.random.default_rng(0)
         tasks = [tasks[i] for i in sorted(rng.choice(len(tasks), settings.max_gate_tasks, replace=False))]
-    return tasks, train, cut.isoformat()
+    return tasks, train, cut
 
 
 def _metric_k(metric: str) -> int:

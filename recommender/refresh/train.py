@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -22,8 +22,10 @@ from recommender.behaviour.fit import fit_models
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
 from recommender.errors import RecommenderError
+from recommender.events.backend import EventLog, event_log
 from recommender.events.interactions import interactions_from_rows
-from recommender.events.log import EventLog, EventLogError, ImportSummary, find_events_file
+from recommender.events.log import EventLogError, ImportSummary, find_events_file
+from recommender.events.trust import time_window
 from recommender.refresh.vectors import write_behaviour_vectors
 from recommender.store.products import ProductStore
 from recommender.timing import StageTimer
@@ -82,8 +84,8 @@ def train_behaviour(options: TrainOptions, settings: Settings,
                     open_store: Callable[[], AbstractContextManager[ProductStore]]) -> TrainSummary:
     """Import the events, fit (or reuse) the behaviour models, write the store's vectors, publish."""
     summary = TrainSummary(factors=settings.collaborative.factors)
-    with EventLog.in_data_dir(settings.data_dir) as log:
-        summary.imported = _import(options, log, summary)
+    with event_log(settings.events, settings.data_dir) as log:
+        summary.imported = _import(options, settings, log, summary)
         model, refit = _fit(options, settings, log, summary)
     if options.store:
         with summary.stage("vectors"), open_store() as store:
@@ -96,7 +98,7 @@ def train_behaviour(options: TrainOptions, settings: Settings,
     return summary
 
 
-def _import(options: TrainOptions, log: EventLog, summary: TrainSummary) -> ImportSummary | None:
+def _import(options: TrainOptions, settings: Settings, log: EventLog, summary: TrainSummary) -> ImportSummary | None:
     path = options.events or find_events_file(options.catalog)
     if path is None:
         return None
@@ -108,7 +110,7 @@ def _import(options: TrainOptions, log: EventLog, summary: TrainSummary) -> Impo
     if not known:
         raise EventLogError(f"{options.catalog}: the catalog has no products to attach events to")
     with summary.stage("import"):
-        return log.import_file(path, known, progress=options.progress)
+        return log.import_file(path, known, progress=options.progress, window=time_window(settings.event_time))
 
 
 def _fit(options: TrainOptions, settings: Settings, log: EventLog, summary: TrainSummary
@@ -117,7 +119,9 @@ def _fit(options: TrainOptions, settings: Settings, log: EventLog, summary: Trai
     cfg = settings.collaborative
     artifacts = ArtifactStore.in_data_dir(settings.data_dir)
     with summary.stage("interactions"):
-        interactions = interactions_from_rows(log.rows(until=options.until), cfg)
+        # decay from the job's clock, never from the newest event; today's start, so a re-run today does no work
+        clock = options.until or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        interactions = interactions_from_rows(log.rows(until=options.until), cfg, reference=clock)
     summary.events, summary.users, summary.items = interactions.events, len(interactions.users), len(interactions.items)
     current = artifacts.load() if artifacts.current_version() else None
     if (current is not None and not options.force and current.model.data_hash == interactions.data_hash

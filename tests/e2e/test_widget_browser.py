@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recommender.config import WeaviateSettings
-from recommender.events.log import EventLog
+from recommender.events.backend import SqliteEventLog
 from recommender.store.ports import free_port
 from tests.browser_shop import ARTIFACTS, api_env, browser_page, gunicorn, http_get, wait_for
 
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def api(shop: tuple[WeaviateSettings, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API's base URL under gunicorn (one server for the module)."""
-    with gunicorn(api_env(*shop), tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as base:
+    env = {**api_env(*shop), "RECSYS_AUTH__DEMO_TOKENS": "true"}  # the demo page plays the shop's backend
+    with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as base:
         yield base
 
 
@@ -43,15 +44,19 @@ def test_widget_renders_cards_and_records_views_and_clicks(shop: tuple[WeaviateS
         assert len(whys) == 6 and all(w.strip().endswith(".") for w in whys), whys
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "widget.png"), full_page=True)
-        user = page.evaluate("localStorage.getItem('recsys_uid')")
+        # the shopper is the one the page's token names (the demo's cookie), not an id the browser made up
+        user = next(c["value"] for c in page.context.cookies() if c["name"] == "recsys_demo_shopper")
+        assert user.startswith("demo-") and "Bearer" not in page.content()
         clicked = cards.first.get_attribute("data-product-id")
         cards.first.click()
         page.wait_for_url(f"**/demo/products/{clicked}")
         page.wait_for_selector(".recsys-card", timeout=15_000)
 
         def recorded() -> list[tuple[str, str]]:
-            with EventLog.in_data_dir(data_dir) as log:
-                return sorted((e.product_id, e.event) for e in log.user_history(user))
+            with SqliteEventLog(data_dir / "events.sqlite3") as log:
+                mine = [e for e in log.events() if e.user_id == user]
+            assert all(e.trust == "anonymous" and e.origin for e in mine)  # a browser write, counted by network
+            return sorted((e.product_id, e.event) for e in mine)
 
         # the anchor's view when the widget was shown, the click stored as a view; no second view on its page
         assert wait_for(lambda: recorded() == sorted([(anchor, "view"), (clicked, "view")])), recorded()

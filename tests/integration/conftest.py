@@ -1,8 +1,9 @@
 """Integration fixtures shared across modules: the real encoders (loaded once per session) and the fixture
-catalog vectorized ONCE per session into its own collection on the session's Weaviate."""
+catalog vectorized ONCE per session into its own collection on the session's Weaviate; a throwaway PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from recommender.store.cluster import LocalCluster
 from recommender.store.ports import free_port_runs
 from recommender.store.products import ProductStore
 from recommender.vectorize import Vectorizer
+from tests.postgres_server import SEARCHED, PostgresServer, bindir, postgres_server
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
@@ -70,3 +72,22 @@ def weaviate_cluster(weaviate_binary: Path, tmp_path_factory: pytest.TempPathFac
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (skipped locally, failed in CI, when PostgreSQL is missing)."""
+    bins = bindir()
+    if bins is None:
+        message = f"PostgreSQL server binaries not found ({SEARCHED}); apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (integration tests are never skipped in CI)", pytrace=False)
+        pytest.skip(message)
+    with postgres_server(bins) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """URL of a fresh, empty database on the session's PostgreSQL."""
+    return postgres.create_database(f"events_{uuid.uuid4().hex[:12]}")

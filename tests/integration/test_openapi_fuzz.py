@@ -30,6 +30,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance,
 from api.app import create_app
 from api.openapi import build_document
 from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
+from recommender.trust_settings import AuthSettings, LimitSettings
 from tests.recsys_data import trained_data_dir
 
 pytestmark = pytest.mark.integration
@@ -44,6 +45,7 @@ def _catalog_ids() -> list[str]:
 
 
 PRODUCT_IDS = _catalog_ids()
+KEY = "fuzz-server-key-0123456789abcdef-0123"  # the writes' bodies are fuzzed, not their credentials
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,8 @@ def fuzz_app(fixtures_weaviate: WeaviateSettings, tmp_path_factory: pytest.TempP
     data_dir = tmp_path_factory.mktemp("fuzz-data")
     trained_data_dir(data_dir, FIXTURES)
     app = create_app(Settings(data_dir=data_dir, weaviate=fixtures_weaviate, api=ApiSettings(catalog_dir=FIXTURES),
-                              ranking=RankingSettings(reload_interval_s=3600)))
+                              ranking=RankingSettings(reload_interval_s=3600), auth=AuthSettings(server_key=KEY),
+                              limits=LimitSettings(enabled=False)))  # every fuzzed request reaches its endpoint
     try:
         yield app
     finally:
@@ -100,7 +103,8 @@ def test_no_operation_answers_a_server_error(fuzz_schema: schemathesis.BaseSchem
     def no_server_error(case: schemathesis.Case) -> None:
         if case.path_parameters and isinstance(case.path_parameters.get("product_id"), str):
             case.path_parameters["product_id"] = _known_id(case.path_parameters["product_id"])
-        case.validate_response(case.call(), checks=CHECKS)
+        headers = {"Authorization": f"Bearer {KEY}"} if path in ("/v1/events", "/v1/tokens") else None
+        case.validate_response(case.call(headers=headers), checks=CHECKS)
 
     no_server_error()
     gc.collect()

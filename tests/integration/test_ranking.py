@@ -52,7 +52,7 @@ def test_learned_fusion_beats_popularity_and_keeps_its_evidence(store, split) ->
     items = ItemCache(store)
     settings = Settings().collaborative
     _, learned = learn_fusion(train, items, near_for(store), settings, Rules(), 60, max_tasks=150, progress=False)
-    ms = method_set(fit_behaviour(train, settings), items, near_for(store), Rules(), 60)
+    ms = method_set(fit_behaviour(train, settings, now=test[0].timestamp), items, near_for(store), Rules(), 60)
     fused = ms.fused("fused", learned)
     tasks = build_tasks(train, test)
     tasks = [tasks[i] for i in np.random.default_rng(1).choice(len(tasks), 120, replace=False)]
@@ -104,7 +104,8 @@ def test_cold_start_anchor_and_unknown_shopper_still_get_recommendations(store, 
     train, _ = split
     trained = {e.product_id for e in train}
     cold = next(p.product_id for p in load_catalog(FIXTURES).products if p.product_id not in trained)
-    ms = method_set(fit_behaviour(train, Settings().collaborative), ItemCache(store), near_for(store), Rules(), 50)
+    behaviour = fit_behaviour(train, Settings().collaborative, now=train[-1].timestamp)
+    ms = method_set(behaviour, ItemCache(store), near_for(store), Rules(), 50)
     from recommender.ranking.fusion import DEFAULT_WEIGHTS, configured_model
 
     fused = ms.fused("fused", configured_model(DEFAULT_WEIGHTS))
@@ -157,7 +158,8 @@ def test_filters_are_pushed_down_and_hold_for_every_source(store, split) -> None
         pushed.append(f)
         return base(v, name, n, f)
 
-    ms = method_set(fit_behaviour(train, Settings().collaborative), ItemCache(store), near, Rules(), 50)
+    behaviour = fit_behaviour(train, Settings().collaborative, now=train[-1].timestamp)
+    ms = method_set(behaviour, ItemCache(store), near, Rules(), 50)
     fused = ms.fused("fused", configured_model(DEFAULT_WEIGHTS))
     anchor = next(p for p in load_catalog(FIXTURES).products if p.category[0] == "Men")
     wanted = ProductFilter(category=("Women",), price_max=60.0, in_stock=True)

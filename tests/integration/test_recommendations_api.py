@@ -19,14 +19,15 @@ from api.app import create_app
 from api.products import safe_path
 from recommender.behaviour.als import ArtifactStore
 from recommender.config import ApiSettings, RankingSettings, Settings, WeaviateSettings
-from recommender.events.log import EventLog
 from recommender.store.ports import free_port, free_ports
+from recommender.trust_settings import AuthSettings
 from tests.recsys_data import trained_data_dir
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 ORIGIN = "https://shop.example"
+SERVER_KEY = "integration-server-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def make_app(weaviate: WeaviateSettings, data_dir: Path, **api: Any) -> Flask:
+def make_app(weaviate: WeaviateSettings, data_dir: Path, auth: AuthSettings | None = None, **api: Any) -> Flask:
     settings = Settings(data_dir=data_dir, weaviate=weaviate,
                         api=ApiSettings(catalog_dir=FIXTURES, cors_origins=ORIGIN, **api),
-                        ranking=RankingSettings(reload_interval_s=3600))
+                        ranking=RankingSettings(reload_interval_s=3600),
+                        auth=auth or AuthSettings(server_key=SERVER_KEY))
     app = create_app(settings)
     app.config["SERVER_NAME"] = "api.test"
     return app
@@ -63,8 +65,8 @@ def new_app() -> Iterator[Callable[..., Flask]]:
     """``make_app`` for one test; every app it made is closed afterwards (no connection outlives the test)."""
     made: list[Flask] = []
 
-    def make(weaviate: WeaviateSettings, data_dir: Path, **api: Any) -> Flask:
-        made.append(make_app(weaviate, data_dir, **api))
+    def make(weaviate: WeaviateSettings, data_dir: Path, auth: AuthSettings | None = None, **api: Any) -> Flask:
+        made.append(make_app(weaviate, data_dir, auth, **api))
         return made[-1]
 
     yield make
@@ -181,8 +183,9 @@ def test_image_paths_outside_the_catalog_are_never_served(tmp_path: Path) -> Non
 
 
 def _post(client: FlaskClient, events: Any, **headers: str) -> Any:
+    """Events sent by the shop's backend (the server key) unless other headers are given."""
     return client.post("/v1/events", data=json.dumps({"events": events}), content_type="application/json",
-                       headers=headers)
+                       headers=headers or {"Authorization": f"Bearer {SERVER_KEY}"})
 
 
 def test_events_are_validated_per_event_and_idempotent(app: Flask, client: FlaskClient) -> None:
@@ -200,9 +203,10 @@ def test_events_are_validated_per_event_and_idempotent(app: Flask, client: Flask
     assert [(r["index"], r["field"]) for r in mixed.json["rejected"]] == [(1, "product_id"), (2, "event"), (3, "event")]
     bad = _post(client, [{"user_id": "", "product_id": "P00003", "event": "view"}])
     assert bad.status_code == 400 and bad.json["error"]["field"] == "events[0].user_id"
-    assert client.post("/v1/events", data="{", content_type="application/json").status_code == 400
-    assert client.post("/v1/events", data="x", content_type="text/plain").status_code == 415
-    with EventLog.in_data_dir(app.extensions["recsys"].settings.data_dir) as log:
+    server = {"Authorization": f"Bearer {SERVER_KEY}"}
+    assert client.post("/v1/events", data="{", content_type="application/json", headers=server).status_code == 400
+    assert client.post("/v1/events", data="x", content_type="text/plain", headers=server).status_code == 415
+    with app.extensions["recsys"].events.open() as log:
         history = log.user_history("web-1")
     assert [(e.product_id, e.event, e.session_id) for e in history] == [("P00004", "view", "s-web-1"),
                                                                          ("P00003", "view", "s-web-1")]
@@ -219,7 +223,7 @@ def test_one_bad_event_never_loses_the_good_ones(app: Flask, client: FlaskClient
     res = _post(client, batch)
     assert res.status_code == 207 and res.json["inserted"] == 2, res.json
     assert [(r["index"], r["field"]) for r in res.json["rejected"]] == [(1, "timestamp"), (3, "user_id")]
-    with EventLog.in_data_dir(app.extensions["recsys"].settings.data_dir) as log:
+    with app.extensions["recsys"].events.open() as log:
         assert [e.product_id for e in log.user_history("web-2")] == ["P00007", "P00005"]
 
 
@@ -250,18 +254,19 @@ def test_oversized_bodies_and_batches_are_413(fixtures_weaviate: WeaviateSetting
     assert res.status_code == 413 and res.json["error"]["field"] == "events"
 
 
-def test_api_key_and_cors(fixtures_weaviate: WeaviateSettings, data_dir: Path, new_app: Callable[..., Flask]) -> None:
-    client = new_app(fixtures_weaviate, data_dir, api_key="s3cret").test_client()
+def test_server_key_and_cors(fixtures_weaviate: WeaviateSettings, data_dir: Path,
+                             new_app: Callable[..., Flask]) -> None:
+    client = new_app(fixtures_weaviate, data_dir).test_client()
     event = [{"user_id": "key-user", "product_id": "P00001", "event": "view"}]
-    assert _post(client, event).status_code == 401
-    assert _post(client, event, **{"X-API-Key": "wrong"}).json["error"]["field"] == "X-API-Key"
-    assert _post(client, event, **{"X-API-Key": "s3cret"}).status_code == 200
+    assert _post(client, event, **{"X-API-Key": SERVER_KEY}).status_code == 401  # the old header is gone
+    assert _post(client, event, Authorization="Bearer wrong").json["error"]["field"] == "Authorization"
+    assert _post(client, event).status_code == 200
     ok = client.get("/v1/products/P00001", headers={"Origin": ORIGIN})
     assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "Access-Control-Allow-Origin" not in client.get("/v1/products/P00001",
                                                            headers={"Origin": "https://evil.example"}).headers
     pre = client.options("/v1/events", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
-    assert pre.status_code == 200 and "X-API-Key" in pre.headers["Access-Control-Allow-Headers"]
+    assert pre.status_code == 200 and "Authorization" in pre.headers["Access-Control-Allow-Headers"]
 
 
 def test_metrics_and_openapi_cover_every_endpoint(app: Flask, client: FlaskClient) -> None:

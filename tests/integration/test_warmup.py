@@ -60,10 +60,11 @@ def test_a_worker_whose_warm_up_fails_serves_and_says_why(tmp_path: Path) -> Non
     assert "serves before its warm-up finished" in log
 
 
-def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def call(url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """(status, JSON body) of a GET, or of a JSON POST when ``body`` is given; HTTP errors included."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    sent = {**({"Content-Type": "application/json"} if data else {}), **(headers or {})}
+    req = urllib.request.Request(url, data=data, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())

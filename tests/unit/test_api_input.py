@@ -22,19 +22,25 @@ from api.validation import clean_id, optional_id
 from recommender.config import ApiSettings, Settings
 from recommender.domain import ItemView
 from recommender.search.searcher import SearchInputError
+from recommender.trust_settings import AuthSettings
 
 POST_ENDPOINTS = ("/v1/events", "/v1/search", "/v1/ask")
 DEEP = "[" * 10_000 + "]" * 10_000
 
 
+SERVER_KEY = "test-server-key-0123456789abcdef"
+
+
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:
-    return create_app(Settings(data_dir=tmp_path))
+    return create_app(Settings(data_dir=tmp_path, auth=AuthSettings(server_key=SERVER_KEY)))
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {SERVER_KEY}"  # the body checks, not the credentials
+    return client
 
 
 @pytest.mark.parametrize("path", POST_ENDPOINTS)

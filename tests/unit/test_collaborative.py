@@ -21,6 +21,7 @@ from recommender.events.log import Event
 CFG = CollaborativeSettings(factors=4, iterations=15, regularization=1.0, seed=3, threads=1)
 BLOCK_A = [f"a{i}" for i in range(6)]
 BLOCK_B = [f"b{i}" for i in range(6)]
+T_END = datetime(2024, 1, 10, tzinfo=UTC)  # the fits' clock: just after the last event
 
 
 def two_groups(seed: int = 0) -> list[Event]:
@@ -38,7 +39,7 @@ def two_groups(seed: int = 0) -> list[Event]:
 @pytest.fixture(scope="module")
 def model() -> CollaborativeModel:
     with threadpool_limits(1, "blas"):
-        return fit_als(build_interactions(two_groups(), CFG), CFG)
+        return fit_als(build_interactions(two_groups(), CFG, reference=T_END), CFG)
 
 
 def test_similar_items_stay_in_their_block(model: CollaborativeModel) -> None:
@@ -61,7 +62,7 @@ def test_behaviour_vectors_are_unit_float32_and_fits_are_reproducible(model: Col
     for v in vecs.values():
         assert v.dtype == np.float32 and v.shape == (CFG.factors,) and abs(float(np.linalg.norm(v)) - 1) < 1e-5
     with threadpool_limits(1, "blas"):
-        again = fit_als(build_interactions(two_groups(), CFG), CFG)
+        again = fit_als(build_interactions(two_groups(), CFG, reference=T_END), CFG)
     assert np.allclose(again.item_factors, model.item_factors, atol=1e-5)
     within = [float(vecs["a0"] @ vecs[p]) for p in BLOCK_A[1:]]
     across = [float(vecs["a0"] @ vecs[p]) for p in BLOCK_B]

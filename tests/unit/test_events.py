@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from recommender.events.log import Event, EventLog, EventLogError, EventRejected, from_us, parse_event, to_us
+from recommender.events.backend import EventLog, SqliteEventLog
+from recommender.events.log import Event, EventLogError, EventRejected, from_us, parse_event, to_us
 
 KNOWN = {"p1", "p2", "p3"}
 HEADER = b"user_id,product_id,event,timestamp,session_id\n"
@@ -20,7 +22,7 @@ def ts(text: str) -> datetime:
 
 @pytest.fixture
 def log(tmp_path: Path):
-    with EventLog(tmp_path / "events.sqlite3") as log:
+    with SqliteEventLog(tmp_path / "events.sqlite3") as log:
         yield log
 
 
@@ -137,3 +139,35 @@ def test_an_event_id_makes_a_retry_without_timestamp_harmless(log: EventLog) -> 
         parse_event({"user_id": "u1", "product_id": "p1", "event": "view", "timestamp": "2024-03-01",
                      "event_id": "e\x00"})
     assert info.value.field == "event_id"
+
+
+def test_events_url_selects_the_backend(tmp_path: Path) -> None:
+    from recommender.config import load_settings
+    from recommender.errors import ConfigError
+    from recommender.events.backend import sqlite_path
+    from recommender.events.sql import redacted
+
+    assert sqlite_path(None, tmp_path) == tmp_path / "events.sqlite3"
+    assert sqlite_path("sqlite:////srv/ev.db", tmp_path) == Path("/srv/ev.db")
+    assert sqlite_path("sqlite:///rel/ev.db", tmp_path) == Path("rel/ev.db")
+    assert sqlite_path("postgresql://db.internal/events", tmp_path) is None
+    with pytest.raises(ConfigError, match=r"events\.url"):
+        sqlite_path("mysql://db/events", tmp_path)
+    settings = load_settings({"RECSYS_EVENTS__URL": "postgresql://recsys@db:5432/events",
+                              "RECSYS_EVENTS__POOL_SIZE": "8"})
+    assert (settings.events.url, settings.events.pool_size) == ("postgresql://recsys@db:5432/events", 8)
+    assert redacted("postgresql://recsys:s3cret@db:5432/events") == "postgresql://recsys:***@db:5432/events"
+
+
+def test_a_thread_keeps_its_sqlite_connection_until_the_logs_close(tmp_path: Path) -> None:
+    from recommender.config import EventsSettings
+    from recommender.events.backend import EventLogs
+
+    logs = EventLogs(EventsSettings(), tmp_path)
+    with logs.open() as first:
+        first.append([Event("u1", "p1", "view", ts("2024-01-01T00:00:00"), "s1")])
+    with logs.open() as second:
+        assert second is first and second.count() == 1  # closing a unit of work kept the connection
+    logs.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.count()  # closed with the logs

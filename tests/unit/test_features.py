@@ -91,7 +91,7 @@ def test_rows_equal_the_per_candidate_definitions() -> None:
         sessions.setdefault(e.session_id, []).append((e.product_id, e.event))
     cfg = CollaborativeSettings(factors=4, iterations=3, threads=1)
     with threadpool_limits(1, "blas"):
-        model = fit_als(build_interactions(events, cfg), cfg)
+        model = fit_als(build_interactions(events, cfg, reference=datetime(2024, 1, 21, tzinfo=UTC)), cfg)
     context = BehaviourContext(build_cooccurrence(sessions.items()), model,
                                {p: float(rng.integers(0, 50)) for p in pids}, {p: float(rng.integers(0, 5))
                                                                               for p in pids[::2]})

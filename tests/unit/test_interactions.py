@@ -36,7 +36,7 @@ def test_weights_and_decay_sum_per_cell() -> None:
     cfg = CollaborativeSettings(view_weight=1.0, cart_weight=3.0, purchase_weight=5.0, half_life_days=10.0)
     events = [ev("u1", "a", "view", 0), ev("u1", "a", "purchase", 10), ev("u1", "b", "cart", 20),
               ev("u2", "b", "view", 10), ev("u2", "b", "view", 10)]
-    got = build_interactions(events, cfg)
+    got = build_interactions(events, cfg, reference=T0)
     assert got.events == 5 and list(got.users) == ["u1", "u2"] and list(got.items) == ["a", "b"]
     cells = user_items(got)
     assert cells["u1"] == pytest.approx({"a": 1.0 + 5.0 * 0.5, "b": 3.0 * 0.25})
@@ -48,20 +48,20 @@ def test_weights_and_decay_sum_per_cell() -> None:
 def test_light_users_are_dropped_and_the_hash_tracks_the_data() -> None:
     cfg = CollaborativeSettings(min_user_items=2, half_life_days=0)
     events = [ev("u1", "a", "view", 1), ev("u1", "b", "view", 1), ev("u2", "a", "view", 1), ev("u2", "a", "cart", 1)]
-    got = build_interactions(events, cfg)
+    got = build_interactions(events, cfg, reference=T0)
     assert list(got.users) == ["u1"] and got.matrix.shape == (1, 2)
-    assert got.data_hash == build_interactions(list(events), cfg).data_hash
-    assert got.data_hash != build_interactions([*events[:-1], ev("u2", "b", "cart", 1)], cfg).data_hash
+    assert got.data_hash == build_interactions(list(events), cfg, reference=T0).data_hash
+    assert got.data_hash != build_interactions([*events[:-1], ev("u2", "b", "cart", 1)], cfg, reference=T0).data_hash
 
 
 def test_the_log_fast_path_builds_the_same_matrix(tmp_path: Path) -> None:
+    from recommender.events.backend import SqliteEventLog
     from recommender.events.interactions import interactions_from_rows
-    from recommender.events.log import EventLog
 
     cfg = CollaborativeSettings(half_life_days=7.0)
     events = [ev("u1", "a", "view", 3), ev("u2", "b", "cart", 1), ev("u1", "b", "purchase", 0.5)]
-    with EventLog(tmp_path / "log.sqlite3") as log:
+    with SqliteEventLog(tmp_path / "log.sqlite3") as log:
         log.append(events)
-        fast = interactions_from_rows(log.rows(), cfg)
-        slow = build_interactions(log.events(), cfg)
+        fast = interactions_from_rows(log.rows(), cfg, reference=T0)
+        slow = build_interactions(log.events(), cfg, reference=T0)
     assert fast.data_hash == slow.data_hash and fast.reference_us == slow.reference_us

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         similar,
         train,
         train_image_encoder,
+        train_sequence,
+        tune,
         vectorize,
         weaviate_cmd,
     )
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (weaviate_cmd, generate_catalog, vectorize, train, refresh, releases_cmd, evaluate, similar, search,
-                   demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask):
+                   demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask, tune,
+                   train_sequence):
         module.add_parser(sub)
     return parser
 

@@ -10,6 +10,7 @@ and the conventional ``WEAVIATE_URL`` / ``WEAVIATE_API_KEY`` / ``WEAVIATE_GRPC_U
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 import types
@@ -22,6 +23,10 @@ from typing import Any
 from recommender.errors import ConfigError
 
 WEAVIATE_VERSION = "v1.35.2"
+
+
+TUNED_DIR = Path("models") / "tuned"  # under data_dir: `recsys tune`'s versions (recommender.tuning.store)
+TUNED_FILE = "tuned.json"
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ class RankingSettings:
 
     per_source: int = 50
     # the named candidate sources, in any order (a source left out still scores its signal as a feature)
-    sources: str = "text,image,behavior,cooccurrence,session,als_user,popularity"
+    sources: str = "text,image,behavior,cooccurrence,session,als_user,popularity,sasrec"
     max_per_variant_group: int = 1
     diversity: float = 0.0  # default MMR λ (0 = pure relevance); a request may override it
     exclude_out_of_stock: bool = True
@@ -180,6 +185,8 @@ class CollaborativeSettings:
     seed: int = 42
     min_user_items: int = 1  # users with fewer distinct items are left out of ALS (not of co-occurrence)
     max_session_items: int = 50  # longer sessions (bots, crawlers) keep their last N items for co-occurrence
+    # events without a session_id: 0 = DATA.md's user + UTC day; > 0 = a new session after this many idle hours
+    session_gap_hours: float = 0.0
     threads: int = 0  # 0 = implicit's default (all cores)
 
 
@@ -284,7 +291,28 @@ def load_settings(
         if value is not None:
             section, _, name = dotted.rpartition(".")
             _merge(raw, {section: {name: value}} if section else {name: value}, source="overrides")
-    return _build(raw)
+    settings = _build(raw)
+    tuned, source = tuned_defaults(settings.data_dir)
+    if not tuned:
+        return settings
+    merged: dict[str, Any] = {}
+    _merge(merged, tuned, source=source)
+    _merge(merged, raw, source="settings")
+    return _build(merged)
+
+
+def tuned_defaults(data_dir: Path) -> tuple[dict[str, Any], str]:
+    """The settings `recsys tune` chose (its current version under ``<data_dir>/models/tuned``), and their file;
+    ({}, "") when nothing was tuned. Only the ``collaborative`` section is ever tuned."""
+    current = data_dir / TUNED_DIR / "current"
+    if not current.is_file():
+        return {}, ""
+    path = data_dir / TUNED_DIR / current.read_text(encoding="utf-8").strip() / TUNED_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"tuned settings {path} are unreadable: {exc}") from exc
+    return {"collaborative": dict(record.get("settings", {}).get("collaborative", {}))}, str(path)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

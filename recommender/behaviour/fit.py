@@ -15,7 +15,7 @@ from recommender.behaviour.als import CollaborativeModel, fit_als
 from recommender.behaviour.cooccurrence import CoOccurrence, build_cooccurrence
 from recommender.config import CollaborativeSettings
 from recommender.events.interactions import IdMap, Interactions, build_interactions
-from recommender.events.log import Event
+from recommender.events.log import Event, default_session
 from recommender.timing import StageTimer
 
 RECENT_DAYS = 28
@@ -50,14 +50,35 @@ def fit_models(interactions: Interactions, sessions: Iterable[tuple[str, Sequenc
 def fit_behaviour(events: Sequence[Event], settings: CollaborativeSettings) -> Behaviour:
     """Co-occurrence, ALS and popularity (distinct users per product; overall and in the last weeks)."""
     sessions: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for e in sorted(events, key=lambda e: e.timestamp):
-        sessions[e.session_id].append((e.product_id, e.event))
+    ordered = sorted(events, key=lambda e: e.timestamp)
+    for e, session in zip(ordered, session_ids(ordered, settings.session_gap_hours), strict=True):
+        sessions[session].append((e.product_id, e.event))
     model, cooc = fit_models(build_interactions(events, settings), sessions.items(), settings)
     pop = {pid: float(len(users)) for pid, users in _users_per_item(events).items()}
     newest = max((e.timestamp for e in events), default=None)
     recent = [e for e in events if newest is not None and (newest - e.timestamp).days < RECENT_DAYS]
     recent_pop = {pid: float(len(users)) for pid, users in _users_per_item(recent).items()}
     return Behaviour(cooc, model, pop, len({e.user_id for e in events}), recent_pop)
+
+
+def session_ids(events: Sequence[Event], gap_hours: float) -> list[str]:
+    """Each event's session: its own ``session_id``, except that with ``gap_hours > 0`` an event carrying DATA.md's
+    default (user + day) gets the inactivity rule instead: a user's new session starts after ``gap_hours`` idle.
+    ``events`` must be in time order."""
+    if gap_hours <= 0:
+        return [e.session_id for e in events]
+    gap_us = int(gap_hours * 3_600_000_000)
+    last: dict[str, tuple[int, int]] = {}  # user → (last event time, session number)
+    out = []
+    for e in events:
+        if e.session_id != default_session(e.user_id, e.timestamp):
+            out.append(e.session_id)
+            continue
+        ts, n = last.get(e.user_id, (e.ts_us, 0))
+        n = n + 1 if e.ts_us - ts > gap_us else n
+        last[e.user_id] = (e.ts_us, n)
+        out.append(f"{e.user_id}~gap{n}")
+    return out
 
 
 def _users_per_item(events: Sequence[Event]) -> dict[str, set[str]]:

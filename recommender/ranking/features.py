@@ -15,6 +15,7 @@ import numpy as np
 from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.domain import Candidate, ItemView, RankQuery
+from recommender.sequence.store import SequenceModel
 
 FEATURES = (
     "text", "image", "behavior",            # anchor ↔ candidate cosine per named vector
@@ -24,6 +25,7 @@ FEATURES = (
     "popularity", "recent_popularity", "same_category", "same_variant", "same_color", "shared_attributes",
     "price_distance",
     "rr_text", "rr_image", "rr_behavior", "rr_cooccurrence", "rr_session", "rr_als_user", "rr_popularity",
+    "sasrec", "rr_sasrec",                  # the sequence model's next-item score after the shopper's history
 )
 RECENT_HISTORY = 5
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
@@ -92,6 +94,7 @@ class BehaviourContext:
     model: CollaborativeModel | None = None
     popularity: Mapping[str, float] = field(default_factory=dict)
     recent_popularity: Mapping[str, float] = field(default_factory=dict)  # the last weeks only: what's trending
+    sequence: SequenceModel | None = None
 
     @property
     def max_log_popularity(self) -> float:
@@ -145,8 +148,9 @@ class FeatureBuilder:
         put("copurchase", [math.log1p(co.anchor_purchase.get(p, 0.0)) for p in pids])
         put("session", [sum(r.get(p, 0.0) for r in co.history_view) for p in pids])
         reciprocal = _reciprocal_ranks(proposals)
-        for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity"):
+        for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"):
             put(f"rr_{source}", [reciprocal.get((source, p), 0.0) for p in pids])
+        put("sasrec", sequence_scores(self.behaviour.sequence, query.history, pids))
         return out
 
     def _co_rows(self, anchor_id: str | None, history: Sequence[str]) -> _CoRows:
@@ -170,6 +174,16 @@ class FeatureBuilder:
             if j is not None and model.trained[j]:
                 out[pid] = float(model.item_factors[j] @ model.user_factors[u])
         return out
+
+
+def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: Sequence[str]) -> list[float]:
+    """The sequence model's next-item score of each product after ``history`` (most recent first); 0 without one."""
+    ids = model.encode(list(reversed(history))) if model is not None else []
+    if model is None or not ids:
+        return [0.0] * len(pids)
+    scores = model.score_batch([ids])[0]
+    index = [model.items.index(p) for p in pids]
+    return [float(scores[j]) if j is not None else 0.0 for j in index]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from recommender.store.item_cache import ItemLookup
 
 EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history_text", "history_image",
              "session", "als_user", "popularity", "recent_popularity", "same_category", "same_variant",
-             "same_color", "shared_attributes", "price_distance")
+             "same_color", "shared_attributes", "price_distance", "sasrec")
 
 
 class Recommender(Protocol):

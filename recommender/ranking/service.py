@@ -43,10 +43,12 @@ from recommender.ranking.sources import (
     CoOccurring,
     NearVector,
     Popular,
+    SequenceNext,
     SessionCoOccurring,
     VectorNeighbours,
 )
 from recommender.releases import Release, ReleaseStore
+from recommender.sequence.store import SequenceModel, SequenceStore
 from recommender.store.item_cache import BehaviourOverlay, ItemCache, ItemLookup
 from recommender.store.products import Hit
 
@@ -107,7 +109,7 @@ class _Loaded:
     lists: PrecomputedLists | None
 
 
-SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity")
+SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec")
 
 
 def enabled_sources(spec: str) -> frozenset[str]:
@@ -133,6 +135,7 @@ class RecommendationService:
         self._near = nearest(store)
         self._data_dir = data_dir
         self._artifacts = ArtifactStore.in_data_dir(data_dir)
+        self._sequence = SequenceStore.in_data_dir(data_dir)
         self._releases = ReleaseStore.in_data_dir(data_dir)
         self._weights = dict(weights)
         self._local = threading.local()
@@ -267,9 +270,10 @@ class RecommendationService:
 
     def _key(self) -> tuple[str | float | None, ...]:
         release = self._releases.current_version()
+        sequence = self._sequence.current_version()
         if release is not None:
-            return (release,)
-        return (None, self._artifacts.current_version())
+            return (release, None, sequence)
+        return (None, self._artifacts.current_version(), sequence)
 
     def _load(self, key: tuple[str | float | None, ...]) -> _Loaded:
         release: Release | None = self._releases.load(str(key[0])) if key[0] is not None else None
@@ -278,8 +282,9 @@ class RecommendationService:
         model = FusionModel.load(release.fusion_path) if release is not None else configured_model(self._weights)
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
+        sequence = self._sequence.load() if self._sequence.current_version() else None
         sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near,
-                                                 self._enabled)
+                                                 self._enabled, sequence)
         return _Loaded(key, release.version if release else None, version, sources, items, features, model,
                        artifacts.cooccurrence if artifacts else None, lists)
 
@@ -311,7 +316,8 @@ def nearest(store: RecommendationStore) -> NearVector:
 
 
 def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], recent: Mapping[str, float],
-                  base_items: ItemLookup, near: NearVector, enabled: frozenset[str]
+                  base_items: ItemLookup, near: NearVector, enabled: frozenset[str],
+                  sequence: SequenceModel | None = None
                   ) -> tuple[tuple[CandidateSource, ...], ItemLookup, FeatureBuilder]:
     """The online ranker's sources, item lookup (with the model's own ``behavior`` vectors) and features, for one
     behaviour model (None: cold start) — shared by the service and the refresh's precomputed lists."""
@@ -320,8 +326,10 @@ def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], 
     if artifacts is not None:
         sources += [AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR), CoOccurring(artifacts.cooccurrence),
                     SessionCoOccurring(artifacts.cooccurrence), AlsForUser(artifacts.model)]
+    if sequence is not None:
+        sources.append(SequenceNext(sequence))
     sources.append(Popular(dict(popularity)))
     context = BehaviourContext(artifacts.cooccurrence if artifacts else None, artifacts.model if artifacts else None,
-                               dict(popularity), dict(recent))
+                               dict(popularity), dict(recent), sequence)
     return tuple(s for s in sources if s.name in enabled), items, FeatureBuilder(context)
 

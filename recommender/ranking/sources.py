@@ -14,6 +14,7 @@ import numpy as np
 from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.domain import Candidate, ProductFilter, RankQuery
+from recommender.sequence.store import SequenceModel
 from recommender.store.item_cache import ItemLookup
 
 # (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
@@ -118,6 +119,21 @@ class AlsForUser:
         if not query.user_id:
             return []
         recs = self._model.recommend(query.user_id, n + 1, exclude=query.purchased)
+        return _ranked(self.name, recs, query, n)
+
+
+class SequenceNext:
+    """The sequence model's most likely next products after the shopper's recent history (SASRec)."""
+
+    def __init__(self, model: SequenceModel, name: str = "sasrec") -> None:
+        self.name = name
+        self._model = model
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """Top next items given the history (most recent first in the query, oldest first for the model)."""
+        if not query.history:
+            return []
+        recs = self._model.recommend(list(reversed(query.history)), n + 1, exclude=query.purchased)
         return _ranked(self.name, recs, query, n)
 
 

@@ -49,16 +49,21 @@ def fit_models(interactions: Interactions, sessions: Iterable[tuple[str, Sequenc
 
 def fit_behaviour(events: Sequence[Event], settings: CollaborativeSettings) -> Behaviour:
     """Co-occurrence, ALS and popularity (distinct users per product; overall and in the last weeks)."""
-    sessions: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    ordered = sorted(events, key=lambda e: e.timestamp)
-    for e, session in zip(ordered, session_ids(ordered, settings.session_gap_hours), strict=True):
-        sessions[session].append((e.product_id, e.event))
+    sessions = session_items(sorted(events, key=lambda e: e.timestamp), settings.session_gap_hours)
     model, cooc = fit_models(build_interactions(events, settings), sessions.items(), settings)
     pop = {pid: float(len(users)) for pid, users in _users_per_item(events).items()}
     newest = max((e.timestamp for e in events), default=None)
     recent = [e for e in events if newest is not None and (newest - e.timestamp).days < RECENT_DAYS]
     recent_pop = {pid: float(len(users)) for pid, users in _users_per_item(recent).items()}
     return Behaviour(cooc, model, pop, len({e.user_id for e in events}), recent_pop)
+
+
+def session_items(events: Sequence[Event], gap_hours: float) -> dict[str, list[tuple[str, str]]]:
+    """Per session (under the session rule, see ``session_ids``): its (product_id, event) pairs in time order."""
+    sessions: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for e, session in zip(events, session_ids(events, gap_hours), strict=True):
+        sessions[session].append((e.product_id, e.event))
+    return sessions
 
 
 def session_ids(events: Sequence[Event], gap_hours: float) -> list[str]:

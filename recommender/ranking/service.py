@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -48,9 +48,12 @@ from recommender.ranking.sources import (
     VectorNeighbours,
 )
 from recommender.releases import Release, ReleaseStore
-from recommender.sequence.store import SequenceModel, SequenceStore
+from recommender.sequence.versions import sequence_root, sequence_versions
 from recommender.store.item_cache import BehaviourOverlay, ItemCache, ItemLookup
 from recommender.store.products import Hit
+
+if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
+    from recommender.sequence.store import SequenceModel
 
 NEIGHBOUR_VECTORS = ("text", "image")
 
@@ -135,7 +138,7 @@ class RecommendationService:
         self._near = nearest(store)
         self._data_dir = data_dir
         self._artifacts = ArtifactStore.in_data_dir(data_dir)
-        self._sequence = SequenceStore.in_data_dir(data_dir)
+        self._sequence = sequence_versions(sequence_root(data_dir))
         self._releases = ReleaseStore.in_data_dir(data_dir)
         self._weights = dict(weights)
         self._local = threading.local()
@@ -270,7 +273,7 @@ class RecommendationService:
 
     def _key(self) -> tuple[str | float | None, ...]:
         release = self._releases.current_version()
-        sequence = self._sequence.current_version()
+        sequence = self._sequence.current()
         if release is not None:
             return (release, None, sequence)
         return (None, self._artifacts.current_version(), sequence)
@@ -282,11 +285,19 @@ class RecommendationService:
         model = FusionModel.load(release.fusion_path) if release is not None else configured_model(self._weights)
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
-        sequence = self._sequence.load() if self._sequence.current_version() else None
+        sequence = self._sequence_model()
         sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near,
                                                  self._enabled, sequence)
         return _Loaded(key, release.version if release else None, version, sources, items, features, model,
                        artifacts.cooccurrence if artifacts else None, lists)
+
+    def _sequence_model(self) -> SequenceModel | None:
+        """The published sequence model, if any (torch is imported only then)."""
+        if self._sequence.current() is None:
+            return None
+        from recommender.sequence.store import SequenceStore
+
+        return SequenceStore(self._sequence.root).load()
 
     def _popularity(self, release: Release | None, artifacts: Artifacts | None
                     ) -> tuple[dict[str, float], dict[str, float]]:

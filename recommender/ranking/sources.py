@@ -7,15 +7,17 @@ union with every signal. A source with nothing to say (cold anchor, unknown shop
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.domain import Candidate, ProductFilter, RankQuery
-from recommender.sequence.store import SequenceModel
 from recommender.store.item_cache import ItemLookup
+
+if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
+    from recommender.sequence.store import SequenceModel
 
 # (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
 NearVector = Callable[[np.ndarray, str, int, ProductFilter | None], Sequence[tuple[str, float]]]

@@ -8,7 +8,6 @@ the version in use (``recommender.artifacts``), so readers switch without restar
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,16 +18,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from recommender.artifacts import VersionedDir
 from recommender.errors import RecommenderError
 from recommender.events.interactions import IdMap
 from recommender.sequence.model import Sasrec, SasrecConfig
 from recommender.sequence.train import pad_batch
+from recommender.sequence.versions import CONFIG, sequence_root, sequence_versions
 
 FORMAT = "recsys-sasrec/1"
 WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-_VERSION_RE = re.compile(r"^s[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 
 
 class SequenceModelNotFound(RecommenderError):
@@ -75,12 +72,12 @@ class SequenceStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.dir = VersionedDir(root, _VERSION_RE, marker=CONFIG)
+        self.dir = sequence_versions(root)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> SequenceStore:
         """The default place, ``<data_dir>/models/sequence``."""
-        return cls(data_dir / "models" / "sequence")
+        return cls(sequence_root(data_dir))
 
     def current_version(self) -> str | None:
         """The version in use, or None."""

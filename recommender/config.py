@@ -23,11 +23,7 @@ from typing import Any
 from recommender.errors import ConfigError
 
 WEAVIATE_VERSION = "v1.35.2"
-
-
-TUNED_DIR = Path("models") / "tuned"  # under data_dir: `recsys tune`'s versions (recommender.tuning.store)
-TUNED_FILE = "tuned.json"
-
+TUNED_DIR, TUNED_FILE = Path("models") / "tuned", "tuned.json"  # `recsys tune`'s versions under data_dir
 
 @dataclass(frozen=True)
 class WeaviateSettings:
@@ -185,8 +181,7 @@ class CollaborativeSettings:
     seed: int = 42
     min_user_items: int = 1  # users with fewer distinct items are left out of ALS (not of co-occurrence)
     max_session_items: int = 50  # longer sessions (bots, crawlers) keep their last N items for co-occurrence
-    # events without a session_id: 0 = DATA.md's user + UTC day; > 0 = a new session after this many idle hours
-    session_gap_hours: float = 0.0
+    session_gap_hours: float = 0.0  # no session_id: 0 = DATA.md's user + UTC day; > 0 = new after N idle hours
     threads: int = 0  # 0 = implicit's default (all cores)
 
 
@@ -291,24 +286,19 @@ def load_settings(
         if value is not None:
             section, _, name = dotted.rpartition(".")
             _merge(raw, {section: {name: value}} if section else {name: value}, source="overrides")
-    settings = _build(raw)
-    tuned, source = tuned_defaults(settings.data_dir)
-    if not tuned:
-        return settings
-    merged: dict[str, Any] = {}
-    _merge(merged, tuned, source=source)
+    (tuned, source), merged = tuned_defaults(_build(raw).data_dir), dict[str, Any]()
+    _merge(merged, tuned, source=source)  # below everything the user set: they are defaults
     _merge(merged, raw, source="settings")
     return _build(merged)
 
 
 def tuned_defaults(data_dir: Path) -> tuple[dict[str, Any], str]:
-    """The settings `recsys tune` chose (its current version under ``<data_dir>/models/tuned``), and their file;
-    ({}, "") when nothing was tuned. Only the ``collaborative`` section is ever tuned."""
-    current = data_dir / TUNED_DIR / "current"
-    if not current.is_file():
-        return {}, ""
-    path = data_dir / TUNED_DIR / current.read_text(encoding="utf-8").strip() / TUNED_FILE
+    """`recsys tune`'s current choice under ``<data_dir>/models/tuned`` and its file; ({}, "") when none."""
+    current, path = data_dir / TUNED_DIR / "current", Path()
     try:
+        if not current.is_file():
+            return {}, ""
+        path = data_dir / TUNED_DIR / current.read_text(encoding="utf-8").strip() / TUNED_FILE
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"tuned settings {path} are unreadable: {exc}") from exc

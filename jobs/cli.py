@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         token,
         train,
         train_image_encoder,
+        train_sequence,
+        tune,
         vectorize,
         weaviate_cmd,
     )
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (weaviate_cmd, generate_catalog, vectorize, train, refresh, releases_cmd, evaluate, similar, search,
                    demo, train_image_encoder, evaluate_search, ask, generate_questions, evaluate_ask, token,
-                   events_cmd):
+                   events_cmd, tune, train_sequence):
         module.add_parser(sub)
     return parser
 

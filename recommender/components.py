@@ -39,10 +39,13 @@ from recommender.store.products import ProductStore
 from recommender.store.server import LocalWeaviate
 
 if TYPE_CHECKING:
+    from recommender.evaluation.next_item_run import NextItemOptions
     from recommender.evaluation.offline import EvaluateOptions
     from recommender.evaluation.search_eval import SearchEvalOptions
     from recommender.refresh.pipeline import RefreshOptions, RefreshSummary
     from recommender.refresh.train import TrainOptions, TrainSummary
+    from recommender.sequence.store import SequenceModel
+    from recommender.tuning.run import SequenceTrainOptions, TuneOptions
     from recommender.vectorize import VectorizeEngine
 
 log = logging.getLogger(__name__)
@@ -244,6 +247,43 @@ def evaluate_offline(options: EvaluateOptions, settings: Settings) -> dict[str, 
     from recommender.evaluation.offline import evaluate_offline as run
 
     return run(options, settings, lambda: open_store(settings))
+
+
+def sequence_model(settings: Settings, path: Path | None = None) -> SequenceModel | None:
+    """A saved sequence model: ``path`` (a version folder or a store), else the data dir's current one, else None."""
+    from recommender.sequence.store import SequenceModelNotFound, SequenceStore
+
+    if path is not None and (path / "config.json").is_file():
+        return SequenceStore(path.parent).load(path.name)
+    store = SequenceStore(path) if path is not None else SequenceStore.in_data_dir(settings.data_dir)
+    try:
+        return store.load()
+    except SequenceModelNotFound:
+        if path is not None:
+            raise
+        return None
+
+
+def evaluate_next_item(options: NextItemOptions, settings: Settings, sequence: Path | None = None) -> dict[str, Any]:
+    """`recsys evaluate --protocol next-item` (``recommender.evaluation.next_item_run``) with the configured
+    behaviour settings and the saved sequence model, if any."""
+    from recommender.evaluation.next_item_run import run_next_item
+
+    return run_next_item(options, settings.collaborative, sequence_model(settings, sequence))
+
+
+def tune_behaviour(options: TuneOptions, settings: Settings) -> dict[str, Any]:
+    """`recsys tune` (``recommender.tuning.run``): search, record the choice as the data dir's tuned defaults."""
+    from recommender.tuning.run import run_tune
+
+    return run_tune(options, settings.collaborative, settings.data_dir)
+
+
+def train_sequence(options: SequenceTrainOptions, settings: Settings) -> dict[str, Any]:
+    """`recsys train-sequence` (``recommender.tuning.run``): SASRec on a catalog's events, saved and published."""
+    from recommender.tuning.run import run_train_sequence
+
+    return run_train_sequence(options, settings.data_dir)
 
 
 def evaluate_search(options: SearchEvalOptions, settings: Settings, checkpoint: Path | None = None

@@ -9,6 +9,7 @@ section is a frozen dataclass; each component is handed only its own section. En
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 import types
@@ -24,6 +25,7 @@ from recommender.trust_settings import AuthSettings, EventTimeSettings, LimitSet
 WEAVIATE_VERSION = "v1.35.2"
 _CHOICES = {f"{rw}_consistency": ("ONE", "QUORUM", "ALL") for rw in ("read", "write")} | {
     f"compression_{v}": ("none", "rq", "pq", "bq", "sq") for v in ("text", "image", "behavior")}
+TUNED_DIR, TUNED_FILE = Path("models") / "tuned", "tuned.json"  # `recsys tune`'s versions under data_dir
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ class RankingSettings:
 
     per_source: int = 50
     # the named candidate sources, in any order (a source left out still scores its signal as a feature)
-    sources: str = "text,image,behavior,cooccurrence,session,als_user,popularity"
+    sources: str = "text,image,behavior,cooccurrence,session,als_user,popularity,sasrec"
     max_per_variant_group: int = 1
     diversity: float = 0.0  # default MMR λ (0 = pure relevance); a request may override it
     exclude_out_of_stock: bool = True
@@ -240,6 +242,7 @@ class CollaborativeSettings:
     seed: int = 42
     min_user_items: int = 1  # users with fewer distinct items are left out of ALS (not of co-occurrence)
     max_session_items: int = 50  # longer sessions (bots, crawlers) keep their last N items for co-occurrence
+    session_gap_hours: float = 0.0  # no session_id: 0 = DATA.md's user + UTC day; > 0 = new after N idle hours
     threads: int = 0  # 0 = implicit's default (all cores)
 
 
@@ -350,7 +353,23 @@ def load_settings(
         if value is not None:
             section, _, name = dotted.rpartition(".")
             _merge(raw, {section: {name: value}} if section else {name: value}, source="overrides")
-    return _build(raw)
+    (tuned, source), merged = tuned_defaults(_build(raw).data_dir), dict[str, Any]()
+    _merge(merged, tuned, source=source)  # below everything the user set: they are defaults
+    _merge(merged, raw, source="settings")
+    return _build(merged)
+
+
+def tuned_defaults(data_dir: Path) -> tuple[dict[str, Any], str]:
+    """`recsys tune`'s current choice under ``<data_dir>/models/tuned`` and its file; ({}, "") when none."""
+    current, path = data_dir / TUNED_DIR / "current", Path()
+    try:
+        if not current.is_file():
+            return {}, ""
+        path = data_dir / TUNED_DIR / current.read_text(encoding="utf-8").strip() / TUNED_FILE
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"tuned settings {path} are unreadable: {exc}") from exc
+    return {"collaborative": dict(record.get("settings", {}).get("collaborative", {}))}, str(path)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

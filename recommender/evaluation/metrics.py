@@ -142,3 +142,33 @@ def own_item_figures(queries: np.ndarray, candidates: np.ndarray, ks: Sequence[i
             recall[k] += recall_at_k(ranked, {i}, k)
         rr += reciprocal_rank(ranked, {i})
     return RetrievalFigures(n, {k: v / n for k, v in recall.items()}, rr / n)
+
+
+# Next-item ranking over the whole catalogue: one target per user, scores as a (users, items) matrix.
+
+def target_ranks(scores: np.ndarray, targets: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """0-based rank of each row's target among its non-excluded items: the number of other allowed items
+    scoring at least as high (ties count against the target, so a constant scorer earns nothing).
+    ``exclude`` is a boolean mask of the same shape (e.g. the user's history); the target is never excluded."""
+    s = np.array(scores, dtype=np.float64, copy=True)
+    rows = np.arange(len(s))
+    t = np.asarray(targets, dtype=np.int64)
+    if exclude is not None:
+        s[np.asarray(exclude, dtype=bool)] = -np.inf
+    target_score = np.asarray(scores, dtype=np.float64)[rows, t]
+    s[rows, t] = -np.inf
+    return (s >= target_score[:, None]).sum(axis=1)
+
+
+def hit_rate_from_ranks(ranks: np.ndarray, k: int) -> float:
+    """HR@k: share of targets ranked in the top k (rank < k)."""
+    r = np.asarray(ranks)
+    return float((r < k).mean()) if len(r) else 0.0
+
+
+def ndcg_from_ranks(ranks: np.ndarray, k: int) -> float:
+    """NDCG@k with one relevant item: mean of 1/log2(rank + 2) over targets in the top k (0 otherwise)."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if not len(r):
+        return 0.0
+    return float(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0).mean())

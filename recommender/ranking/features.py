@@ -9,12 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.domain import Candidate, ItemView, RankQuery
+
+if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
+    from recommender.sequence.store import SequenceModel
 
 FEATURES = (
     "text", "image", "behavior",            # anchor ↔ candidate cosine per named vector
@@ -27,6 +31,7 @@ FEATURES = (
     # context for the learned ranker's trees: how known the anchor and shopper are, how many sources agree,
     # how far the candidate's text cosine is below the query's best (a per-query normalisation)
     "anchor_popularity", "history_length", "n_sources", "text_gap",
+    "sasrec", "rr_sasrec",                  # the sequence model's next-item score after the shopper's history
 )
 RECENT_HISTORY = 5
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
@@ -95,6 +100,7 @@ class BehaviourContext:
     model: CollaborativeModel | None = None
     popularity: Mapping[str, float] = field(default_factory=dict)
     recent_popularity: Mapping[str, float] = field(default_factory=dict)  # the last weeks only: what's trending
+    sequence: SequenceModel | None = None
 
     @property
     def max_log_popularity(self) -> float:
@@ -148,8 +154,9 @@ class FeatureBuilder:
         put("copurchase", [math.log1p(co.anchor_purchase.get(p, 0.0)) for p in pids])
         put("session", [sum(r.get(p, 0.0) for r in co.history_view) for p in pids])
         reciprocal = _reciprocal_ranks(proposals)
-        for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity"):
+        for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"):
             put(f"rr_{source}", [reciprocal.get((source, p), 0.0) for p in pids])
+        put("sasrec", sequence_scores(self.behaviour.sequence, query.history, pids))
         self._context(out, query, anchor, proposals, pids)
         return out
 
@@ -189,6 +196,16 @@ class FeatureBuilder:
             if j is not None and model.trained[j]:
                 out[pid] = float(model.item_factors[j] @ model.user_factors[u])
         return out
+
+
+def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: Sequence[str]) -> list[float]:
+    """The sequence model's next-item score of each product after ``history`` (most recent first); 0 without one."""
+    ids = model.encode(list(reversed(history))) if model is not None else []
+    if model is None or not ids:
+        return [0.0] * len(pids)
+    scores = model.score_batch([ids])[0]
+    index = [model.items.index(p) for p in pids]
+    return [float(scores[j]) if j is not None else 0.0 for j in index]
 
 
 @dataclass(frozen=True)

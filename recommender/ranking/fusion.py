@@ -23,6 +23,7 @@ from recommender.ranking.features import FEATURES
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "text": 1.0, "image": 0.5, "behavior": 0.5, "cooccurrence": 1.0, "copurchase": 0.5,
     "history_text": 0.3, "session": 0.5, "als_user": 0.3, "popularity": 0.2, "same_category": 0.3,
+    "sasrec": 1.0,
 }
 
 

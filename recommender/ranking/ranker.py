@@ -17,11 +17,12 @@ from recommender.store.item_cache import ItemLookup
 
 EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history_text", "history_image",
              "session", "als_user", "popularity", "recent_popularity", "same_category", "same_variant",
-             "same_color", "shared_attributes", "price_distance")
+             "same_color", "shared_attributes", "price_distance", "sasrec")
 # features that are another view of an explained signal: their contribution is counted in that signal's
 # (a source's rank of the candidate belongs to the source's signal; the text gap to the text cosine)
 SIGNAL_OF = {"rr_text": "text", "rr_image": "image", "rr_behavior": "behavior", "rr_cooccurrence": "cooccurrence",
-             "rr_session": "session", "rr_als_user": "als_user", "rr_popularity": "popularity", "text_gap": "text"}
+             "rr_session": "session", "rr_als_user": "als_user", "rr_popularity": "popularity", "text_gap": "text",
+             "rr_sasrec": "sasrec"}
 _VALUE_COLUMNS = [(name, FEATURES.index(name)) for name in EXPLAINED]
 _GROUPS = np.zeros((len(FEATURES), len(EXPLAINED)))
 for _i, _name in enumerate(FEATURES):

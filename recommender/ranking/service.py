@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -44,12 +44,17 @@ from recommender.ranking.sources import (
     CoOccurring,
     NearVector,
     Popular,
+    SequenceNext,
     SessionCoOccurring,
     VectorNeighbours,
 )
 from recommender.releases import Release, ReleaseStore
+from recommender.sequence.versions import sequence_root, sequence_versions
 from recommender.store.item_cache import BehaviourOverlay, ItemCache, ItemLookup
 from recommender.store.products import Hit
+
+if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
+    from recommender.sequence.store import SequenceModel
 
 NEIGHBOUR_VECTORS = ("text", "image")
 
@@ -109,7 +114,7 @@ class _Loaded:
     lists: PrecomputedLists | None
 
 
-SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity")
+SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec")
 
 
 def enabled_sources(spec: str) -> frozenset[str]:
@@ -136,6 +141,7 @@ class RecommendationService:
         self._near = nearest(store)
         self._events = events
         self._artifacts = ArtifactStore.in_data_dir(data_dir)
+        self._sequence = sequence_versions(sequence_root(data_dir))
         self._releases = ReleaseStore.in_data_dir(data_dir)
         self._weights = dict(weights)
         self._lock = threading.Lock()
@@ -270,9 +276,10 @@ class RecommendationService:
 
     def _key(self) -> tuple[str | float | None, ...]:
         release = self._releases.current_version()
+        sequence = self._sequence.current()
         if release is not None:
-            return (release,)
-        return (None, self._artifacts.current_version())
+            return (release, None, sequence)
+        return (None, self._artifacts.current_version(), sequence)
 
     def _load(self, key: tuple[str | float | None, ...]) -> _Loaded:
         release: Release | None = self._releases.load(str(key[0])) if key[0] is not None else None
@@ -282,12 +289,21 @@ class RecommendationService:
                   else ReleaseModels(configured_model(self._weights)))
         lists = PrecomputedLists(release.lists_path) if release is not None and release.lists_path.is_file() else None
         popularity, recent = self._popularity(release, artifacts)
+        sequence = self._sequence_model()
         sources, items, features = ranking_parts(artifacts, popularity, recent, self.items, self._near,
-                                                 self._enabled)
+                                                 self._enabled, sequence)
         choice = self.settings.model
         return _Loaded(key, release.version if release else None, version, sources, items, features,
                        models.ranking(choice), models.for_shopper(choice),
                        artifacts.cooccurrence if artifacts else None, lists)
+
+    def _sequence_model(self) -> SequenceModel | None:
+        """The published sequence model, if any (torch is imported only then)."""
+        if self._sequence.current() is None:
+            return None
+        from recommender.sequence.store import SequenceStore
+
+        return SequenceStore(self._sequence.root).load()
 
     def _popularity(self, release: Release | None, artifacts: Artifacts | None
                     ) -> tuple[dict[str, float], dict[str, float]]:
@@ -313,7 +329,8 @@ def nearest(store: RecommendationStore) -> NearVector:
 
 
 def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], recent: Mapping[str, float],
-                  base_items: ItemLookup, near: NearVector, enabled: frozenset[str]
+                  base_items: ItemLookup, near: NearVector, enabled: frozenset[str],
+                  sequence: SequenceModel | None = None
                   ) -> tuple[tuple[CandidateSource, ...], ItemLookup, FeatureBuilder]:
     """The online ranker's sources, item lookup (with the model's own ``behavior`` vectors) and features, for one
     behaviour model (None: cold start) — shared by the service and the refresh's precomputed lists."""
@@ -322,8 +339,10 @@ def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], 
     if artifacts is not None:
         sources += [AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR), CoOccurring(artifacts.cooccurrence),
                     SessionCoOccurring(artifacts.cooccurrence), AlsForUser(artifacts.model)]
+    if sequence is not None:
+        sources.append(SequenceNext(sequence))
     sources.append(Popular(dict(popularity)))
     context = BehaviourContext(artifacts.cooccurrence if artifacts else None, artifacts.model if artifacts else None,
-                               dict(popularity), dict(recent))
+                               dict(popularity), dict(recent), sequence)
     return tuple(s for s in sources if s.name in enabled), items, FeatureBuilder(context)
 

@@ -7,7 +7,7 @@ union with every signal. A source with nothing to say (cold anchor, unknown shop
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.domain import Candidate, ProductFilter, RankQuery
 from recommender.store.item_cache import ItemLookup
+
+if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
+    from recommender.sequence.store import SequenceModel
 
 # (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
 NearVector = Callable[[np.ndarray, str, int, ProductFilter | None], Sequence[tuple[str, float]]]
@@ -118,6 +121,21 @@ class AlsForUser:
         if not query.user_id:
             return []
         recs = self._model.recommend(query.user_id, n + 1, exclude=query.purchased)
+        return _ranked(self.name, recs, query, n)
+
+
+class SequenceNext:
+    """The sequence model's most likely next products after the shopper's recent history (SASRec)."""
+
+    def __init__(self, model: SequenceModel, name: str = "sasrec") -> None:
+        self.name = name
+        self._model = model
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """Top next items given the history (most recent first in the query, oldest first for the model)."""
+        if not query.history:
+            return []
+        recs = self._model.recommend(list(reversed(query.history)), n + 1, exclude=query.purchased)
         return _ranked(self.name, recs, query, n)
 
 

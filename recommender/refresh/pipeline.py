@@ -27,7 +27,7 @@ from recommender.ask.vocabulary import vocabulary_path, write_vocabulary
 from recommender.behaviour.als import Artifacts, ArtifactStore, model_params
 from recommender.behaviour.fit import Behaviour, fit_behaviour
 from recommender.catalog.reader import CatalogReader
-from recommender.config import Settings
+from recommender.config import Settings, tuned_defaults
 from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
@@ -297,6 +297,7 @@ class Refresh:
                 "collaborative_version": c.artifacts.version if c.artifacts else None, "events_digest": digest,
                 "params": params, "gate": asdict(c.decision),
                 "fusion": c.models.ranking(self.settings.ranking.model).kind, "refit": s.refit,
+                "tuned": tuned_defaults(self.settings.data_dir)[1] or None,  # `recsys tune`'s choice in effect
                 "counts": {"events": s.events_total, "products": s.products, "changed": s.changed,
                            "removed": s.removed, "lists_ranked": s.lists.ranked, "lists_carried": s.lists.carried},
                 "seconds": dict(s.seconds)})

@@ -18,7 +18,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from recommender.behaviour.als import ArtifactStore, CollaborativeModel, model_params
-from recommender.behaviour.fit import fit_models
+from recommender.behaviour.fit import fit_models, session_items
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings
 from recommender.errors import RecommenderError
@@ -129,7 +129,9 @@ def _fit(options: TrainOptions, settings: Settings, log: EventLog, summary: Trai
         summary.version, summary.refit = current.version, False
         return current.model, False
     with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS must not
-        model, co = fit_models(interactions, log.session_items(until=options.until), cfg, items=interactions.items,
+        sessions = (session_items(list(log.events(until=options.until)), cfg.session_gap_hours).items()
+                    if cfg.session_gap_hours > 0 else log.session_items(until=options.until))
+        model, co = fit_models(interactions, sessions, cfg, items=interactions.items,
                                progress=options.progress, timer=summary.timer)
     if model is None:
         raise RecommenderError("no interactions to train on")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the pinned Weaviate server binary into the project cache (built from source with `go install`).
 #
-#   WEAVIATE_VERSION   version tag to build            (default v1.35.2, matches recommender/config.py)
+#   WEAVIATE_VERSION   version tag to build            (default v1.35.2, matches recommender/deploy_settings.py)
 #   RECSYS_CACHE_DIR   cache root                      (default $HOME/.cache/recsys)
 #
 # Result: $RECSYS_CACHE_DIR/weaviate/$WEAVIATE_VERSION/weaviate-server

@@ -28,7 +28,8 @@ SERVER = {"Authorization": f"Bearer {KEY}"}
 def _env(weaviate: WeaviateSettings, events_url: str, data_dir: Path) -> dict[str, str]:
     return {"RECSYS_WEAVIATE__HOST": weaviate.host, "RECSYS_WEAVIATE__HTTP_PORT": str(weaviate.http_port),
             "RECSYS_WEAVIATE__GRPC_PORT": str(weaviate.grpc_port), "RECSYS_WEAVIATE__COLLECTION": weaviate.collection,
-            "RECSYS_DATA_DIR": str(data_dir), "RECSYS_EVENTS__URL": events_url, "RECSYS_AUTH__SERVER_KEY": KEY}
+            "RECSYS_DATA_DIR": str(data_dir), "RECSYS_EVENTS__URL": events_url, "RECSYS_AUTH__SERVER_KEY": KEY,
+            "RECSYS_SERVE__MAX_INFLIGHT_PER_IP": "64"}  # one test client stands for the shop's backends
 
 
 def _batches() -> list[list[dict[str, Any]]]:
@@ -53,8 +54,8 @@ def _batches() -> list[list[dict[str, Any]]]:
 def test_two_api_processes_share_one_postgres_log(fixtures_weaviate: WeaviateSettings, postgres_url: str,
                                                   tmp_path: Path) -> None:
     batches = _batches()
-    with gunicorn(_env(fixtures_weaviate, postgres_url, tmp_path / "host-a"), tmp_path / "a.log", threads=2) as a, \
-            gunicorn(_env(fixtures_weaviate, postgres_url, tmp_path / "host-b"), tmp_path / "b.log", threads=2) as b, \
+    with gunicorn(_env(fixtures_weaviate, postgres_url, tmp_path / "host-a"), tmp_path / "a.log") as a, \
+            gunicorn(_env(fixtures_weaviate, postgres_url, tmp_path / "host-b"), tmp_path / "b.log") as b, \
             ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(call, f"{base}/v1/events", {"events": batch}, SERVER)
                    for batch in batches for base in (a, b)]

@@ -1,4 +1,5 @@
-"""The Ray engine (`recsys vectorize --engine ray`) against a real local Ray (2 CPUs) and a real Weaviate.
+"""The Ray engine (`recsys vectorize --engine ray`) against a real local Ray (2 CPUs) and a real Weaviate (the
+3-node local cluster, replication factor 3, for the equality test; one node for the others).
 
 It must leave the store exactly as the local engine does (objects, properties, fingerprints, vectors), skip what
 is unchanged, fail loudly naming the products when a write fails, end a killed-and-resumed run like a clean one,
@@ -28,6 +29,7 @@ from recommender.catalog.reader import load_catalog
 from recommender.config import Settings, WeaviateSettings, load_settings
 from recommender.domain import Product
 from recommender.errors import StoreError
+from recommender.store.cluster import LocalCluster
 from recommender.store.products import ProductStore, StoredProduct
 from recommender.vectorize import Vectorizer, VectorizeSummary
 from tests.catalogs import small_catalog
@@ -89,6 +91,21 @@ def store(settings: Settings) -> Iterator[ProductStore]:
         s.drop()
 
 
+@pytest.fixture
+def cluster_settings(weaviate_cluster: LocalCluster, settings: Settings) -> Settings:
+    """The same run into a replication-factor-3 collection on the 3-node local cluster (every node listed)."""
+    base = replace(settings.weaviate, replication_factor=3, read_consistency="QUORUM", write_consistency="QUORUM",
+                   job_timeout_s=60.0)
+    return replace(settings, weaviate=weaviate_cluster.client_settings(base))
+
+
+@pytest.fixture
+def cluster_store(cluster_settings: Settings) -> Iterator[ProductStore]:
+    with ProductStore.open(cluster_settings.weaviate, job=True) as s:
+        yield s
+        s.drop()
+
+
 def run_ray(store: ProductStore, settings: Settings, catalog: Path) -> VectorizeSummary:
     return components.vectorizer(settings, store, progress=False).run(catalog)
 
@@ -107,13 +124,15 @@ def assert_same_state(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
             assert np.allclose(vec, b[1][pid][name], atol=1e-4), (pid, name)
 
 
-def test_ray_engine_stores_what_the_local_engine_stores_and_skips_it_next_time(
-        fixtures_weaviate: WeaviateSettings, store, settings, ray_tmp):
+def test_ray_engine_into_a_cluster_stores_what_the_local_engine_stores_and_skips_it_next_time(
+        fixtures_weaviate: WeaviateSettings, cluster_store, cluster_settings, ray_tmp):
+    store, settings = cluster_store, cluster_settings
     summary = run_ray(store, settings, FIXTURES)
     total = len(load_catalog(FIXTURES).products)
     assert (summary.written, summary.text_encoded, summary.image_encoded, summary.invalid) == (total, total, total, 0)
     assert summary.line().startswith(f"vectorize: read={total} invalid=0 text_encoded={total}")
     assert {"plan", "encode_text", "encode_image", "write", "pipeline"} <= set(summary.seconds)
+    assert store.layout()["replication_factor"] == 3
     by_ray = state(store)
     assert all(props["fp_text"] and props["fp_image"] and props["fp_properties"] for props in by_ray[0].values())
     with ProductStore.open(fixtures_weaviate) as local:  # the fixture catalog, vectorized by the local engine

@@ -123,11 +123,13 @@ def test_a_lost_node_fails_no_product_page_after_detection_and_loses_nothing(
     env = {"WEAVIATE_URL": str(settings.url), "WEAVIATE_GRPC_URL": str(settings.grpc_url),
            "RECSYS_WEAVIATE__COLLECTION": settings.collection, "RECSYS_WEAVIATE__QUERY_TIMEOUT_S": "10",
            "RECSYS_DATA_DIR": str(data_dir), "RECSYS_API__CATALOG_DIR": str(FIXTURES),
-           "RECSYS_RANKING__RELOAD_INTERVAL_S": "3600"}
+           "RECSYS_RANKING__RELOAD_INTERVAL_S": "3600",
+           # the two load threads stand for many shoppers: no per-address rate or concurrency limit
+           "RECSYS_LIMITS__ENABLED": "false", "RECSYS_SERVE__MAX_INFLIGHT_PER_IP": "64"}
     calls: list[Call] = []
     kill_at: list[float] = []
     stop = threading.Event()
-    with gunicorn(env, tmp_path / "gunicorn.log", threads=4) as base:
+    with gunicorn(env, tmp_path / "gunicorn.log") as base:
         assert requests.get(f"{base}/v1/products/{ids[0]}/recommendations?k=5", timeout=120).status_code == 200
         workers = [threading.Thread(target=_load, args=(base, ids, stop, kill_at, calls)) for _ in range(2)]
         for worker in workers:

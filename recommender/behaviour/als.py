@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
+from threadpoolctl import threadpool_limits
 
 from recommender.artifacts import VersionedDir
 from recommender.behaviour.cooccurrence import CoOccurrence
@@ -107,11 +108,13 @@ def fit_als(interactions: Interactions, settings: CollaborativeSettings, progres
     # would act as negative feedback; so we pass Hu–Koren's 1 + alpha·value and leave implicit's alpha at 1.
     confidence = matrix.astype(np.float32, copy=True)
     confidence.data = 1.0 + np.float32(settings.alpha) * confidence.data
-    model = AlternatingLeastSquares(
-        factors=settings.factors, regularization=settings.regularization, alpha=1.0,
-        iterations=settings.iterations, random_state=settings.seed, num_threads=settings.threads,
-        calculate_training_loss=False)
-    model.fit(confidence, show_progress=progress)
+    # implicit parallelises itself: BLAS's own threads would only fight it (and implicit warns about them)
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=settings.factors, regularization=settings.regularization, alpha=1.0,
+            iterations=settings.iterations, random_state=settings.seed, num_threads=settings.threads,
+            calculate_training_loss=False)
+        model.fit(confidence, show_progress=progress)
     trained = np.asarray((matrix != 0).sum(axis=0)).ravel() > 0
     return CollaborativeModel(
         np.asarray(model.user_factors, dtype=np.float32), np.asarray(model.item_factors, dtype=np.float32),

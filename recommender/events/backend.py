@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
 from recommender.config import EventsSettings
 from recommender.errors import ConfigError
 from recommender.events.log import ROW_COLUMNS, SCHEMA, EventLogError
@@ -22,6 +24,25 @@ if TYPE_CHECKING:
     from recommender.events.postgres import PostgresPool
 
 
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _open(path: Path, any_thread: bool) -> sqlite3.Connection:
+    """A connection with the schema in place (columns added to an older log); closed again if that fails."""
+    db = connect(path, wal=True, autocommit=True, cache_mib=64, any_thread=any_thread)  # 64 MiB: bulk imports
+    try:
+        db.executescript(SCHEMA.read_text(encoding="utf-8"))
+        have = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+        for name, definition in ADDED_COLUMNS:  # SQLite has no ADD COLUMN IF NOT EXISTS
+            if name not in have:
+                db.execute(f"ALTER TABLE events ADD COLUMN {name} {definition}")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
+
+
 class SqliteEventLog(SqlEventLog):
     """Events in one SQLite file (WAL): the embedded default. One instance per thread; ``close()`` when done."""
 
@@ -31,13 +52,12 @@ class SqliteEventLog(SqlEventLog):
         self._insert = (f"INSERT OR IGNORE INTO events ({', '.join(ROW_COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})")
         try:
-            # 64 MiB cache: bulk imports of random keys stay in memory
-            self._db = connect(self.path, wal=True, autocommit=True, cache_mib=64, any_thread=any_thread)
-            self._db.executescript(SCHEMA.read_text(encoding="utf-8"))
-            have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-            for name, definition in ADDED_COLUMNS:  # SQLite has no ADD COLUMN IF NOT EXISTS
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {definition}")
+            # several processes or threads opening a new file at once race to switch it to WAL, and that switch
+            # answers "locked" without waiting for the busy timeout: try again, briefly
+            for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_attempt(6),
+                                    wait=wait_exponential(multiplier=0.1, max=2.0), reraise=True):
+                with attempt:
+                    self._db = _open(self.path, any_thread)
         except sqlite3.Error as exc:
             raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc
 

@@ -185,7 +185,7 @@ def test_cli_trains_then_the_service_uses_current_and_evaluate_search_reads_held
     assert len(held) == 18 and manifest["data"]["train"] + manifest["data"]["val"] == 54
     assert manifest["architecture"]["model"] == TINY and manifest["architecture"]["image_size"] == SIZE
     encoder = components.image_encoder(load_settings(env={}, overrides={"data_dir": data}))
-    assert encoder.checkpoint == current and not encoder.is_untrained
+    assert encoder.checkpoint == current.resolve() and not encoder.is_untrained  # pinned: a run sees one version
     out = tmp_path / "eval"
     assert main(["--data-dir", str(data), "evaluate-search", "--catalog", str(catalog), "--out", str(out),
                  "--exclude-trained", "--no-progress"]) == 0

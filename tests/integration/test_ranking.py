@@ -80,7 +80,7 @@ def test_learned_trees_beat_the_logistic_fusion_and_explain_every_item(store, sp
     inner = inner_rows(train, items, near_for(store), settings, Rules(), 60, max_tasks=300, progress=False)
     models = learn_models(inner, LtrParams(threads=1))
     assert models.tree is not None and models.tree.meta["training"]["rounds"] >= 1
-    ms = method_set(fit_behaviour(train, settings), items, near_for(store), Rules(), 60)
+    ms = method_set(fit_behaviour(train, settings, now=test[0].timestamp), items, near_for(store), Rules(), 60)
     trees, logistic = ms.fused("trees", models.tree), ms.fused("logistic", models.logistic)
     tasks = build_tasks(train, test)
     tasks = [tasks[i] for i in np.random.default_rng(2).choice(len(tasks), 150, replace=False)]

@@ -26,7 +26,8 @@ def test_first_search_and_ask_find_every_worker_warm(fixtures_weaviate: Weaviate
            "RECSYS_WEAVIATE__HTTP_PORT": str(fixtures_weaviate.http_port),
            "RECSYS_WEAVIATE__GRPC_PORT": str(fixtures_weaviate.grpc_port),
            "RECSYS_WEAVIATE__COLLECTION": fixtures_weaviate.collection, "RECSYS_DATA_DIR": str(tmp_path / "data"),
-           "RECSYS_IMAGE_ENCODER__IMAGE_SIZE": str(IMAGE_SIZE), "RECSYS_API__WARMUP": "true"}
+           "RECSYS_IMAGE_ENCODER__IMAGE_SIZE": str(IMAGE_SIZE), "RECSYS_API__WARMUP": "true",
+           "RECSYS_SERVE__MAX_INFLIGHT_PER_IP": "64"}  # the concurrent /readyz polls below come from one address
     with gunicorn(env, tmp_path / "gunicorn.log", workers=2) as base:
         deadline = time.monotonic() + READY_S
         while call(f"{base}/readyz")[0] != 200:

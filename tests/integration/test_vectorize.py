@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +20,8 @@ from recommender.errors import StoreError
 from recommender.store.products import ProductStore
 from recommender.vectorize import MassDeleteRefused, Vectorizer, VectorizeSummary
 from tests.catalogs import read_rows, small_catalog
-from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
+from tests.integration.conftest import FIXTURES, IMAGE_SIZE
+from tests.vectorize_runs import assert_same_state, kill_vectorize_mid_run, store_state
 
 # text_encoder / image_encoder (session-scoped, real models) come from tests/integration/conftest.py
 
@@ -66,21 +62,6 @@ def rewrite_rows(catalog: Path, edit) -> None:  # type: ignore[no-untyped-def]
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def snapshot(store: ProductStore) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
-    """Everything a run decides: properties and vectors of every object."""
-    ids = sorted(store.iter_ids())
-    return {pid: store.get(pid) or {} for pid in ids}, store.vectors(ids)
-
-
-def assert_same_state(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
-    """Same objects, same properties, same vector names, vectors equal up to float noise of batching."""
-    assert a[0] == b[0]
-    assert {k: sorted(v) for k, v in a[1].items()} == {k: sorted(v) for k, v in b[1].items()}
-    for pid, vecs in a[1].items():
-        for name, vec in vecs.items():
-            assert np.allclose(vec, b[1][pid][name], atol=1e-4), (pid, name)
 
 
 def test_fixtures_vectorize_fully_and_second_run_writes_nothing(store, settings, text_encoder, image_encoder):
@@ -204,39 +185,18 @@ def test_failed_objects_fail_loudly(store, settings, text_encoder, image_encoder
 
 def test_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, settings, store, text_encoder,
                                                       image_encoder, tmp_path):
-    env = dict(os.environ, RECSYS_WEAVIATE__HOST=settings.weaviate.host,
-               RECSYS_WEAVIATE__HTTP_PORT=str(settings.weaviate.http_port),
-               RECSYS_WEAVIATE__GRPC_PORT=str(settings.weaviate.grpc_port),
-               RECSYS_WEAVIATE__COLLECTION=settings.weaviate.collection,
-               RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(IMAGE_SIZE), RECSYS_VECTORIZE__CHUNK_SIZE="8",
-               RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8")
     catalog = small_catalog(tmp_path / "cat", 120)
-    store.ensure_collection()
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "vectorize", "--catalog", str(catalog),
-                             "--no-progress"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    total = len(load_catalog(catalog).products)
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if 0 < store.count() < total // 2:
-                break
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    partial = store.count()
-    assert 0 < partial < total, f"could not catch the job mid-run (count={partial})"
+    partial = kill_vectorize_mid_run(settings, store, catalog, {})
 
     resumed = run_job(store, settings, text_encoder, image_encoder, catalog)
     assert resumed.skipped_unchanged == partial  # what was written before the kill is not redone
-    killed_then_resumed = snapshot(store)
+    killed_then_resumed = store_state(store)
 
     clean = replace(settings.weaviate, collection=settings.weaviate.collection + "Clean")
     with ProductStore.open(clean) as fresh:
         try:
             run_job(fresh, settings, text_encoder, image_encoder, catalog)
-            assert_same_state(snapshot(fresh), killed_then_resumed)
+            assert_same_state(store_state(fresh), killed_then_resumed)
         finally:
             fresh.drop()
 

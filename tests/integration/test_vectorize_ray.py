@@ -12,8 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,7 +31,8 @@ from recommender.store.cluster import LocalCluster
 from recommender.store.products import ProductStore, StoredProduct
 from recommender.vectorize import Vectorizer, VectorizeSummary
 from tests.catalogs import small_catalog
-from tests.integration.conftest import FIXTURES, IMAGE_SIZE, REPO
+from tests.integration.conftest import FIXTURES, IMAGE_SIZE
+from tests.vectorize_runs import assert_same_state, kill_vectorize_mid_run, store_state
 
 pytestmark = pytest.mark.integration
 
@@ -110,20 +109,6 @@ def run_ray(store: ProductStore, settings: Settings, catalog: Path) -> Vectorize
     return components.vectorizer(settings, store, progress=False).run(catalog)
 
 
-def state(store: ProductStore) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
-    """Everything a run decides: properties (fingerprints included) and vectors of every object."""
-    ids = sorted(store.iter_ids())
-    return {pid: store.get(pid) or {} for pid in ids}, store.vectors(ids)
-
-
-def assert_same_state(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
-    assert a[0] == b[0]
-    assert {k: sorted(v) for k, v in a[1].items()} == {k: sorted(v) for k, v in b[1].items()}
-    for pid, vecs in a[1].items():
-        for name, vec in vecs.items():
-            assert np.allclose(vec, b[1][pid][name], atol=1e-4), (pid, name)
-
-
 def test_ray_engine_into_a_cluster_stores_what_the_local_engine_stores_and_skips_it_next_time(
         fixtures_weaviate: WeaviateSettings, cluster_store, cluster_settings, ray_tmp):
     store, settings = cluster_store, cluster_settings
@@ -133,10 +118,10 @@ def test_ray_engine_into_a_cluster_stores_what_the_local_engine_stores_and_skips
     assert summary.line().startswith(f"vectorize: read={total} invalid=0 text_encoded={total}")
     assert {"plan", "encode_text", "encode_image", "write", "pipeline"} <= set(summary.seconds)
     assert store.layout()["replication_factor"] == 3
-    by_ray = state(store)
+    by_ray = store_state(store)
     assert all(props["fp_text"] and props["fp_image"] and props["fp_properties"] for props in by_ray[0].values())
     with ProductStore.open(fixtures_weaviate) as local:  # the fixture catalog, vectorized by the local engine
-        assert_same_state(by_ray, state(local))
+        assert_same_state(by_ray, store_state(local))
 
     again = run_ray(store, settings, FIXTURES)
     assert (again.written, again.text_encoded, again.image_encoded, again.deleted) == (0, 0, 0, 0)
@@ -156,29 +141,10 @@ def test_a_failed_write_fails_the_ray_run_loudly_naming_the_products(store, sett
 
 def test_ray_run_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, store, settings, ray_tmp,
                                                               text_encoder, image_encoder, tmp_path):
-    env = dict(os.environ, RECSYS_WEAVIATE__HOST=settings.weaviate.host,
-               RECSYS_WEAVIATE__HTTP_PORT=str(settings.weaviate.http_port),
-               RECSYS_WEAVIATE__GRPC_PORT=str(settings.weaviate.grpc_port),
-               RECSYS_WEAVIATE__COLLECTION=settings.weaviate.collection,
-               RECSYS_IMAGE_ENCODER__IMAGE_SIZE=str(IMAGE_SIZE), RECSYS_VECTORIZE__CHUNK_SIZE="8",
-               RECSYS_VECTORIZE__WRITE_BATCH_SIZE="8", RECSYS_VECTORIZE__RAY_NUM_CPUS="2")
     catalog = small_catalog(tmp_path / "cat", 120)
-    store.ensure_collection()
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "vectorize", "--catalog", str(catalog),
-                             "--no-progress", "--engine", "ray"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    partial = kill_vectorize_mid_run(settings, store, catalog, {"RECSYS_VECTORIZE__RAY_NUM_CPUS": "2"},
+                                     ["--engine", "ray"], wait_s=240)
     total = len(load_catalog(catalog).products)
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if 0 < store.count() < total // 2:
-                break
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    partial = store.count()
-    assert 0 < partial < total, f"could not catch the job mid-run (count={partial})"
     assert ray_processes(ray_tmp) == [], "the killed run's Ray processes outlived it"
 
     resumed = run_ray(store, settings, catalog)
@@ -189,6 +155,6 @@ def test_ray_run_killed_mid_run_then_rerun_equals_a_clean_run(weaviate_server, s
     with ProductStore.open(clean) as fresh:  # one clean run, by the local engine
         try:
             Vectorizer(fresh, text_encoder, image_encoder, settings.vectorize, progress=False).run(catalog)
-            assert_same_state(state(fresh), state(store))
+            assert_same_state(store_state(fresh), store_state(store))
         finally:
             fresh.drop()

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -160,17 +160,19 @@ def run_job(env: dict[str, str], *args: str) -> None:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, int]]:
-    """`gunicorn api.wsgi:app` (the shipped config) on a free loopback port; yields (base URL, master pid)."""
+def gunicorn(env: dict[str, str], workers: int, log: Path, extra: Sequence[str] = (), probe: str = "/healthz",
+             startup_s: float = STARTUP_S) -> Iterator[tuple[str, int]]:
+    """`gunicorn api.wsgi:app` (the shipped config, plus ``extra`` arguments) on a free loopback port; yields
+    (base URL, master pid) once ``probe`` answers 200."""
     port = free_port("127.0.0.1")
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
-                                 f"127.0.0.1:{port}", "--workers", str(workers), "api.wsgi:app"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+                                 f"127.0.0.1:{port}", "--workers", str(workers), *extra, "api.wsgi:app"], cwd=REPO,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while not _healthy(base):
+        deadline = time.monotonic() + startup_s
+        while not _answers(base + probe):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"gunicorn not up ({proc.poll()}):\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
@@ -178,15 +180,15 @@ def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
 
 
-def _healthy(base: str) -> bool:
+def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

@@ -24,8 +24,6 @@ import io
 import json
 import random
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,13 +32,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import api_load  # a sibling script (bench/ is on sys.path when run)
 import numpy as np
-from api_load import job_env, run_job  # a sibling script (bench/ is on sys.path when run)
+from api_load import job_env, run_job
 from PIL import Image
 
 from recommender.catalog.reader import CatalogReader
 from recommender.config import load_settings
-from recommender.store.ports import free_port, free_ports
+from recommender.store.ports import free_ports
 from recommender.store.server import LocalWeaviate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,25 +179,9 @@ def closed_count(socks: list[socket.socket]) -> int:
 @contextmanager
 def gunicorn(env: dict[str, str], extra: list[str], log: Path) -> Iterator[int]:
     """The shipped config with ``extra`` arguments, 2 workers, warm-up on; yields the port once ready."""
-    port = free_port("127.0.0.1")
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
-                                 f"127.0.0.1:{port}", "--workers", "2", *extra, "api.wsgi:app"], cwd=REPO,
-                                env={**env, "RECSYS_API__WARMUP": "true"}, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + READY_S
-        while request(port, "GET", "/readyz") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn not ready ({proc.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with api_load.gunicorn({**env, "RECSYS_API__WARMUP": "true"}, 2, log, extra, probe="/readyz",
+                           startup_s=READY_S) as (base, _):
+        yield int(base.rsplit(":", 1)[1])
 
 
 def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, pages: list[str], photo: bytes,

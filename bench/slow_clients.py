@@ -43,7 +43,9 @@ from recommender.store.ports import free_ports
 from recommender.store.server import LocalWeaviate
 
 REPO = Path(__file__).resolve().parents[1]
-MODES = {"sync": ["--worker-class", "sync"], "gthread": ["--worker-class", "gthread", "--threads", "8"],
+# sync needs --threads 1: gunicorn turns a sync worker with threads > 1 (the shipped config's 8) into gthread
+MODES = {"sync": ["--worker-class", "sync", "--threads", "1"],
+         "gthread": ["--worker-class", "gthread", "--threads", "8"],
          "guarded": []}  # guarded: the shipped gunicorn.conf.py as it is
 CLIENT_TIMEOUT_S = 5.0
 READY_S = 240.0

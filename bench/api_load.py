@@ -160,6 +160,19 @@ def run_job(env: dict[str, str], *args: str) -> None:
 
 
 @contextmanager
+def bench_weaviate(base: Settings, folder: Path, collection: str) -> Iterator[Settings]:
+    """A local Weaviate for one bench run, stopped afterwards; yields ``base`` pointed at it and ``collection``."""
+    http_port, grpc_port = free_ports(2)
+    server = LocalWeaviate(base.weaviate_binary, folder, http_port=http_port, grpc_port=grpc_port)
+    server.start()
+    try:
+        yield replace(base, weaviate=replace(base.weaviate, host="127.0.0.1", http_port=server.http_port,
+                                             grpc_port=server.grpc_port, collection=collection))
+    finally:
+        server.stop()
+
+
+@contextmanager
 def gunicorn(env: dict[str, str], workers: int, log: Path, extra: Sequence[str] = (), probe: str = "/healthz",
              startup_s: float = STARTUP_S) -> Iterator[tuple[str, int]]:
     """`gunicorn api.wsgi:app` (the shipped config, plus ``extra`` arguments) on a free loopback port; yields
@@ -292,20 +305,13 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-api-"))
     base = load_settings()
-    http_port, grpc_port = free_ports(2)
-    server = LocalWeaviate(base.weaviate_binary, work / "weaviate", http_port=http_port, grpc_port=grpc_port)
-    server.start()
-    try:
-        settings = replace(base, weaviate=replace(base.weaviate, host="127.0.0.1", http_port=server.http_port,
-                                                  grpc_port=server.grpc_port, collection="BenchApi"))
+    with bench_weaviate(base, work / "weaviate", "BenchApi") as settings:
         env = job_env(settings, args.catalog, work / "data", args.image_size)
         run_job(env, "refresh", "--catalog", str(args.catalog))
         ids = [p.product_id for p in CatalogReader(args.catalog)]
         print(f"catalog {args.catalog}: {len(ids)} products; concurrency {args.concurrency}, "
               f"{args.requests} requests or {args.max_seconds:.0f}s per measure")
         measure(args, settings, env, ids, shoppers(args.catalog), work)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -18,15 +18,12 @@ import argparse
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import requests
-from api_load import REPO, gunicorn, job_env, report_workers, run_job
+from api_load import REPO, bench_weaviate, gunicorn, job_env, report_workers, run_job
 
 from recommender.config import load_settings
-from recommender.store.ports import free_ports
-from recommender.store.server import LocalWeaviate
 
 QUERY = {"text": "blue jeans", "k": 10}  # one query throughout, so the first and the 20th differ only in warmth
 
@@ -89,19 +86,12 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-cold-"))
     base = load_settings()
-    http_port, grpc_port = free_ports(2)
-    server = LocalWeaviate(base.weaviate_binary, work / "weaviate", http_port=http_port, grpc_port=grpc_port)
-    server.start()
-    try:
-        settings = replace(base, weaviate=replace(base.weaviate, host="127.0.0.1", http_port=server.http_port,
-                                                  grpc_port=server.grpc_port, collection="BenchCold"))
+    with bench_weaviate(base, work / "weaviate", "BenchCold") as settings:
         env = job_env(settings, args.catalog, work / "data", args.image_size)
         env["RECSYS_API__WARMUP"] = "false" if args.no_warmup else "true"
         run_job(env, "vectorize", "--catalog", str(args.catalog))
         print(f"catalog {args.catalog}; {args.workers} workers; warm-up {'off' if args.no_warmup else 'on'}")
         measure(env, args.workers, work)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -29,18 +29,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import api_load  # a sibling script (bench/ is on sys.path when run)
 import numpy as np
-from api_load import job_env, run_job
+from api_load import bench_weaviate, job_env, run_job
 from PIL import Image
 
 from recommender.catalog.reader import CatalogReader
 from recommender.config import load_settings
-from recommender.store.ports import free_ports
-from recommender.store.server import LocalWeaviate
 
 REPO = Path(__file__).resolve().parents[1]
 # sync needs --threads 1: gunicorn turns a sync worker with threads > 1 (the shipped config's 8) into gthread
@@ -233,12 +231,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-slow-"))
     base = load_settings()
-    http_port, grpc_port = free_ports(2)
-    server = LocalWeaviate(base.weaviate_binary, work / "weaviate", http_port=http_port, grpc_port=grpc_port)
-    server.start()
-    try:
-        settings = replace(base, weaviate=replace(base.weaviate, host="127.0.0.1", http_port=server.http_port,
-                                                  grpc_port=server.grpc_port, collection="BenchSlow"))
+    with bench_weaviate(base, work / "weaviate", "BenchSlow") as settings:
         env = job_env(settings, args.catalog, work / "data", args.image_size)
         env.pop("RECSYS_SERVE__MAX_INFLIGHT_PER_IP", None)  # the shipped per-address cap, as deployed
         run_job(env, "refresh", "--catalog", str(args.catalog))
@@ -255,8 +248,6 @@ def main() -> None:
         for name in args.modes.split(","):
             for row in run_mode(name, env, args, pages, photo, work):
                 print(row, flush=True)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -162,8 +162,7 @@ class ProductFilters(Conditions):
                                  description="category path prefix, levels separated by ' > '")
     price_max: Price | None = Field(default=None, description="inclusive upper price bound")
     price_min: Price | None = Field(default=None, description="inclusive lower price bound")
-    in_stock: Bool | None = Field(default=None, description="true: only in-stock products; false: recommendations "
-                                                            "keep only out-of-stock ones, search does not filter")
+    in_stock: Bool | None = Field(default=None, description="true: only in-stock products; false: only sold-out ones")
     exclude: Conditions | None = Field(default=None, description="products matching any of these are left out")
 
     @field_validator("category")
@@ -202,7 +201,7 @@ class ProductFilters(Conditions):
 
     def search_filters(self) -> SearchFilters:
         """The filters of a search request."""
-        return SearchFilters(self.category, self.price_min, self.price_max, bool(self.in_stock), self.conditions)
+        return SearchFilters(self.category, self.price_min, self.price_max, self.in_stock, self.conditions)
 
 
 FLAT_CONDITIONS = ("color", "brand", "level")  # repeatable as query/form fields, and as ``exclude_<name>``

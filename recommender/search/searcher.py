@@ -116,7 +116,8 @@ class SearchFilters:
 
     ``category`` is a path prefix on whole levels (``"Women > Bottoms"`` matches ``Women > Bottoms > Jeans``;
     ``"Women"`` matches all of Women), compared exactly (case-sensitive), like the catalog writes them.
-    Price bounds are inclusive. ``in_stock=True`` keeps only in-stock products; False does not filter.
+    Price bounds are inclusive. ``in_stock`` True keeps only in-stock products, False only sold-out ones (as on
+    recommendations and in ask), None does not filter.
     ``conditions`` add colour, brand, category-level, catalog-column and text conditions, each possibly negated
     (``domain.FieldCondition``); they apply to every query path, text and image alike.
     """
@@ -124,7 +125,7 @@ class SearchFilters:
     category: str | None = None
     price_min: float | None = None
     price_max: float | None = None
-    in_stock: bool = False
+    in_stock: bool | None = None
     conditions: tuple[FieldCondition, ...] = ()
 
     def __post_init__(self) -> None:
@@ -135,7 +136,7 @@ class SearchFilters:
                                    f"price_min {self.price_min} is above price_max {self.price_max}")
         if self.category is not None and not all(self.category_levels):
             raise SearchInputError("filters.category", f"category {self.category!r} has an empty level")
-        if not isinstance(self.in_stock, bool):
+        if self.in_stock is not None and not isinstance(self.in_stock, bool):
             raise SearchInputError("filters.in_stock", f"in_stock must be true or false, got {self.in_stock!r}")
 
     @property
@@ -148,7 +149,7 @@ class SearchFilters:
     def to_store(self) -> ProductFilter:
         """The store-level filter."""
         return ProductFilter(category=self.category_levels, price_min=self.price_min, price_max=self.price_max,
-                             in_stock=True if self.in_stock else None, conditions=self.conditions)
+                             in_stock=self.in_stock, conditions=self.conditions)
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,8 @@ def test_filters_are_pushed_down_into_weaviate(client: FlaskClient) -> None:
     assert ids(search(client, text=title, vectors=["text"], k=1)) == [sold_out[0]]
     in_stock = search(client, text=title, vectors=["text"], filters={"in_stock": True}, k=50)
     assert not set(ids(in_stock)) & set(sold_out) and len(in_stock["results"]) == 50
+    only_sold_out = search(client, text=title, vectors=["text"], filters={"in_stock": False}, k=50)
+    assert ids(only_sold_out) and set(ids(only_sold_out)) <= set(sold_out)
 
     form = client.post("/v1/search", data={"text": "jeans", "category": "Women > Bottoms > Jeans", "in_stock": "true",
                                            "price_max": "70", "k": "20"}, content_type="multipart/form-data")

@@ -121,4 +121,5 @@ def test_filter_translation() -> None:
                             ("Equal", "in_stock", True)])
     deep = describe(weaviate_filter(ProductFilter(category=("A", "B", "C", "D"))))
     assert deep == ("Or", [("Equal", "category", "A > B > C > D"), ("Like", "category", "A > B > C > D > *")])
-    assert SearchFilters(in_stock=False).to_store() == ProductFilter()
+    assert SearchFilters().to_store() == ProductFilter()
+    assert SearchFilters(in_stock=False).to_store() == ProductFilter(in_stock=False)

@@ -35,8 +35,9 @@ class CandidateSource(Protocol):
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]: ...
 
 
-def _ranked(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n: int) -> list[Candidate]:
+def ranked_candidates(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n: int) -> list[Candidate]:
     out: list[Candidate] = []
+    """``scored`` as this source's candidates: ranks from 1, the anchor and exclusions left out, at most ``n``."""
     for pid, score in scored:
         if pid != query.anchor_id and pid not in query.exclude:
             out.append(Candidate(pid, name, float(score), len(out) + 1))
@@ -46,7 +47,9 @@ def _ranked(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n:
 
 
 class VectorNeighbours:
-    """Nearest neighbours of the anchor by one named vector, from the vector store."""
+    """Nearest neighbours of the anchor by one named vector, from the vector store (a round trip per request)."""
+
+    remote = True  # waits on the store: the ranker asks such sources concurrently
 
     def __init__(self, vector: str, items: ItemLookup, near: NearVector) -> None:
         self.name = vector
@@ -59,7 +62,7 @@ class VectorNeighbours:
         if anchor is None or self.name not in anchor.vectors:
             return []
         hits = self._near(anchor.vectors[self.name], self.name, n + 1, query.filters)
-        return _ranked(self.name, hits, query, n)
+        return ranked_candidates(self.name, hits, query, n)
 
 
 class CoOccurring:
@@ -74,8 +77,7 @@ class CoOccurring:
         """Co-occurring products, most similar first."""
         if not query.anchor_id:
             return []
-        items = self._cooc.co_occurring(query.anchor_id, n + 1, self._kind)
-        return _ranked(self.name, [(c.product_id, c.similarity) for c in items], query, n)
+        return ranked_candidates(self.name, self._cooc.similar(query.anchor_id, n + 1, self._kind), query, n)
 
 
 class SessionCoOccurring:
@@ -90,9 +92,9 @@ class SessionCoOccurring:
         """Summed co-occurrence similarity over the most recent history items."""
         scores: dict[str, float] = {}
         for pid in query.history[: self._recent]:
-            for c in self._cooc.co_occurring(pid, n):
-                scores[c.product_id] = scores.get(c.product_id, 0.0) + c.similarity
-        return _ranked(self.name, sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])), query, n)
+            for other, similarity in self._cooc.similar(pid, n):
+                scores[other] = scores.get(other, 0.0) + similarity
+        return ranked_candidates(self.name, sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])), query, n)
 
 
 class AlsSimilar:
@@ -106,7 +108,7 @@ class AlsSimilar:
         """ALS item–item neighbours of the anchor."""
         if not query.anchor_id:
             return []
-        return _ranked(self.name, self._model.similar_items(query.anchor_id, n + 1), query, n)
+        return ranked_candidates(self.name, self._model.similar_items(query.anchor_id, n + 1), query, n)
 
 
 class AlsForUser:
@@ -121,7 +123,7 @@ class AlsForUser:
         if not query.user_id:
             return []
         recs = self._model.recommend(query.user_id, n + 1, exclude=query.purchased)
-        return _ranked(self.name, recs, query, n)
+        return ranked_candidates(self.name, recs, query, n)
 
 
 class SequenceNext:
@@ -136,7 +138,7 @@ class SequenceNext:
         if not query.history:
             return []
         recs = self._model.recommend(list(reversed(query.history)), n + 1, exclude=query.purchased)
-        return _ranked(self.name, recs, query, n)
+        return ranked_candidates(self.name, recs, query, n)
 
 
 class Popular:
@@ -148,4 +150,4 @@ class Popular:
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
         """Top products by popularity."""
-        return _ranked(self.name, self._ordered[: n + len(query.exclude) + 1], query, n)
+        return ranked_candidates(self.name, self._ordered[: n + len(query.exclude) + 1], query, n)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from scipy import sparse
 from recommender.events.interactions import IdMap
 from recommender.events.log import EVENT_TYPES
 
+SIMILAR_KEPT = 5_000  # ``similar`` answers a model keeps (about 50 pairs each)
 KINDS = EVENT_TYPES  # ("view", "cart", "purchase"): co-viewed, co-carted, co-purchased
 _LEVEL = {kind: level for level, kind in enumerate(EVENT_TYPES)}
 
@@ -42,6 +43,9 @@ class CoOccurrence:
     counts: Mapping[str, sparse.csr_matrix]
     sessions_per_item: np.ndarray  # sessions holding each item (any kind)
     sessions: int
+    # ``similar``'s answers, kept: the same history products are asked for on request after request
+    _similar: dict[tuple[str, int, str], list[tuple[str, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def count(self, a: str, b: str, kind: str = "view") -> int:
         """Sessions in which ``a`` and ``b`` co-occurred at least at ``kind``."""
@@ -75,13 +79,19 @@ class CoOccurrence:
 
     def similar(self, product_id: str, n: int = 10, kind: str = "view") -> list[tuple[str, float]]:
         """``co_occurring``'s products and similarities (same order, same rounding) without the per-kind counts:
-        what the candidate sources need, on every request."""
+        what the candidate sources need, on every request. The list is shared: callers must not change it."""
+        key = (product_id, n, kind)
+        kept = self._similar.get(key)
+        if kept is not None:
+            return kept
         i = self.items.index(product_id)
         top = self._top(i, n, kind) if i is not None and n > 0 else None
-        if top is None:
-            return []
         ids = self.items.id
-        return [(ids(int(j)), round(float(x), 6)) for j, x in zip(top[0], top[1], strict=True)]
+        out = [] if top is None else [(ids(int(j)), round(float(x), 6)) for j, x in zip(top[0], top[1], strict=True)]
+        if len(self._similar) >= SIMILAR_KEPT:
+            self._similar.clear()
+        self._similar[key] = out
+        return out
 
     def row(self, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """Item ``i``'s co-occurring item indices and counts at ``kind``: slices of the CSR arrays (scipy's

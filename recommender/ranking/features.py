@@ -7,6 +7,8 @@ way online and offline, so a model learned offline scores live requests without 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,7 +42,7 @@ ANCHOR_COLUMNS = ("text", "image", "behavior", "same_category", "same_variant", 
                   "price_distance", "cooccurrence", "copurchase")
 _ANCHOR_INDEX = [_COLUMN[name] for name in ANCHOR_COLUMNS]
 _ANCHOR_COLUMN = {name: j for j, name in enumerate(ANCHOR_COLUMNS)}
-ANCHORS_KEPT, PAIRS_KEPT = 256, 600  # anchors whose columns a FeatureBuilder keeps, candidates per anchor
+ANCHORS_KEPT, PAIRS_KEPT = 1024, 600  # anchors a FeatureBuilder keeps (least recently used out), pairs each
 
 
 def _matrix(items: Sequence[ItemView], name: str, dim: int) -> np.ndarray:
@@ -129,7 +131,9 @@ class FeatureBuilder:
         # the popularity features of every product, once per model (a request reads ~200 of them)
         self._popularity = {p: math.log1p(v) / self._max_pop for p, v in behaviour.popularity.items()}
         self._recent = {p: math.log1p(v) / self._max_recent for p, v in behaviour.recent_popularity.items()}
-        self._anchors: dict[str, _AnchorSide] = {}
+        self._anchors: OrderedDict[str, _AnchorSide] = OrderedDict()
+        self._lock = threading.Lock()
+        self._co_views: dict[str, dict[str, float]] = {}
 
     def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
              history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
@@ -157,8 +161,7 @@ class FeatureBuilder:
         cooc = self.behaviour.cooccurrence
         session = np.zeros(len(pids))
         for h in query.history[:RECENT_HISTORY] if cooc is not None else ():
-            assert cooc is not None
-            row = co_similarities(cooc, h, "view")  # summed in history order, as a per-candidate sum would
+            row = self._co_view(h)  # summed in history order, as a per-candidate sum would
             session += [row.get(p, 0.0) for p in pids]
         put("session", session)
         for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"):
@@ -185,11 +188,26 @@ class FeatureBuilder:
         text = out[:, _COLUMN["text"]]
         out[:, _COLUMN["text_gap"]] = text - text.max()
 
+    def _co_view(self, product_id: str) -> dict[str, float]:
+        """``co_similarities`` of a history product at ``view``, kept (a shopper's history is asked for again on
+        every page they open)."""
+        row = self._co_views.get(product_id)
+        if row is None:
+            assert self.behaviour.cooccurrence is not None
+            row = co_similarities(self.behaviour.cooccurrence, product_id, "view")
+            if len(self._co_views) >= ANCHORS_KEPT:
+                self._co_views.clear()
+            self._co_views[product_id] = row
+        return row
+
     def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView]) -> np.ndarray:
         """ANCHOR_COLUMNS of every candidate (n, len(ANCHOR_COLUMNS)): those already computed for this anchor and
         the same candidate view are reused, the others computed together and kept. A view changes only when the
         store is re-read (stock, prices, a new release), so what is kept is what would be computed again."""
-        side = self._anchors.get(anchor.product_id)
+        with self._lock:
+            side = self._anchors.get(anchor.product_id)
+            if side is not None:
+                self._anchors.move_to_end(anchor.product_id)
         if side is None or side.view is not anchor:
             side = self._anchor_side(anchor)
         found: dict[str, np.ndarray] = {}
@@ -214,9 +232,11 @@ class FeatureBuilder:
         cooc = self.behaviour.cooccurrence
         side = _AnchorSide(anchor, co_similarities(cooc, anchor.product_id, "view") if cooc else {},
                            co_counts(cooc, anchor.product_id, "purchase") if cooc else {}, {})
-        if len(self._anchors) >= ANCHORS_KEPT:
-            self._anchors.clear()
-        self._anchors[anchor.product_id] = side
+        with self._lock:
+            self._anchors[anchor.product_id] = side
+            self._anchors.move_to_end(anchor.product_id)
+            while len(self._anchors) > ANCHORS_KEPT:
+                self._anchors.popitem(last=False)
         return side
 
     @staticmethod

@@ -28,10 +28,15 @@ class StoredNeighbours:
     def __init__(self, vector: str, hits: Sequence[tuple[str, float]]) -> None:
         self.name = vector
         self._hits = hits
+        self._kept: dict[tuple[str | None, int, frozenset[str]], list[Candidate]] = {}  # one anchor: a few keys
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
-        """The stored neighbours, at most ``n``."""
-        return ranked_candidates(self.name, self._hits[: n + 1], query, n)
+        """The stored neighbours, at most ``n`` (a copy of the list made for the same query shape)."""
+        key = (query.anchor_id, n, query.exclude)
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = ranked_candidates(self.name, self._hits[: n + 1], query, n)
+        return list(kept)
 
 
 def neighbour_pool(items: ItemLookup, near: NearVector, anchor_id: str, depth: int

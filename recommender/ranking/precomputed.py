@@ -25,7 +25,6 @@ CREATE TABLE IF NOT EXISTS pools (anchor_id TEXT PRIMARY KEY, hits TEXT NOT NULL
 """
 TABLES = ("lists", "items", "pools")
 Pool = dict[str, list[tuple[str, float]]]  # named vector → the anchor's neighbour hits (product id, cosine)
-POOL_CACHE = 4096  # parsed pools kept per process (about 100 hits each)
 
 
 def _ranked_json(items: Iterable[RankedItem]) -> str:
@@ -95,7 +94,6 @@ class PrecomputedLists:
         self.path = path
         self._db = connect(path, read_only=True, any_thread=True)
         self._lock = threading.Lock()
-        self._parsed: dict[str, Pool] = {}  # the hot anchors' pools, parsed once (a release never changes)
         with self._lock:  # a release written before pools existed has no such table
             self._pools = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pools'"
                                            ).fetchone() is not None
@@ -110,18 +108,11 @@ class PrecomputedLists:
         """The anchor's stored neighbour pool, or None when the refresh stored none for it."""
         if not self._pools:
             return None
-        pool = self._parsed.get(anchor_id)
-        if pool is not None:
-            return pool
         with self._lock:
             row = self._db.execute("SELECT hits FROM pools WHERE anchor_id = ?", (anchor_id,)).fetchone()
         if row is None:
             return None
-        pool = {name: [(str(pid), float(score)) for pid, score in hits] for name, hits in json.loads(row[0]).items()}
-        if len(self._parsed) >= POOL_CACHE:
-            self._parsed.clear()
-        self._parsed[anchor_id] = pool
-        return pool
+        return {name: [(str(pid), float(score)) for pid, score in hits] for name, hits in json.loads(row[0]).items()}
 
     def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
         """Render snapshots of the products (as of the refresh) that have one."""

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,12 +38,13 @@ from recommender.events.backend import EventLogs
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
 from recommender.ranking.fusion import DEFAULT_WEIGHTS, RankingModel, Rules, allowed, configured_model
 from recommender.ranking.models import ReleaseModels, check_choice
-from recommender.ranking.pool import NEIGHBOUR_VECTORS, Pool, pooled_sources
+from recommender.ranking.pool import NEIGHBOUR_VECTORS, pooled_sources
 from recommender.ranking.precomputed import PrecomputedLists
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.sources import (
     AlsForUser,
     AlsSimilar,
+    AnchorKept,
     CandidateSource,
     CoOccurring,
     NearVector,
@@ -116,8 +117,11 @@ class _Loaded:
     shopper_model: RankingModel  # the "for you" path's
     cooccurrence: CoOccurrence | None
     lists: PrecomputedLists | None
+    # anchor → its sources with the stored pool in place of the store's neighbours (built once per anchor)
+    pooled: dict[str, tuple[CandidateSource, ...]] = field(default_factory=dict, compare=False, repr=False)
 
 
+POOLS_KEPT = 4096  # anchors whose pooled sources a loaded release keeps per process
 SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec")
 
 
@@ -187,10 +191,9 @@ class RecommendationService:
             if loaded.items.get(product_id) is None:
                 raise ProductNotFound(product_id)
             ranker = self._ranker(loaded, diversity)
-            pool = self._stored_pool(loaded, product_id, filters)
-            if pool is not None:
-                return Recommendations(tuple(ranker.with_sources(pooled_sources(ranker.sources, pool)).rank(query)),
-                                       "pool", shopper.history)
+            pooled = self._pooled(loaded, product_id, filters)
+            if pooled is not None:
+                return Recommendations(tuple(ranker.with_sources(pooled).rank(query)), "pool", shopper.history)
             return Recommendations(tuple(ranker.rank(query)), "live", shopper.history)
         except StoreUnavailable:
             hit = self._precomputed(loaded.lists, query, loaded.lists.views) if loaded.lists is not None else None
@@ -274,12 +277,22 @@ class RecommendationService:
             return None
         return tuple(kept[: query.k])
 
-    def _stored_pool(self, loaded: _Loaded, product_id: str, filters: ProductFilter | None) -> Pool | None:
-        """The anchor's stored pool when this request may be ranked from it (``ranking.pool`` on, no filter to
-        push down into the vector store), else None (ranked live)."""
+    def _pooled(self, loaded: _Loaded, product_id: str, filters: ProductFilter | None
+                ) -> tuple[CandidateSource, ...] | None:
+        """The sources ranking the anchor's page from its stored pool, when this request may be (``ranking.pool``
+        on, no filter to push down into the vector store, a pool stored); else None (ranked live)."""
         if not self.settings.pool or loaded.lists is None or not (filters is None or filters.is_empty):
             return None
-        return loaded.lists.pool(product_id)
+        kept = loaded.pooled.get(product_id)
+        if kept is None:
+            pool = loaded.lists.pool(product_id)
+            if pool is None:
+                return None
+            kept = pooled_sources(loaded.sources, pool)
+            if len(loaded.pooled) >= POOLS_KEPT:
+                loaded.pooled.clear()
+            loaded.pooled[product_id] = kept
+        return kept
 
     def _rules(self, diversity: float | None) -> Rules:
         s = self.settings
@@ -354,11 +367,12 @@ def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], 
     items: ItemLookup = BehaviourOverlay(base_items, artifacts.model.behaviour_vectors() if artifacts else {})
     sources: list[CandidateSource] = [VectorNeighbours(v, items, near) for v in NEIGHBOUR_VECTORS]
     if artifacts is not None:
-        sources += [AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR), CoOccurring(artifacts.cooccurrence),
-                    SessionCoOccurring(artifacts.cooccurrence), AlsForUser(artifacts.model)]
+        sources += [AnchorKept(AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR)),
+                    AnchorKept(CoOccurring(artifacts.cooccurrence)), SessionCoOccurring(artifacts.cooccurrence),
+                    AlsForUser(artifacts.model)]
     if sequence is not None:
         sources.append(SequenceNext(sequence))
-    sources.append(Popular(dict(popularity)))
+    sources.append(AnchorKept(Popular(dict(popularity))))
     context = BehaviourContext(artifacts.cooccurrence if artifacts else None, artifacts.model if artifacts else None,
                                dict(popularity), dict(recent), sequence)
     return tuple(s for s in sources if s.name in enabled), items, FeatureBuilder(context)

@@ -19,6 +19,7 @@ from recommender.store.item_cache import ItemLookup
 if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
     from recommender.sequence.store import SequenceModel
 
+KEPT_ANSWERS = 4096  # anchors whose answers an AnchorKept source keeps
 # (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
 NearVector = Callable[[np.ndarray, str, int, ProductFilter | None], Sequence[tuple[str, float]]]
 
@@ -151,3 +152,25 @@ class Popular:
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
         """Top products by popularity."""
         return ranked_candidates(self.name, self._ordered[: n + len(query.exclude) + 1], query, n)
+
+
+class AnchorKept:
+    """A source whose answer depends on the anchor alone (and the exclusions), its answers kept: the anchor's
+    co-occurring, ALS-similar and popular products are the same for every shopper on that page."""
+
+    def __init__(self, source: CandidateSource, size: int = KEPT_ANSWERS) -> None:
+        self.name = source.name
+        self._source = source
+        self._size = size
+        self._kept: dict[tuple[str | None, int, frozenset[str]], list[Candidate]] = {}
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """The wrapped source's candidates (a copy of the kept list)."""
+        key = (query.anchor_id, n, query.exclude)
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._source.candidates(query, n)
+            if len(self._kept) >= self._size:
+                self._kept.clear()
+            self._kept[key] = kept
+        return list(kept)

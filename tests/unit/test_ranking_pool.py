@@ -11,7 +11,7 @@ from recommender.ranking.features import BehaviourContext, FeatureBuilder
 from recommender.ranking.fusion import Rules, configured_model
 from recommender.ranking.pool import StoredNeighbours, neighbour_pool, pooled_sources
 from recommender.ranking.ranker import FusionRanker
-from recommender.ranking.sources import Popular, VectorNeighbours
+from recommender.ranking.sources import AnchorKept, Popular, VectorNeighbours
 
 HITS = [("a", 1.0), ("p1", 0.9), ("p2", 0.8), ("x", 0.7), ("p3", 0.6), ("p4", 0.5)]
 
@@ -74,3 +74,23 @@ def test_pooled_sources_replace_only_the_store_queries_and_rank_in_this_thread()
     proposals = ranker.with_sources([*pooled, Recording()]).propose(RankQuery("a"))
     assert threads == [threading.current_thread().name]
     assert [c.product_id for c in proposals["text"]] == ["p1", "p2"]
+
+
+def test_anchor_kept_answers_as_its_source_and_hands_out_copies() -> None:
+    """A kept source gives its source's candidates per anchor and exclusions, asking the source once per key."""
+    calls: list[tuple[str | None, int]] = []
+
+    class Counting:
+        name = "popularity"
+
+        def candidates(self, query: RankQuery, n: int) -> list:  # type: ignore[type-arg]
+            calls.append((query.anchor_id, n))
+            return Popular({"p1": 3.0, "p2": 2.0, "a": 1.0}).candidates(query, n)
+
+    kept = AnchorKept(Counting())
+    first = kept.candidates(RankQuery("a"), 2)
+    first.clear()  # a caller changing its list changes nothing kept
+    assert [c.product_id for c in kept.candidates(RankQuery("a"), 2)] == ["p1", "p2"]
+    assert [c.product_id for c in kept.candidates(RankQuery("a", exclude=frozenset({"p1"})), 2)] == ["p2"]
+    assert [c.product_id for c in kept.candidates(RankQuery("p2"), 2)] == ["p1", "a"]
+    assert calls == [("a", 2), ("a", 2), ("p2", 2)]

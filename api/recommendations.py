@@ -4,8 +4,8 @@ Query parameters: ``k``, ``user_id`` (product page only), ``session_id``, ``cate
 ``price_min``, ``price_max``, ``in_stock``, ``diversity`` (0..1, MMR λ), ``explain`` (none|template|llm).
 Each item: ``product_id, title, image_url, price, score, signals`` (per-signal values and contributions),
 ``sources`` (candidate sources that proposed it) and ``explanation`` (``{"text", "source"}`` or null).
-The body also says what served it: ``release``, ``model_version``, ``fusion``, ``served_from`` (``live`` |
-``precomputed`` | ``fallback``) and ``degraded`` (true for the fallback: Weaviate unreachable, stock may be stale).
+The body also says what served it: ``release``, ``model_version``, ``fusion``, ``served_from`` (``live`` | ``pool``
+| ``precomputed`` | ``fallback``) and ``degraded`` (true for the fallback: Weaviate unreachable, stock may be stale).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def for_product(product_id: str, query: ProductRecommendationsQuery, filters: Pr
     """Recommendations for a product page."""
     recs = state().recommendations().for_product(product_id, query.user_id, query.session_id, query.k,
                                                  filters.product_filter(), query.diversity)
-    return jsonify(_body(product_id, query.user_id, query.session_id, recs, query.explain))
+    return jsonify(_body(product_id, recs, query.explain))
 
 
 @bp.get("/users/<user_id>/recommendations")
@@ -59,15 +59,14 @@ def for_user(user_id: str, query: UserRecommendationsQuery, filters: ProductFilt
     """Recommendations for a shopper (no anchor product)."""
     recs = state().recommendations().for_user(user_id, query.session_id, query.k, filters.product_filter(),
                                               query.diversity)
-    return jsonify(_body(None, user_id, query.session_id, recs, query.explain))
+    return jsonify(_body(None, recs, query.explain))
 
 
-def _body(anchor_id: str | None, user_id: str | None, session_id: str | None, recs: ranking.Recommendations,
-          explain: str) -> dict[str, Any]:
+def _body(anchor_id: str | None, recs: ranking.Recommendations, explain: str) -> dict[str, Any]:
     st = state()
     service = st.recommendations()
     ranked = recs.items
-    history = service.shopper(user_id, session_id).history[:5] if explain != "none" and user_id else ()
+    history = recs.history[:5] if explain != "none" else ()  # the shopper's, as read once for the ranking
     views = service.views([*([anchor_id] if anchor_id else []), *(r.product_id for r in ranked), *history])
     anchor = views.get(anchor_id) if anchor_id else None
     explanations = explain_items(explain, st.explanations(), ranked, views, anchor,

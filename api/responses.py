@@ -53,7 +53,7 @@ class Recommendations(BaseModel):
     model_version: str | None
     release: str | None = Field(description="the published refresh release served")
     fusion: Literal["configured", "learned", "ltr"]
-    served_from: Literal["live", "precomputed", "fallback"]
+    served_from: Literal["live", "pool", "precomputed", "fallback"]
     degraded: bool = Field(description="true when served from the precomputed fallback because the vector store is "
                                        "unreachable (stock may be stale)")
 

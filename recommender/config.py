@@ -131,6 +131,7 @@ class RankingSettings:
     purchase_history_items: int = 200  # purchases read apart from that window, so views cannot evict them
     reload_interval_s: float = 5.0  # how often the published model version is checked
     model: str = "ltr"  # "ltr": the release's LightGBM ranker when it has one, else logistic; "logistic": always LR
+    pool: bool = True  # a shopper's product page re-ranks the anchor's stored pool (no vector-store query); off: live
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,15 @@ class CollaborativeModel:
         return self._top(scores, n)
 
     def _top(self, scores: np.ndarray, n: int) -> list[tuple[str, float]]:
-        finite = int(np.isfinite(scores).sum())
-        order = np.argsort(-scores, kind="stable")[: min(n, finite)]
+        """The ``n`` best finite scores, best first, ties in index order (a stable sort's top ``n``): only the items
+        at or above the ``n``-th best are sorted, not the whole catalog (this runs on every "for you" request)."""
+        n = min(n, int(np.isfinite(scores).sum()))
+        if n <= 0:
+            return []
+        negated = -scores
+        threshold = np.partition(negated, n - 1)[n - 1]
+        head = np.flatnonzero(negated <= threshold)  # every tie at the threshold, in index order
+        order = head[np.argsort(negated[head], kind="stable")][:n]
         return [(self.items.id(int(j)), float(scores[j])) for j in order]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from scipy import sparse
 from recommender.events.interactions import IdMap
 from recommender.events.log import EVENT_TYPES
 
+SIMILAR_KEPT = 5_000  # ``similar`` answers a model keeps (about 50 pairs each)
 KINDS = EVENT_TYPES  # ("view", "cart", "purchase"): co-viewed, co-carted, co-purchased
 _LEVEL = {kind: level for level, kind in enumerate(EVENT_TYPES)}
 
@@ -42,6 +43,9 @@ class CoOccurrence:
     counts: Mapping[str, sparse.csr_matrix]
     sessions_per_item: np.ndarray  # sessions holding each item (any kind)
     sessions: int
+    # ``similar``'s answers, kept: the same history products are asked for on request after request
+    _similar: dict[tuple[str, int, str], list[tuple[str, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def count(self, a: str, b: str, kind: str = "view") -> int:
         """Sessions in which ``a`` and ``b`` co-occurred at least at ``kind``."""
@@ -65,18 +69,46 @@ class CoOccurrence:
         so a bestseller seen alongside everything does not top every list.
         """
         i = self.items.index(product_id)
-        if i is None or n <= 0:
+        top = self._top(i, n, kind) if i is not None and n > 0 else None
+        if i is None or top is None:
             return []
-        row = self.counts[kind].getrow(i)
-        if row.nnz == 0:
-            return []
-        js, counts = row.indices, row.data.astype(np.float64)
+        js, sim = top
+        # one row per kind (not one element lookup per item and kind: scipy indexing is slow per element)
+        rows = {k: dict(zip(r[0].tolist(), r[1].tolist(), strict=True)) for k in KINDS for r in (self.row(i, k),)}
+        return [self._item(rows, int(j), float(x)) for j, x in zip(js, sim, strict=True)]
+
+    def similar(self, product_id: str, n: int = 10, kind: str = "view") -> list[tuple[str, float]]:
+        """``co_occurring``'s products and similarities (same order, same rounding) without the per-kind counts:
+        what the candidate sources need, on every request. The list is shared: callers must not change it."""
+        key = (product_id, n, kind)
+        kept = self._similar.get(key)
+        if kept is not None:
+            return kept
+        i = self.items.index(product_id)
+        top = self._top(i, n, kind) if i is not None and n > 0 else None
+        ids = self.items.id
+        out = [] if top is None else [(ids(int(j)), round(float(x), 6)) for j, x in zip(top[0], top[1], strict=True)]
+        if len(self._similar) >= SIMILAR_KEPT:
+            self._similar.clear()
+        self._similar[key] = out
+        return out
+
+    def row(self, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Item ``i``'s co-occurring item indices and counts at ``kind``: slices of the CSR arrays (scipy's
+        ``getrow`` builds a new matrix per call, ~0.1 ms; this is what the request path reads)."""
+        m = self.counts[kind]
+        start, end = m.indptr[i], m.indptr[i + 1]
+        return m.indices[start:end], m.data[start:end]
+
+    def _top(self, i: int, n: int, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(item indices, similarities) of item ``i``'s ``n`` most similar co-occurring items; None when none."""
+        js, raw = self.row(i, kind)
+        if len(js) == 0:
+            return None
+        counts = raw.astype(np.float64)
         sim = counts / np.sqrt(self.sessions_per_item[i] * self.sessions_per_item[js])
         order = np.lexsort((js, -counts, -sim))[:n]  # similarity, then count, then index for ties
-        # one row per kind (not one element lookup per item and kind: scipy indexing is slow per element)
-        rows = {kind: dict(zip(r.indices.tolist(), r.data.tolist(), strict=True))
-                for kind in KINDS for r in (self.counts[kind].getrow(i),)}
-        return [self._item(rows, int(js[o]), float(sim[o])) for o in order]
+        return js[order], sim[order]
 
     def _item(self, rows: Mapping[str, Mapping[int, float]], j: int, similarity: float) -> CoItem:
         strongest, count = "view", 0

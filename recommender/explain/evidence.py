@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -79,16 +79,21 @@ class Evidence:
 
     def signal(self, name: str) -> float:
         """A signal's raw value (0 when absent)."""
-        return dict(self.signals).get(name, 0.0)
+        return self._signal_map.get(name, 0.0)
 
     def contribution(self, name: str) -> float | None:
         """A signal's contribution to the fused score, or None when the ranker gave no breakdown."""
-        return dict(self.signals).get(f"{name}_contribution")
+        return self._signal_map.get(f"{name}_contribution")
 
-    @property
+    @cached_property
     def has_contributions(self) -> bool:
         """True when the ranker was a fusion model (a per-signal contribution exists)."""
         return any(k.endswith("_contribution") for k, _ in self.signals)
+
+    @cached_property
+    def _signal_map(self) -> dict[str, float]:
+        """``signals`` as a dict, made once (every claim reads several signals)."""
+        return dict(self.signals)
 
     @cached_property
     def evidence_hash(self) -> str:
@@ -220,6 +225,7 @@ def clean_text(text: str, limit: int) -> str:
     return kept if len(kept) <= limit else kept[: max(limit - 1, 0)].rstrip() + "…"
 
 
+@lru_cache(maxsize=16384)  # a pure function of a catalog title: the same titles are quoted on every page
 def _quote(text: str) -> str:
     return f"“{clean_text(text.replace('“', '').replace('”', ''), TITLE_CHARS)}”"
 

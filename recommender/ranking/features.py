@@ -7,6 +7,8 @@ way online and offline, so a model learned offline scores live requests without 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,16 +37,20 @@ FEATURES = (
 )
 RECENT_HISTORY = 5
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
+# the columns that depend on the anchor and the candidate alone (not on the shopper): computed once per pair and kept
+ANCHOR_COLUMNS = ("text", "image", "behavior", "same_category", "same_variant", "same_color", "shared_attributes",
+                  "price_distance", "cooccurrence", "copurchase")
+_ANCHOR_INDEX = [_COLUMN[name] for name in ANCHOR_COLUMNS]
+_ANCHOR_COLUMN = {name: j for j, name in enumerate(ANCHOR_COLUMNS)}
+ANCHORS_KEPT, PAIRS_KEPT = 1024, 600  # anchors a FeatureBuilder keeps (least recently used out), pairs each
 
 
 def _matrix(items: Sequence[ItemView], name: str, dim: int) -> np.ndarray:
     """Rows of one named vector; an item without it gets a zero row (so its cosine is 0)."""
-    out = np.zeros((len(items), dim), dtype=np.float32)
-    for i, item in enumerate(items):
-        vec = item.vectors.get(name)
-        if vec is not None:
-            out[i] = vec
-    return out
+    if not items:
+        return np.zeros((0, dim), dtype=np.float32)
+    zero = np.zeros(dim, dtype=np.float32)
+    return np.array([item.vectors.get(name, zero) for item in items], dtype=np.float32)  # one copy, in C
 
 
 def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Sequence[ItemView]
@@ -58,8 +64,8 @@ def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Se
         if dim == 0 or not items:
             continue
         m = _matrix(items, name, dim)
-        if anchor is not None:
-            out[name] = m @ _matrix([anchor], name, dim)[0]
+        if anchor is not None:  # each cosine on its own (not a BLAS product, whose last bit depends on the batch)
+            out[name] = np.einsum("ij,j->i", m, _matrix([anchor], name, dim)[0])
         if history and name in ("text", "image"):
             out[f"history_{name}"] = (m @ _matrix(history, name, dim).T).max(axis=1)
     return out
@@ -69,6 +75,8 @@ def shared_category_depth(a: Sequence[str], b: Sequence[str]) -> float:
     """Share of category levels the two paths have in common from the top (0..1)."""
     if not a or not b:
         return 0.0
+    if a == b:
+        return 1.0
     shared = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -120,6 +128,12 @@ class FeatureBuilder:
         self.behaviour = behaviour
         self._max_pop = behaviour.max_log_popularity
         self._max_recent = behaviour.max_log_recent_popularity
+        # the popularity features of every product, once per model (a request reads ~200 of them)
+        self._popularity = {p: math.log1p(v) / self._max_pop for p, v in behaviour.popularity.items()}
+        self._recent = {p: math.log1p(v) / self._max_recent for p, v in behaviour.recent_popularity.items()}
+        self._anchors: OrderedDict[str, _AnchorSide] = OrderedDict()
+        self._lock = threading.Lock()
+        self._co_views: dict[str, dict[str, float]] = {}
 
     def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
              history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
@@ -136,26 +150,25 @@ class FeatureBuilder:
         def put(name: str, values: Sequence[float] | np.ndarray) -> None:
             out[:, _COLUMN[name]] = values
 
-        for name, values in similarities(anchor, items, history[:RECENT_HISTORY]).items():
-            put(name, values)
-        b = self.behaviour
-        put("popularity", [math.log1p(b.popularity.get(p, 0.0)) / self._max_pop for p in pids])
-        put("recent_popularity", [math.log1p(b.recent_popularity.get(p, 0.0)) / self._max_recent for p in pids])
         if anchor is not None:
-            put("same_category", [shared_category_depth(anchor.category, i.category) for i in items])
-            put("same_variant", [float(anchor.variant_group == i.variant_group) for i in items])
-            put("same_color", [float(bool(anchor.color) and anchor.color == i.color) for i in items])
-            put("shared_attributes", [shared_attributes(anchor.attributes, i.attributes) for i in items])
-            put("price_distance", [price_distance(anchor.price, i.price) for i in items])
+            out[:, _ANCHOR_INDEX] = self._anchor_columns(anchor, pids, items)
+        for name, values in similarities(None, items, history[:RECENT_HISTORY]).items():  # history_* only
+            put(name, values)
+        put("popularity", [self._popularity.get(p, 0.0) for p in pids])
+        put("recent_popularity", [self._recent.get(p, 0.0) for p in pids])
         user_scores = self._user_scores(query, pids)
         put("als_user", [user_scores.get(p, 0.0) for p in pids])
-        co = self._co_rows(anchor.product_id if anchor else None, query.history[:RECENT_HISTORY])
-        put("cooccurrence", [co.anchor_view.get(p, 0.0) for p in pids])
-        put("copurchase", [math.log1p(co.anchor_purchase.get(p, 0.0)) for p in pids])
-        put("session", [sum(r.get(p, 0.0) for r in co.history_view) for p in pids])
-        reciprocal = _reciprocal_ranks(proposals)
+        cooc = self.behaviour.cooccurrence
+        session = np.zeros(len(pids))
+        for h in query.history[:RECENT_HISTORY] if cooc is not None else ():
+            row = self._co_view(h)  # summed in history order, as a per-candidate sum would
+            session += [row.get(p, 0.0) for p in pids]
+        put("session", session)
         for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"):
-            put(f"rr_{source}", [reciprocal.get((source, p), 0.0) for p in pids])
+            cands = proposals.get(source)
+            if cands:
+                reciprocal = {c.product_id: 1.0 / c.rank for c in cands}
+                put(f"rr_{source}", [reciprocal.get(p, 0.0) for p in pids])
         put("sasrec", sequence_scores(self.behaviour.sequence, query.history, pids))
         self._context(out, query, anchor, proposals, pids)
         return out
@@ -175,13 +188,76 @@ class FeatureBuilder:
         text = out[:, _COLUMN["text"]]
         out[:, _COLUMN["text_gap"]] = text - text.max()
 
-    def _co_rows(self, anchor_id: str | None, history: Sequence[str]) -> _CoRows:
+    def _co_view(self, product_id: str) -> dict[str, float]:
+        """``co_similarities`` of a history product at ``view``, kept (a shopper's history is asked for again on
+        every page they open)."""
+        row = self._co_views.get(product_id)
+        if row is None:
+            assert self.behaviour.cooccurrence is not None
+            row = co_similarities(self.behaviour.cooccurrence, product_id, "view")
+            if len(self._co_views) >= ANCHORS_KEPT:
+                self._co_views.clear()
+            self._co_views[product_id] = row
+        return row
+
+    def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView]) -> np.ndarray:
+        """ANCHOR_COLUMNS of every candidate (n, len(ANCHOR_COLUMNS)): those already computed for this anchor and
+        the same candidate view are reused, the others computed together and kept. A view changes only when the
+        store is re-read (stock, prices, a new release), so what is kept is what would be computed again."""
+        with self._lock:
+            side = self._anchors.get(anchor.product_id)
+            if side is not None:
+                self._anchors.move_to_end(anchor.product_id)
+        if side is None or side.view is not anchor:
+            side = self._anchor_side(anchor)
+        found: dict[str, np.ndarray] = {}
+        missing: list[int] = []
+        for i, (pid, item) in enumerate(zip(pids, items, strict=True)):
+            kept = side.rows.get(pid)
+            if kept is not None and kept[0] is item:
+                found[pid] = kept[1]
+            else:
+                missing.append(i)
+        if missing:
+            if len(side.rows) + len(missing) > PAIRS_KEPT:
+                side.rows.clear()
+            block = self._anchor_block(side, [items[i] for i in missing])
+            for i, row in zip(missing, block, strict=True):
+                found[pids[i]] = row
+                side.rows[pids[i]] = (items[i], row)
+        return np.array([found[pid] for pid in pids], dtype=np.float32)
+
+    def _anchor_side(self, anchor: ItemView) -> _AnchorSide:
+        """A fresh entry for the anchor (its session rows read once), replacing any older one."""
         cooc = self.behaviour.cooccurrence
-        if cooc is None:
-            return _CoRows({}, {}, [])
-        anchor_view = co_similarities(cooc, anchor_id, "view") if anchor_id else {}
-        anchor_purchase = co_counts(cooc, anchor_id, "purchase") if anchor_id else {}
-        return _CoRows(anchor_view, anchor_purchase, [co_similarities(cooc, h, "view") for h in history])
+        side = _AnchorSide(anchor, co_similarities(cooc, anchor.product_id, "view") if cooc else {},
+                           co_counts(cooc, anchor.product_id, "purchase") if cooc else {}, {})
+        with self._lock:
+            self._anchors[anchor.product_id] = side
+            self._anchors.move_to_end(anchor.product_id)
+            while len(self._anchors) > ANCHORS_KEPT:
+                self._anchors.popitem(last=False)
+        return side
+
+    @staticmethod
+    def _anchor_block(side: _AnchorSide, items: list[ItemView]) -> np.ndarray:
+        """ANCHOR_COLUMNS of ``items`` against the anchor, one vectorised pass."""
+        anchor = side.view
+        block = np.zeros((len(items), len(ANCHOR_COLUMNS)), dtype=np.float32)
+
+        def put(name: str, values: Sequence[float] | np.ndarray) -> None:
+            block[:, _ANCHOR_COLUMN[name]] = values
+
+        for name, values in similarities(anchor, items, ()).items():
+            put(name, values)
+        put("same_category", [shared_category_depth(anchor.category, i.category) for i in items])
+        put("same_variant", [float(anchor.variant_group == i.variant_group) for i in items])
+        put("same_color", [float(bool(anchor.color) and anchor.color == i.color) for i in items])
+        put("shared_attributes", [shared_attributes(anchor.attributes, i.attributes) for i in items])
+        put("price_distance", [price_distance(anchor.price, i.price) for i in items])
+        put("cooccurrence", [side.co_view.get(i.product_id, 0.0) for i in items])
+        put("copurchase", [math.log1p(side.co_purchase.get(i.product_id, 0.0)) for i in items])
+        return block
 
     def _user_scores(self, query: RankQuery, pids: list[str]) -> dict[str, float]:
         model = self.behaviour.model
@@ -190,12 +266,11 @@ class FeatureBuilder:
         u = model.users.index(query.user_id)
         if u is None:
             return {}
-        out = {}
-        for pid in pids:
-            j = model.items.index(pid)
-            if j is not None and model.trained[j]:
-                out[pid] = float(model.item_factors[j] @ model.user_factors[u])
-        return out
+        index = [(pid, j) for pid in pids if (j := model.items.index(pid)) is not None and model.trained[j]]
+        if not index:
+            return {}
+        scores = model.item_factors[[j for _, j in index]] @ model.user_factors[u]  # one product for all candidates
+        return {pid: float(score) for (pid, _), score in zip(index, scores, strict=True)}
 
 
 def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: Sequence[str]) -> list[float]:
@@ -208,11 +283,15 @@ def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: S
     return [float(scores[j]) if j is not None else 0.0 for j in index]
 
 
-@dataclass(frozen=True)
-class _CoRows:
-    anchor_view: dict[str, float]
-    anchor_purchase: dict[str, float]
-    history_view: list[dict[str, float]]
+@dataclass
+class _AnchorSide:
+    """What a FeatureBuilder keeps of one anchor: its view (the entry is valid while it is the same object), its
+    session rows, and the ANCHOR_COLUMNS row of each candidate seen with it (with the candidate's view)."""
+
+    view: ItemView
+    co_view: dict[str, float]
+    co_purchase: dict[str, float]
+    rows: dict[str, tuple[ItemView, np.ndarray]]
 
 
 def co_counts(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str, float]:
@@ -220,8 +299,9 @@ def co_counts(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str, float
     i = cooc.items.index(product_id)
     if i is None:
         return {}
-    row = cooc.counts[kind].getrow(i)
-    return {cooc.items.id(int(j)): float(c) for j, c in zip(row.indices, row.data, strict=True)}
+    js, counts = cooc.row(i, kind)
+    ids = cooc.items.id
+    return {ids(j): float(c) for j, c in zip(js.tolist(), counts.tolist(), strict=True)}
 
 
 def co_similarities(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str, float]:
@@ -229,11 +309,9 @@ def co_similarities(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str,
     i = cooc.items.index(product_id)
     if i is None:
         return {}
-    row = cooc.counts[kind].getrow(i)
+    js, counts = cooc.row(i, kind)
     spi = cooc.sessions_per_item
-    return {cooc.items.id(int(j)): float(c) / math.sqrt(float(spi[i]) * float(spi[j]))
-            for j, c in zip(row.indices, row.data, strict=True)}
+    sims = counts.astype(np.float64) / np.sqrt(float(spi[i]) * spi[js].astype(np.float64))
+    ids = cooc.items.id
+    return {ids(j): sim for j, sim in zip(js.tolist(), sims.tolist(), strict=True)}
 
-
-def _reciprocal_ranks(proposals: Mapping[str, list[Candidate]]) -> dict[tuple[str, str], float]:
-    return {(source, c.product_id): 1.0 / c.rank for source, cands in proposals.items() for c in cands}

@@ -1,6 +1,7 @@
 """Precomputed product-page lists: what the nightly refresh ranks for every product, served without ranking.
 
-One SQLite file per release: ``lists`` (anchor → its ranked items with scores, signals and sources, as JSON)
+One SQLite file per release: ``lists`` (anchor → its ranked items with scores, signals and sources, as JSON),
+``pools`` (anchor → its stored neighbours per named vector, what the list was ranked from: ``ranking.pool``)
 and ``items`` (a render snapshot of every listed product: title, image, price, category, stock, variant group,
 colour, attributes — no vectors). The API serves an anonymous, unfiltered product-page request from ``lists``
 (checked against live stock), and falls back to the snapshot when Weaviate is down, labelled as degraded.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ from recommender.sqlite import connect
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lists (anchor_id TEXT PRIMARY KEY, items TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (product_id TEXT PRIMARY KEY, view TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pools (anchor_id TEXT PRIMARY KEY, hits TEXT NOT NULL);
 """
+TABLES = ("lists", "items", "pools")
+Pool = dict[str, list[tuple[str, float]]]  # named vector → the anchor's neighbour hits (product id, cosine)
 
 
 def _ranked_json(items: Iterable[RankedItem]) -> str:
@@ -60,9 +64,15 @@ class ListWriter:
         """Store (or replace) an anchor's list."""
         self._db.execute("INSERT OR REPLACE INTO lists VALUES (?, ?)", (anchor_id, _ranked_json(ranked)))
 
+    def put_pool(self, anchor_id: str, pool: Mapping[str, Sequence[tuple[str, float]]]) -> None:
+        """Store (or replace) an anchor's neighbour pool."""
+        raw = json.dumps({name: [[pid, score] for pid, score in hits] for name, hits in pool.items()},
+                         separators=(",", ":"))
+        self._db.execute("INSERT OR REPLACE INTO pools VALUES (?, ?)", (anchor_id, raw))
+
     def put_raw(self, rows: Iterable[tuple[str, str]], table: str) -> None:
-        """Copy rows verbatim from another lists file (``lists`` or ``items``)."""
-        if table not in ("lists", "items"):
+        """Copy rows verbatim from another lists file (``lists``, ``items`` or ``pools``)."""
+        if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
         self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", rows)
 
@@ -84,12 +94,25 @@ class PrecomputedLists:
         self.path = path
         self._db = connect(path, read_only=True, any_thread=True)
         self._lock = threading.Lock()
+        with self._lock:  # a release written before pools existed has no such table
+            self._pools = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pools'"
+                                           ).fetchone() is not None
 
     def get(self, anchor_id: str) -> list[RankedItem] | None:
         """The anchor's precomputed list, or None when the refresh did not rank it."""
         with self._lock:
             row = self._db.execute("SELECT items FROM lists WHERE anchor_id = ?", (anchor_id,)).fetchone()
         return _ranked_from(row[0]) if row else None
+
+    def pool(self, anchor_id: str) -> Pool | None:
+        """The anchor's stored neighbour pool, or None when the refresh stored none for it."""
+        if not self._pools:
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT hits FROM pools WHERE anchor_id = ?", (anchor_id,)).fetchone()
+        if row is None:
+            return None
+        return {name: [(str(pid), float(score)) for pid, score in hits] for name, hits in json.loads(row[0]).items()}
 
     def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
         """Render snapshots of the products (as of the refresh) that have one."""
@@ -103,9 +126,11 @@ class PrecomputedLists:
         return {pid: view_from(raw) for pid, raw in rows}
 
     def rows(self, table: str) -> Iterable[tuple[str, str]]:
-        """Every row of ``lists`` or ``items`` (to carry unchanged lists into the next release)."""
-        if table not in ("lists", "items"):
+        """Every row of ``lists``, ``items`` or ``pools`` (to carry unchanged lists into the next release)."""
+        if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
+        if table == "pools" and not self._pools:
+            return []
         with self._lock:
             return self._db.execute(f"SELECT * FROM {table}").fetchall()
 

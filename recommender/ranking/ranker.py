@@ -69,8 +69,17 @@ class FusionRanker:
         # a long-lived caller (the API) passes one shared pool; otherwise the ranker owns one
         self._pool = pool or ThreadPoolExecutor(max_workers=max(1, len(self.sources)), thread_name_prefix="sources")
 
+    def with_sources(self, sources: Sequence[CandidateSource]) -> FusionRanker:
+        """The same ranker over other sources (e.g. an anchor's stored pool), sharing the thread pool."""
+        return FusionRanker(self.name, sources, self.items, self.features, self.model, self.rules, self.per_source,
+                            self._pool)
+
     def propose(self, query: RankQuery) -> dict[str, list[Candidate]]:
-        """Every source's candidates for the query, asked concurrently (most wait on the vector store)."""
+        """Every source's candidates for the query: concurrently when some wait on the vector store, else in this
+        thread (in-memory sources finish faster than a hand-off to another thread). The remote sources (the store's
+        neighbours of the anchor) query only for a page with an anchor."""
+        if not query.anchor_id or not any(getattr(source, "remote", False) for source in self.sources):
+            return {source.name: source.candidates(query, self.per_source) for source in self.sources}
         if query.anchor_id:
             self.items.get_many([query.anchor_id])  # one fetch of the anchor, shared by the vector sources
         results = self._pool.map(lambda source: source.candidates(query, self.per_source), self.sources)
@@ -102,9 +111,12 @@ class FusionRanker:
         index = [position[pid] for pid in chosen]
         # contributions only for what is shown (tree SHAP costs more than the scores)
         signals = signal_breakdown(rows[index], self.model.contributions(rows[index]))
-        sources = {pid: tuple(n for n, cands in proposals.items() if any(c.product_id == pid for c in cands))
-                   for pid in chosen}
-        return [RankedItem(pid, by_id[pid], signals[j], sources[pid]) for j, pid in enumerate(chosen)]
+        shown = set(chosen)
+        sources: dict[str, list[str]] = {pid: [] for pid in chosen}
+        for n, cands in proposals.items():
+            for pid in dict.fromkeys(c.product_id for c in cands if c.product_id in shown):
+                sources[pid].append(n)
+        return [RankedItem(pid, by_id[pid], signals[j], tuple(sources[pid])) for j, pid in enumerate(chosen)]
 
 
 def signal_breakdown(rows: np.ndarray, contributions: np.ndarray) -> list[dict[str, float]]:

@@ -8,8 +8,11 @@ neighbours) and the event log (the shopper's recent and purchased products) into
 loads a text or image encoder.
 
 An anonymous product-page request is answered from the precomputed list when it has enough allowed items
-(stock and filters checked live); a personal one is ranked live. When Weaviate is unreachable, a product page
-with a precomputed list is still answered from it and the release's render snapshot, labelled ``fallback``.
+(stock and filters checked live); a personal one re-ranks the anchor's stored candidate pool (``ranking.pool``:
+the refresh's neighbours of the anchor, plus the shopper's own sources, scored by the same features and model,
+without a vector-store query), labelled ``pool``; a filtered one, or one for a product without a pool, is ranked
+live. "For you" needs no vector-store query at all (its sources are in memory). When Weaviate is unreachable, a
+product page with a precomputed list is still answered from it and the release's render snapshot, labelled ``fallback``.
 A newly published version is picked up without restart: the pointers are re-read at most every
 ``reload_interval_s``, and ``reload()`` forces it.
 """
@@ -20,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,11 +38,13 @@ from recommender.events.backend import EventLogs
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
 from recommender.ranking.fusion import DEFAULT_WEIGHTS, RankingModel, Rules, allowed, configured_model
 from recommender.ranking.models import ReleaseModels, check_choice
+from recommender.ranking.pool import NEIGHBOUR_VECTORS, pooled_sources
 from recommender.ranking.precomputed import PrecomputedLists
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.sources import (
     AlsForUser,
     AlsSimilar,
+    AnchorKept,
     CandidateSource,
     CoOccurring,
     NearVector,
@@ -55,8 +60,6 @@ from recommender.store.products import Hit
 
 if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
     from recommender.sequence.store import SequenceModel
-
-NEIGHBOUR_VECTORS = ("text", "image")
 
 
 class ProductNotFound(RecommenderError):
@@ -86,11 +89,13 @@ class Shopper:
 
 @dataclass(frozen=True)
 class Recommendations:
-    """A ranked list and where it came from: ``live`` ranking, ``precomputed`` by the refresh, or ``fallback``
-    (the precomputed list with its refresh-time snapshot, served because the vector store is unreachable)."""
+    """A ranked list and where it came from: ``live`` ranking, ``pool`` (the anchor's stored pool re-ranked for the
+    shopper), ``precomputed`` by the refresh, or ``fallback`` (the precomputed list with its refresh-time
+    snapshot, served because the vector store is unreachable); ``history`` is the shopper's it was ranked for."""
 
     items: tuple[RankedItem, ...]
     served_from: str = "live"
+    history: tuple[str, ...] = ()
 
     @property
     def degraded(self) -> bool:
@@ -112,8 +117,11 @@ class _Loaded:
     shopper_model: RankingModel  # the "for you" path's
     cooccurrence: CoOccurrence | None
     lists: PrecomputedLists | None
+    # anchor → its sources with the stored pool in place of the store's neighbours (built once per anchor)
+    pooled: dict[str, tuple[CandidateSource, ...]] = field(default_factory=dict, compare=False, repr=False)
 
 
+POOLS_KEPT = 4096  # anchors whose pooled sources a loaded release keeps per process
 SOURCE_NAMES = ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec")
 
 
@@ -179,15 +187,19 @@ class RecommendationService:
             if loaded.lists is not None and not shopper.history and diversity in (None, self.settings.diversity):
                 hit = self._precomputed(loaded.lists, query, self.items.get_many)
                 if hit is not None:
-                    return Recommendations(hit, "precomputed")
+                    return Recommendations(hit, "precomputed", shopper.history)
             if loaded.items.get(product_id) is None:
                 raise ProductNotFound(product_id)
-            return Recommendations(tuple(self._ranker(loaded, diversity).rank(query)))
+            ranker = self._ranker(loaded, diversity)
+            pooled = self._pooled(loaded, product_id, filters)
+            if pooled is not None:
+                return Recommendations(tuple(ranker.with_sources(pooled).rank(query)), "pool", shopper.history)
+            return Recommendations(tuple(ranker.rank(query)), "live", shopper.history)
         except StoreUnavailable:
             hit = self._precomputed(loaded.lists, query, loaded.lists.views) if loaded.lists is not None else None
             if hit is None:
                 raise
-            return Recommendations(hit, "fallback")
+            return Recommendations(hit, "fallback", shopper.history)
 
     def for_user(self, user_id: str, session_id: str | None = None, k: int = 10,
                  filters: ProductFilter | None = None, diversity: float | None = None) -> Recommendations:
@@ -195,7 +207,8 @@ class RecommendationService:
         loaded = self._current()
         shopper = self.shopper(user_id, session_id)
         query = RankQuery(None, user_id, shopper.history, shopper.purchased, k, filters=filters)
-        return Recommendations(tuple(self._ranker(loaded, diversity, loaded.shopper_model).rank(query)))
+        return Recommendations(tuple(self._ranker(loaded, diversity, loaded.shopper_model).rank(query)), "live",
+                               shopper.history)
 
     def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
         """Views of products for rendering (the release's snapshot when the store is unreachable)."""
@@ -263,6 +276,23 @@ class RecommendationService:
         if len(kept) < query.k and len(kept) < len(ranked):
             return None
         return tuple(kept[: query.k])
+
+    def _pooled(self, loaded: _Loaded, product_id: str, filters: ProductFilter | None
+                ) -> tuple[CandidateSource, ...] | None:
+        """The sources ranking the anchor's page from its stored pool, when this request may be (``ranking.pool``
+        on, no filter to push down into the vector store, a pool stored); else None (ranked live)."""
+        if not self.settings.pool or loaded.lists is None or not (filters is None or filters.is_empty):
+            return None
+        kept = loaded.pooled.get(product_id)
+        if kept is None:
+            pool = loaded.lists.pool(product_id)
+            if pool is None:
+                return None
+            kept = pooled_sources(loaded.sources, pool)
+            if len(loaded.pooled) >= POOLS_KEPT:
+                loaded.pooled.clear()
+            loaded.pooled[product_id] = kept
+        return kept
 
     def _rules(self, diversity: float | None) -> Rules:
         s = self.settings
@@ -337,11 +367,12 @@ def ranking_parts(artifacts: Artifacts | None, popularity: Mapping[str, float], 
     items: ItemLookup = BehaviourOverlay(base_items, artifacts.model.behaviour_vectors() if artifacts else {})
     sources: list[CandidateSource] = [VectorNeighbours(v, items, near) for v in NEIGHBOUR_VECTORS]
     if artifacts is not None:
-        sources += [AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR), CoOccurring(artifacts.cooccurrence),
-                    SessionCoOccurring(artifacts.cooccurrence), AlsForUser(artifacts.model)]
+        sources += [AnchorKept(AlsSimilar(artifacts.model, name=BEHAVIOUR_VECTOR)),
+                    AnchorKept(CoOccurring(artifacts.cooccurrence)), SessionCoOccurring(artifacts.cooccurrence),
+                    AlsForUser(artifacts.model)]
     if sequence is not None:
         sources.append(SequenceNext(sequence))
-    sources.append(Popular(dict(popularity)))
+    sources.append(AnchorKept(Popular(dict(popularity))))
     context = BehaviourContext(artifacts.cooccurrence if artifacts else None, artifacts.model if artifacts else None,
                                dict(popularity), dict(recent), sequence)
     return tuple(s for s in sources if s.name in enabled), items, FeatureBuilder(context)

@@ -19,6 +19,7 @@ from recommender.store.item_cache import ItemLookup
 if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
     from recommender.sequence.store import SequenceModel
 
+KEPT_ANSWERS = 4096  # anchors whose answers an AnchorKept source keeps
 # (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
 NearVector = Callable[[np.ndarray, str, int, ProductFilter | None], Sequence[tuple[str, float]]]
 
@@ -35,8 +36,9 @@ class CandidateSource(Protocol):
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]: ...
 
 
-def _ranked(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n: int) -> list[Candidate]:
+def ranked_candidates(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n: int) -> list[Candidate]:
     out: list[Candidate] = []
+    """``scored`` as this source's candidates: ranks from 1, the anchor and exclusions left out, at most ``n``."""
     for pid, score in scored:
         if pid != query.anchor_id and pid not in query.exclude:
             out.append(Candidate(pid, name, float(score), len(out) + 1))
@@ -46,7 +48,9 @@ def _ranked(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n:
 
 
 class VectorNeighbours:
-    """Nearest neighbours of the anchor by one named vector, from the vector store."""
+    """Nearest neighbours of the anchor by one named vector, from the vector store (a round trip per request)."""
+
+    remote = True  # waits on the store: the ranker asks such sources concurrently
 
     def __init__(self, vector: str, items: ItemLookup, near: NearVector) -> None:
         self.name = vector
@@ -59,7 +63,7 @@ class VectorNeighbours:
         if anchor is None or self.name not in anchor.vectors:
             return []
         hits = self._near(anchor.vectors[self.name], self.name, n + 1, query.filters)
-        return _ranked(self.name, hits, query, n)
+        return ranked_candidates(self.name, hits, query, n)
 
 
 class CoOccurring:
@@ -74,8 +78,7 @@ class CoOccurring:
         """Co-occurring products, most similar first."""
         if not query.anchor_id:
             return []
-        items = self._cooc.co_occurring(query.anchor_id, n + 1, self._kind)
-        return _ranked(self.name, [(c.product_id, c.similarity) for c in items], query, n)
+        return ranked_candidates(self.name, self._cooc.similar(query.anchor_id, n + 1, self._kind), query, n)
 
 
 class SessionCoOccurring:
@@ -90,9 +93,9 @@ class SessionCoOccurring:
         """Summed co-occurrence similarity over the most recent history items."""
         scores: dict[str, float] = {}
         for pid in query.history[: self._recent]:
-            for c in self._cooc.co_occurring(pid, n):
-                scores[c.product_id] = scores.get(c.product_id, 0.0) + c.similarity
-        return _ranked(self.name, sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])), query, n)
+            for other, similarity in self._cooc.similar(pid, n):
+                scores[other] = scores.get(other, 0.0) + similarity
+        return ranked_candidates(self.name, sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])), query, n)
 
 
 class AlsSimilar:
@@ -106,7 +109,7 @@ class AlsSimilar:
         """ALS item–item neighbours of the anchor."""
         if not query.anchor_id:
             return []
-        return _ranked(self.name, self._model.similar_items(query.anchor_id, n + 1), query, n)
+        return ranked_candidates(self.name, self._model.similar_items(query.anchor_id, n + 1), query, n)
 
 
 class AlsForUser:
@@ -121,7 +124,7 @@ class AlsForUser:
         if not query.user_id:
             return []
         recs = self._model.recommend(query.user_id, n + 1, exclude=query.purchased)
-        return _ranked(self.name, recs, query, n)
+        return ranked_candidates(self.name, recs, query, n)
 
 
 class SequenceNext:
@@ -136,7 +139,7 @@ class SequenceNext:
         if not query.history:
             return []
         recs = self._model.recommend(list(reversed(query.history)), n + 1, exclude=query.purchased)
-        return _ranked(self.name, recs, query, n)
+        return ranked_candidates(self.name, recs, query, n)
 
 
 class Popular:
@@ -148,4 +151,26 @@ class Popular:
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
         """Top products by popularity."""
-        return _ranked(self.name, self._ordered[: n + len(query.exclude) + 1], query, n)
+        return ranked_candidates(self.name, self._ordered[: n + len(query.exclude) + 1], query, n)
+
+
+class AnchorKept:
+    """A source whose answer depends on the anchor alone (and the exclusions), its answers kept: the anchor's
+    co-occurring, ALS-similar and popular products are the same for every shopper on that page."""
+
+    def __init__(self, source: CandidateSource, size: int = KEPT_ANSWERS) -> None:
+        self.name = source.name
+        self._source = source
+        self._size = size
+        self._kept: dict[tuple[str | None, int, frozenset[str]], list[Candidate]] = {}
+
+    def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
+        """The wrapped source's candidates (a copy of the kept list)."""
+        key = (query.anchor_id, n, query.exclude)
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._source.candidates(query, n)
+            if len(self._kept) >= self._size:
+                self._kept.clear()
+            self._kept[key] = kept
+        return list(kept)

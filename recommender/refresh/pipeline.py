@@ -318,7 +318,7 @@ class Refresh:
             explain = self.settings.refresh.explain_items if self.settings.explain.backend != "template" else 0
             with s.stage("lists"):
                 s.lists, top = precompute_lists(ranker, anchors, writer, self.settings.refresh.list_k,
-                                                self.progress, keep=explain)
+                                                self.progress, keep=explain, near=self.near)
                 if not s.refit and current is not None and current.lists_path.is_file():
                     s.lists.carried = self._carry(current, writer, set(products) - changed)
             with s.stage("snapshot"):
@@ -332,9 +332,11 @@ class Refresh:
         old = PrecomputedLists(current.lists_path)
         try:
             rows = [row for row in old.rows("lists") if row[0] in keep]
+            pools = [row for row in old.rows("pools") if row[0] in keep]
         finally:
             old.close()
         writer.put_raw(rows, "lists")
+        writer.put_raw(pools, "pools")  # the pool each carried list was ranked from
         return len(rows)
 
     def _snapshot(self, products: list[str]) -> Iterator[Any]:

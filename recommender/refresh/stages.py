@@ -30,6 +30,7 @@ from recommender.ranking.fusion import FusionModel, Rules
 from recommender.ranking.learn import MethodSet, inner_rows, learn_models, method_set, shopper_tasks
 from recommender.ranking.ltr import LtrParams, TreeRanker, train_ranker
 from recommender.ranking.models import ReleaseModels
+from recommender.ranking.pool import neighbour_pool, pooled_sources
 from recommender.ranking.precomputed import ListWriter
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.sources import NearVector
@@ -231,16 +232,25 @@ class ListsSummary:
 
 
 def precompute_lists(ranker: FusionRanker, anchors: Sequence[str], writer: ListWriter, k: int,
-                     progress: bool = True, keep: int = 0) -> tuple[ListsSummary, dict[str, list[RankedItem]]]:
+                     progress: bool = True, keep: int = 0, near: NearVector | None = None
+                     ) -> tuple[ListsSummary, dict[str, list[RankedItem]]]:
     """Rank each anchor's product page (anonymous, unfiltered) and store the list; also returns the first ``keep``
-    items of every list (what the explanation batch writes sentences for, exactly as the API will serve them)."""
+    items of every list (what the explanation batch writes sentences for, exactly as the API will serve them).
+
+    With ``near`` (the store's query), each anchor's neighbour pool is fetched once, stored beside its list, and
+    the list is ranked from it: the pool a shopper's page is later re-ranked from (``ranking.pool``)."""
     import time
 
     summary = ListsSummary()
     kept: dict[str, list[RankedItem]] = {}
     start = time.perf_counter()
     for anchor in tqdm(anchors, desc="precompute lists", unit="product", disable=not progress):
-        ranked = ranker.rank(RankQuery(anchor, k=k))
+        if near is not None:
+            pool = neighbour_pool(ranker.items, near, anchor, ranker.per_source + 1)
+            writer.put_pool(anchor, pool)
+            ranked = ranker.with_sources(pooled_sources(ranker.sources, pool)).rank(RankQuery(anchor, k=k))
+        else:
+            ranked = ranker.rank(RankQuery(anchor, k=k))
         writer.put(anchor, ranked)
         if keep:
             kept[anchor] = ranked[:keep]

@@ -151,7 +151,7 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
         assert all(i["title"] and i["explanation"]["text"] for i in body["items"])
         history = read_rows(shop.catalog / "events.csv")[0]
         personal = serve(app, f"/v1/products/{anchor}/recommendations?k=5&user_id={history['user_id']}")
-        assert personal["served_from"] == "live" and personal["fusion"] == "ltr"
+        assert personal["served_from"] == "pool" and personal["fusion"] == "ltr"
         for_you = serve(app, f"/v1/users/{history['user_id']}/recommendations?k=5")
         assert for_you["items"] and for_you["fusion"] == ("ltr" if shopper["kept"] else "learned")
         assert any(abs(v) > 0 for i in personal["items"] for k, v in i["signals"].items()
@@ -164,6 +164,35 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
                      )["fusion"] == "learned"
     finally:
         logistic.extensions["recsys"].close()
+
+
+def test_a_shoppers_page_from_the_stored_pool_ranks_as_the_live_path(shop: Shop) -> None:
+    """The fast path (the anchor's stored pool re-ranked for the shopper, no vector-store query) and the live path
+    (``ranking.pool`` off: the store's neighbours asked per request) give the same items with the same scores,
+    signals and sources for shoppers with history; a filtered page is ranked live."""
+    anchors = sorted(lists_of(shop.releases.load().lists_path))[:10]
+    users = list(dict.fromkeys(row["user_id"] for row in read_rows(shop.catalog / "events.csv")))[:4]
+    pooled = create_app(shop.settings())
+    live = create_app(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, pool=False)))
+    try:
+        personalised = 0
+        for anchor in anchors:
+            for user in users:
+                path = f"/v1/products/{anchor}/recommendations?k=10&user_id={user}"
+                fast, slow = serve(pooled, path), serve(live, path)
+                assert (fast["served_from"], slow["served_from"]) == ("pool", "live")
+                assert fast["items"] and [(i["product_id"], i["score"], i["signals"], i["sources"])
+                                          for i in fast["items"]] == \
+                    [(i["product_id"], i["score"], i["signals"], i["sources"]) for i in slow["items"]]
+                assert [i["explanation"] for i in fast["items"]] == [i["explanation"] for i in slow["items"]]
+                personalised += any(i["signals"]["history_text"] != 0 or i["signals"]["als_user"] != 0
+                                    for i in fast["items"])
+        assert personalised > len(anchors)  # the shoppers' own signals were there to agree on
+        filtered = serve(pooled, f"/v1/products/{anchors[0]}/recommendations?k=5&user_id={users[0]}&in_stock=true")
+        assert filtered["served_from"] == "live" and filtered["items"]
+    finally:
+        pooled.extensions["recsys"].close()
+        live.extensions["recsys"].close()
 
 
 def test_a_second_run_with_nothing_changed_publishes_nothing(shop: Shop) -> None:

@@ -97,3 +97,17 @@ def test_save_load_round_trip_without_pickle_and_atomic_current(model: Collabora
     with pytest.raises(ModelNotFound):
         store.publish("20000101T000000Z-deadbeef")
     assert not list((tmp_path / "collab").glob(".tmp-*")) and not list((tmp_path / "collab").glob(".current-*"))
+
+
+def test_top_is_a_stable_sorts_head_with_ties_and_unscored_items(model: CollaborativeModel) -> None:
+    """``_top`` (sorting only the head) equals a stable argsort's first n: ties in index order, -inf left out."""
+    rng = np.random.default_rng(7)
+    size = len(model.items)
+    for trial in range(30):
+        scores = rng.integers(0, 4, size).astype(np.float64)  # many ties
+        scores[rng.choice(size, trial % 5, replace=False)] = -np.inf
+        for n in (1, 3, size, size + 5):
+            finite = int(np.isfinite(scores).sum())
+            want = np.argsort(-scores, kind="stable")[: min(n, finite)]
+            assert model._top(scores, n) == [(model.items.id(int(j)), float(scores[j])) for j in want]
+    assert model._top(np.full(size, -np.inf), 3) == []

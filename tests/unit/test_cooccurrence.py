@@ -76,3 +76,17 @@ def test_count_agrees_with_the_dense_matrix_for_every_pair(tmp_path: Path) -> No
                 expected = int(dense[i, j]) if i is not None and j is not None else 0
                 assert co.count(a, b, kind) == loaded.count(a, b, kind) == expected
     assert co.count("p0", "unknown") == 0
+
+
+def test_similar_is_co_occurring_without_the_counts() -> None:
+    """``similar`` (the candidate sources' fast read) gives co_occurring's products, order and similarities."""
+    rng = np.random.default_rng(5)
+    products = [f"p{i}" for i in range(15)]
+    sessions = [(f"s{n}", [(products[int(j)], str(rng.choice(["view", "cart", "purchase"])))
+                           for j in rng.choice(15, size=int(rng.integers(2, 7)), replace=False)]) for n in range(60)]
+    co = build_cooccurrence(sessions)
+    for kind in ("view", "purchase"):
+        for n in (1, 3, 50):
+            for p in [*products, "unknown"]:
+                assert co.similar(p, n, kind) == [(c.product_id, c.similarity) for c in co.co_occurring(p, n, kind)]
+    assert co.similar("p1", 0) == [] and len(co.similar("p1", 50)) > 3

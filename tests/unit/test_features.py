@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -80,7 +81,8 @@ def _unit(rng: np.random.Generator, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def test_rows_equal_the_per_candidate_definitions() -> None:
+def _shop() -> tuple[BehaviourContext, dict[str, ItemView]]:
+    """Behaviour and views of 30 products with random events (some without an image vector or a price)."""
     rng = np.random.default_rng(11)
     pids = [f"p{i}" for i in range(30)]
     events = [Event(f"u{int(rng.integers(8))}", pids[int(rng.integers(30))], str(rng.choice(["view", "purchase"])),
@@ -99,6 +101,12 @@ def test_rows_equal_the_per_candidate_definitions() -> None:
                              "behavior": _unit(rng, 4)}, ("W", "Tops", "Shirts" if i % 3 else "Tees"),
                          float(rng.integers(5, 90)) if i % 5 else None, f"g{i // 2}", color=["red", "blue"][i % 2],
                          attributes=(("pattern", ["plain", "striped"][i % 3 % 2]),)) for i, p in enumerate(pids)}
+    return context, views
+
+
+def test_rows_equal_the_per_candidate_definitions() -> None:
+    context, views = _shop()
+    pids = list(views)
     fb = FeatureBuilder(context)
     anchor = views["p0"]
     candidates = {p: views[p] for p in pids[1:]}
@@ -114,3 +122,25 @@ def test_rows_equal_the_per_candidate_definitions() -> None:
         assert rows.shape == (len(candidates), len(FEATURES))
         assert np.abs(rows).sum() > 0
         np.testing.assert_allclose(rows, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_kept_anchor_columns_give_the_rows_a_fresh_builder_gives() -> None:
+    """The anchor-side columns a builder keeps are exact: other shoppers, other candidate sets and orders, and a
+    candidate whose view changed (a new price) give the same rows as a builder that kept nothing."""
+    context, views = _shop()
+    pids = list(views)
+    kept = FeatureBuilder(context)
+    proposals = {"text": [Candidate(p, "text", 0.5, r) for r, p in enumerate(pids[1:12], start=1)]}
+    repriced = dict(views, p4=replace(views["p4"], price=(views["p4"].price or 10.0) * 3))
+    requests = [(RankQuery("p0", "u1", ("p3", "p7"), k=10), pids[1:20], views),
+                (RankQuery("p0", "u2", ("p9",), k=10), list(reversed(pids[4:30])), views),
+                (RankQuery("p0", "u3", (), k=10), pids[2:25], repriced),
+                (RankQuery("p5", "u1", ("p3",), k=10), pids[6:], views)]
+    for query, ids, vs in requests * 2:
+        candidates = {p: vs[p] for p in ids if p != query.anchor_id}
+        history = [vs[h] for h in query.history]
+        anchor = vs[query.anchor_id] if query.anchor_id else None
+        got = kept.rows(query, anchor, candidates, history, proposals)
+        want = FeatureBuilder(context).rows(query, anchor, candidates, history, proposals)
+        np.testing.assert_array_equal(got, want)
+    assert len(kept._anchors) == 2 and len(kept._anchors["p0"].rows) >= 25

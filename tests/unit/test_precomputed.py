@@ -187,7 +187,7 @@ def test_count_is_number_of_anchors(lists_path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("table", ["views", "lists; DROP TABLE items", "LISTS", ""])
 def test_bad_table_name_raises_value_error(lists_path: Path, tmp_path: Path, table: str) -> None:
-    """Only ``lists`` and ``items`` are accepted, by the writer and the reader alike."""
+    """Only ``lists``, ``items`` and ``pools`` are accepted, by the writer and the reader alike."""
     writer = ListWriter(tmp_path / "other.sqlite")
     try:
         with pytest.raises(ValueError, match="unknown table"):
@@ -221,3 +221,47 @@ def test_reader_does_not_create_a_missing_file(tmp_path: Path) -> None:
         PrecomputedLists(missing)
     assert not missing.exists()
 
+
+
+POOL = {"text": [("a1", 1.0), ("p2", 0.8125), ("p3", 0.123456789012)], "image": []}
+
+
+def test_pools_round_trip_and_carry(tmp_path: Path) -> None:
+    """put_pool/pool keep every hit in order with its exact score (an empty vector list stays empty, not absent);
+    an anchor without a pool is None; rows("pools") copied by put_raw give the same pool."""
+    path = tmp_path / "lists.sqlite"
+    writer = ListWriter(path)
+    writer.put("a1", RANKED)
+    writer.put_pool("a1", POOL)
+    writer.close()
+    reader = PrecomputedLists(path)
+    try:
+        assert reader.pool("a1") == POOL
+        assert reader.pool("a2") is None
+        rows = list(reader.rows("pools"))
+    finally:
+        reader.close()
+    copy = tmp_path / "next.sqlite"
+    writer = ListWriter(copy)
+    writer.put_raw(rows, "pools")
+    writer.close()
+    again = PrecomputedLists(copy)
+    try:
+        assert again.pool("a1") == POOL
+    finally:
+        again.close()
+
+
+def test_a_release_written_before_pools_has_none(tmp_path: Path) -> None:
+    """A lists file without the ``pools`` table (an older release) reads as "no pool" for every anchor."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript("CREATE TABLE lists (anchor_id TEXT PRIMARY KEY, items TEXT NOT NULL);"
+                         "CREATE TABLE items (product_id TEXT PRIMARY KEY, view TEXT NOT NULL);")
+        db.execute("INSERT INTO lists VALUES ('a1', '[]')")
+    db.close()
+    reader = PrecomputedLists(path)
+    try:
+        assert reader.get("a1") == [] and reader.pool("a1") is None and list(reader.rows("pools")) == []
+    finally:
+        reader.close()

@@ -40,6 +40,12 @@ def l2_normalize(matrix: np.ndarray) -> np.ndarray:
     return (m / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
 
+def text_space(identity: str) -> str:
+    """The embedding space of a text encoder identity: its model, without the options after ``|`` (number
+    format, length limit) that move vectors only slightly, so an image tower aligned to one fits the others."""
+    return identity.split("|", 1)[0]
+
+
 def file_digest(path: Path) -> str:
     """Short sha256 of a file, naming a checkpoint's exact weights in the encoder identity."""
     h = hashlib.sha256()

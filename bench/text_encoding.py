@@ -161,6 +161,43 @@ def report(runners: list[Runner], sets: dict[str, list[str]], results: dict) -> 
                   f"{cos.mean():.4f} | {cos.min():.4f} |")
 
 
+def image_tower(catalog: Path, checkpoint: Path | None, n: int, rounds: int) -> None:
+    """The image tower at torch's threads against one thread, fp32 and bf16 (bf16 is not a setting: a probe)."""
+    import copy
+
+    from recommender.catalog.images import ImageLimits, decode_image, read_image_bytes
+    from recommender.config import ImageEncoderSettings
+    from recommender.encoders.base import l2_normalize
+    from recommender.encoders.image import OpenClipImageEncoder
+
+    enc = OpenClipImageEncoder(ImageEncoderSettings(checkpoint=checkpoint, threads=0))
+    limits = ImageLimits()
+    products = [p for _, p in zip(range(n), (p for p in CatalogReader(catalog) if p.image), strict=False)]
+    batch = [enc.preprocess(decode_image(read_image_bytes(p.image or "", catalog, limits), limits)) for p in products]
+    enc.encode_prepared(batch[:8])  # loads the tower
+    towers = {"fp32": enc._tower, "bf16": copy.deepcopy(enc._tower).to(torch.bfloat16)}
+    results: dict[tuple[str, int], list[tuple[float, float, np.ndarray]]] = {}
+    for _ in range(rounds):
+        for (precision, tower), threads in [(t, th) for t in towers.items() for th in (DEFAULT_THREADS, 1)]:
+            torch.set_num_threads(threads)
+            w0, c0 = time.perf_counter(), time.process_time()
+            with torch.inference_mode():
+                out = np.vstack([l2_normalize(tower(torch.stack(batch[i:i + 32]).to(getattr(torch, {
+                    "fp32": "float32", "bf16": "bfloat16"}[precision]))).float().numpy())
+                    for i in range(0, len(batch), 32)])
+            results.setdefault((precision, threads), []).append(
+                (time.perf_counter() - w0, time.process_time() - c0, out))
+    _, _, base = results[("fp32", DEFAULT_THREADS)][-1]
+    base_rate = len(batch) / statistics.median(r[0] for r in results[("fp32", DEFAULT_THREADS)])
+    print(f"\nimage tower {enc.identity}: {len(batch)} images of {catalog.name}, batches of 32")
+    print("| tower | images/s | ratio | CPU ms/image | cosine mean / min |\n|---|---|---|---|---|")
+    for (precision, threads), runs in results.items():
+        rate = len(batch) / statistics.median(r[0] for r in runs)
+        cos = (runs[-1][2] * base).sum(axis=1)
+        print(f"| {precision}, {threads} thread(s) | {rate:.1f} | {rate / base_rate:.2f}x | "
+              f"{1000 * statistics.median(r[1] for r in runs) / len(batch):.1f} | {cos.mean():.4f} / {cos.min():.4f} |")
+
+
 def main() -> None:
     """Build the texts, load every candidate, measure interleaved, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,7 +207,14 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=128, help="texts per encode_batch call (vectorize.chunk_size)")
     ap.add_argument("--only", default="", help="comma-separated candidate numbers (1 = today's, always run)")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--image-catalog", type=Path, default=None, help="also measure the image tower on this catalog")
+    ap.add_argument("--image-checkpoint", type=Path, default=None, help="its trained tower (default: untrained)")
+    ap.add_argument("--images-only", action="store_true", help="skip the text candidates")
     args = ap.parse_args()
+    if args.image_catalog is not None:
+        image_tower(args.image_catalog, args.image_checkpoint, args.texts, args.rounds)
+    if args.images_only:
+        return
     picked = {int(i) for i in args.only.split(",") if i} | {1}
     candidates = [c for i, c in enumerate(CANDIDATES, 1) if not args.only or i in picked]
     sets = text_sets(args.hm, args.texts, args.workdir or Path(tempfile.mkdtemp(prefix="bench-text-")))

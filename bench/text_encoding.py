@@ -54,6 +54,7 @@ CANDIDATES = [
     Candidate("int8 (dynamic, per channel), batch 16, 1 thread", replace(NEW, precision="int8")),
     Candidate("bf16, batch 64, torch's threads", replace(TODAY, precision="bf16")),
     Candidate("bf16, batch 16, torch's threads", replace(NEW, threads=0)),
+    Candidate("bf16, batch 64, 1 thread", replace(NEW, batch_size=64)),
     Candidate("**bf16, batch 16, 1 thread (new default)**", NEW),
     Candidate("bf16, batch 16, 2 processes x 1 thread", NEW, processes=2),
     Candidate("bf16, batch 16, 1 thread, max_seq_length 128", replace(NEW, max_seq_length=128)),

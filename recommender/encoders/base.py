@@ -18,7 +18,8 @@ class Encoder(Protocol[T_contra]):
     Contract:
     - ``encode_batch(items)`` returns a float32 array of shape ``(len(items), dim)`` whose rows have
       unit L2 norm (cosine similarity = dot product), in input order; an empty batch gives ``(0, dim)``.
-    - Deterministic: the same input gives the same vector within float tolerance.
+    - Deterministic: the same input gives the same vector within float tolerance (bf16 weights: cosine above
+      0.9999 whichever batch the input shares, as padding changes the rounding).
     - ``identity`` names everything that can change the output (model, weights, preprocessing);
       stored fingerprints include it, so changing it re-encodes the catalog and nothing else does.
     - Loading heavy weights is lazy: constructing an encoder is cheap.

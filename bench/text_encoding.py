@@ -8,7 +8,7 @@ interleaved, ``--rounds`` times, and the median is reported, because the shared 
 Columns: products/s (wall), ratio to today's in the same run, CPU ms per text of this process (all threads;
 n/a for the process pool), and mean/min cosine of each vector to today's vector of the same text.
 
-    .venv/bin/python bench/text_encoding.py --texts 256 --rounds 2
+    PYTHONPATH=. .venv/bin/python bench/text_encoding.py --texts 128 --rounds 2
 """
 
 from __future__ import annotations

@@ -20,19 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from recommender.deploy_settings import EventsSettings, ServeSettings, WeaviateSettings
+from recommender.encoder_settings import TextEncoderSettings
 from recommender.errors import ConfigError
 from recommender.trust_settings import AuthSettings, EventTimeSettings, LimitSettings
 
 TUNED_DIR, TUNED_FILE = Path("models") / "tuned", "tuned.json"  # `recsys tune`'s versions under data_dir
-
-
-@dataclass(frozen=True)
-class TextEncoderSettings:
-    """sentence-transformers model (name or path) that turns product text into the ``text`` vector."""
-
-    model: str = "all-MiniLM-L6-v2"
-    batch_size: int = 64
-    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -53,7 +45,7 @@ class ImageEncoderSettings:
     image_size: int = 128  # pixels fed to the tower; 0 = the model's native resolution
     batch_size: int = 32
     device: str = "cpu"
-    threads: int = 0  # 0 = torch's default
+    threads: int = 1  # torch threads, set process-wide on load (1 beat 2 on the shared 2 cores); 0 = torch default
 
 
 @dataclass(frozen=True)

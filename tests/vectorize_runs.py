@@ -27,12 +27,16 @@ def store_state(store: ProductStore) -> State:
 
 
 def assert_same_state(a: State, b: State) -> None:
-    """Same objects, same properties, same vector names, vectors equal up to float noise of batching."""
+    """Same objects, same properties, same vector names, vectors equal up to float noise of batching: in bf16 (the
+    text encoder's default) a text's vector moves with the padding of the batch it shares, by up to ~2e-3 per
+    component (cosine >= 0.99995, measured on 64 H&M texts); in fp32 by ~1e-7."""
     assert a[0] == b[0]
     assert {k: sorted(v) for k, v in a[1].items()} == {k: sorted(v) for k, v in b[1].items()}
     for pid, vecs in a[1].items():
         for name, vec in vecs.items():
-            assert np.allclose(vec, b[1][pid][name], atol=1e-4), (pid, name)
+            other = b[1][pid][name]
+            assert np.allclose(vec, other, atol=5e-3), (pid, name)
+            assert float(np.dot(vec, other)) / float(np.linalg.norm(vec) * np.linalg.norm(other)) > 0.9999, (pid, name)
 
 
 def kill_vectorize_mid_run(settings: Settings, store: ProductStore, catalog: Path, extra_env: dict[str, str],

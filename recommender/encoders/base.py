@@ -18,7 +18,8 @@ class Encoder(Protocol[T_contra]):
     Contract:
     - ``encode_batch(items)`` returns a float32 array of shape ``(len(items), dim)`` whose rows have
       unit L2 norm (cosine similarity = dot product), in input order; an empty batch gives ``(0, dim)``.
-    - Deterministic: the same input gives the same vector within float tolerance.
+    - Deterministic: the same input gives the same vector within float tolerance (bf16 weights: cosine above
+      0.9999 whichever batch the input shares, as padding changes the rounding).
     - ``identity`` names everything that can change the output (model, weights, preprocessing);
       stored fingerprints include it, so changing it re-encodes the catalog and nothing else does.
     - Loading heavy weights is lazy: constructing an encoder is cheap.
@@ -38,6 +39,12 @@ def l2_normalize(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     return (m / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+def text_space(identity: str) -> str:
+    """The embedding space of a text encoder identity: its model, without the options after ``|`` (number
+    format, length limit) that move vectors only slightly, so an image tower aligned to one fits the others."""
+    return identity.split("|", 1)[0]
 
 
 def file_digest(path: Path) -> str:

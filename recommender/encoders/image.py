@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from recommender.config import ImageEncoderSettings
-from recommender.encoders.base import file_digest, l2_normalize
+from recommender.encoders.base import file_digest, l2_normalize, text_space
 from recommender.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -113,9 +113,10 @@ class OpenClipImageEncoder:
 
     def check_text_encoder(self, configured: str) -> bool:
         """False, and a warning naming both, when a trained checkpoint maps images into the space of another
-        text encoder than ``configured`` (its text→image search would compare unrelated vectors)."""
+        text encoder than ``configured`` (its text→image search would compare unrelated vectors). Only the model
+        counts (``text_space``): a bf16 or length-limited copy of the same model stays in its space."""
         aligned = self.aligned_to
-        if aligned is None or aligned == configured:
+        if aligned is None or text_space(aligned) == text_space(configured):
             return True
         log.warning("image encoder checkpoint %s was aligned to text encoder %r, but the configured text encoder "
                     "is %r: image vectors will not match text vectors; retrain with `recsys train-image-encoder`",

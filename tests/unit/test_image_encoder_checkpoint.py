@@ -112,6 +112,20 @@ def test_a_checkpoint_aligned_to_the_configured_text_encoder_loads_quietly(tmp_p
     assert untrained.check_text_encoder("anything")
 
 
+def test_a_checkpoint_fits_every_precision_and_length_of_its_text_model(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    old = fake_checkpoint(tmp_path / "v1", "sentence-transformers:all-MiniLM-L6-v2")  # trained before bf16
+    new = fake_checkpoint(tmp_path / "v2", "sentence-transformers:all-MiniLM-L6-v2|bf16")
+    with caplog.at_level(logging.WARNING, logger="recommender.encoders.image"):
+        encoder = OpenClipImageEncoder(ImageEncoderSettings(checkpoint=old),
+                                       text_encoder="sentence-transformers:all-MiniLM-L6-v2|bf16")
+        assert encoder.check_text_encoder("sentence-transformers:all-MiniLM-L6-v2|int8|max_seq=128")
+        assert OpenClipImageEncoder(ImageEncoderSettings(checkpoint=new)).check_text_encoder(
+            "sentence-transformers:all-MiniLM-L6-v2")
+    assert not caplog.records
+    assert not encoder.check_text_encoder("sentence-transformers:all-mpnet-base-v2|bf16")
+
+
 def test_a_timm_trunk_tower_trains_saves_and_reloads_to_the_same_vectors(shop: Path, tmp_path: Path) -> None:
     import torch
 

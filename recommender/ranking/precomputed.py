@@ -21,6 +21,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lists (anchor_id TEXT PRIMARY KEY, items TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (product_id TEXT PRIMARY KEY, view TEXT NOT NULL);
 """
+_KEY = {"lists": "anchor_id", "items": "product_id"}
 
 
 def _ranked_json(items: Iterable[RankedItem]) -> str:
@@ -60,11 +61,25 @@ class ListWriter:
         """Store (or replace) an anchor's list."""
         self._db.execute("INSERT OR REPLACE INTO lists VALUES (?, ?)", (anchor_id, _ranked_json(ranked)))
 
-    def put_raw(self, rows: Iterable[tuple[str, str]], table: str) -> None:
-        """Copy rows verbatim from another lists file (``lists`` or ``items``)."""
+    def carry(self, source: Path, keys: Iterable[str], table: str = "lists") -> int:
+        """Copy the rows of ``keys`` (anchors of ``lists``, products of ``items``) from another lists file, inside
+        SQLite (a 100,000-product release's lists are over a gigabyte of JSON: they never pass through Python);
+        how many were copied."""
         if table not in ("lists", "items"):
             raise ValueError(f"unknown table {table!r}")
-        self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", rows)
+        self._db.commit()  # SQLite attaches only outside a transaction
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS carry (id TEXT PRIMARY KEY)")
+        self._db.execute("DELETE FROM temp.carry")
+        self._db.executemany("INSERT OR IGNORE INTO temp.carry VALUES (?)", ((k,) for k in keys))
+        self._db.commit()
+        self._db.execute("ATTACH DATABASE ? AS old", (str(source),))
+        try:
+            copied = self._db.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM old.{table} "
+                                      f"WHERE {_KEY[table]} IN (SELECT id FROM temp.carry)").rowcount
+            self._db.commit()
+        finally:
+            self._db.execute("DETACH DATABASE old")
+        return int(copied)
 
     def put_views(self, views: Iterable[ItemView]) -> None:
         """Store render snapshots."""

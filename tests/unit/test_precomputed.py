@@ -138,32 +138,45 @@ def test_view_json_round_trip_with_defaults() -> None:
     assert "vectors" not in view_json(VIEW)
 
 
-def test_put_raw_copies_rows_verbatim(lists_path: Path, tmp_path: Path) -> None:
-    """rows() of one file fed to put_raw of another gives identical lists and views."""
+def test_carry_copies_chosen_lists_verbatim_and_keeps_new_ones(lists_path: Path, tmp_path: Path) -> None:
+    """carry() copies the named anchors' lists from an older file (inside SQLite) next to lists just ranked;
+    anchors the old file lacks are ignored, the rest are not copied."""
     old = PrecomputedLists(lists_path)
     try:
-        list_rows = list(old.rows("lists"))
-        item_rows = list(old.rows("items"))
+        list_rows = dict(old.rows("lists"))
     finally:
         old.close()
-    assert sorted(r[0] for r in list_rows) == ["a1", "a2", "empty"]
-    assert [r[0] for r in item_rows] == ["p1"]
-
     new_path = tmp_path / "next.sqlite"
     writer = ListWriter(new_path)
-    writer.put_raw([r for r in list_rows if r[0] != "a2"], "lists")
-    writer.put_raw(item_rows, "items")
+    writer.put("a2", RANKED[1:])  # re-ranked in this release
+    assert writer.carry(lists_path, ["a1", "empty", "not-in-old"]) == 2
+    writer.put_views([VIEW])
     writer.close()
     new = PrecomputedLists(new_path)
     try:
-        assert sorted(new.rows("lists")) == sorted(r for r in list_rows if r[0] != "a2")
-        assert list(new.rows("items")) == item_rows
-        assert new.count() == 2
-        assert new.get("a2") is None
-        a1 = new.get("a1")
-        assert a1 is not None
-        assert_same_ranked(a1, RANKED)
+        rows = dict(new.rows("lists"))
+        assert sorted(rows) == ["a1", "a2", "empty"]
+        assert rows["a1"] == list_rows["a1"] and rows["empty"] == list_rows["empty"]
+        a2 = new.get("a2")
+        assert a2 is not None
+        assert_same_ranked(a2, RANKED[1:])
         assert new.views(["p1"])["p1"] == VIEW
+    finally:
+        new.close()
+
+
+def test_carry_copies_snapshots_and_refuses_other_tables(lists_path: Path, tmp_path: Path) -> None:
+    """carry(…, "items") copies render snapshots the same way; any other table name is refused."""
+    writer = ListWriter(tmp_path / "next.sqlite")
+    try:
+        assert writer.carry(lists_path, ["p1", "p9"], "items") == 1
+        with pytest.raises(ValueError, match="unknown table"):
+            writer.carry(lists_path, ["p1"], "items; DROP TABLE lists")
+    finally:
+        writer.close()
+    new = PrecomputedLists(tmp_path / "next.sqlite")
+    try:
+        assert new.views(["p1"])["p1"] == VIEW and new.count() == 0
     finally:
         new.close()
 
@@ -187,13 +200,7 @@ def test_count_is_number_of_anchors(lists_path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("table", ["views", "lists; DROP TABLE items", "LISTS", ""])
 def test_bad_table_name_raises_value_error(lists_path: Path, tmp_path: Path, table: str) -> None:
-    """Only ``lists`` and ``items`` are accepted, by the writer and the reader alike."""
-    writer = ListWriter(tmp_path / "other.sqlite")
-    try:
-        with pytest.raises(ValueError, match="unknown table"):
-            writer.put_raw([("a", "[]")], table)
-    finally:
-        writer.close()
+    """Only ``lists`` and ``items`` are accepted by the reader."""
     reader = PrecomputedLists(lists_path)
     try:
         with pytest.raises(ValueError, match="unknown table"):

@@ -57,10 +57,16 @@ def run_job(env: dict[str, str], log: Path, args: list[str], kill_after: float |
         timer = threading.Timer(kill_after, proc.send_signal, (signal.SIGKILL,)) if kill_after else None
         if timer:
             timer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # the bench was stopped (SIGTERM, ^C): the job goes with it, resumable
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            if timer:
+                timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
-        if timer:
-            timer.cancel()
     seconds = time.perf_counter() - t0
     lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
     return {"seconds": round(seconds, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),

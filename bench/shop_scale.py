@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=60.0, help="time limit per load")
     ap.add_argument("--until", default="api", help="stop each size after this step")
     args = ap.parse_args()
+    # stopped with SIGTERM: unwind, so the running job is killed and the shop's Weaviate stopped (all resumable)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     base = load_settings()
     for size in [int(s) for s in args.sizes.split(",")]:
         run_size(size, args, base)

@@ -154,6 +154,7 @@ def measure_api(settings: Settings, env: dict[str, str], ids: list[str], users: 
                 spent = sum(cpu_seconds(p) for p in pids) + cpu_seconds(weaviate_pid) - c0
                 out[name] = {**figures(r), "cpu_ms_per_request": round(1000 * spent / max(1, len(r.latencies)), 1)}
         out["rss_mb_after"] = [round(rss_mb(p)) for p in pids]
+    out["weaviate_rss_mb"] = round(rss_mb(weaviate_pid))
     with ProductStore.open(settings.weaviate) as store:
         vectors = text_vectors(store, random.Random(0).sample(ids, min(2000, len(ids))))
         bare_load(store, vectors, 100, conc, 60.0, 1)

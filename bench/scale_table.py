@@ -71,6 +71,7 @@ for _name in ("anonymous", "personalised", "search", "ask", "bare"):
         ROWS += [(f"API {_name}: p50 ÷ bare p50", _get("api", _name, "x_bare_p50")),
                  (f"API {_name}: CPU ms per request (workers + Weaviate)", _get("api", _name, "cpu_ms_per_request"))]
 ROWS.append(("API: RSS MB per worker, ready → after", _rss))
+ROWS.append(("Weaviate RSS MB after the API loads", _get("api", "weaviate_rss_mb")))
 
 
 def _pair(steps: dict[str, Any], name: str) -> Any:

@@ -10,11 +10,11 @@ time, its CPU seconds and peak RSS from wait4, Weaviate's CPU over the same time
 3. ``refresh_full``        `recsys refresh` on the vectorized store (events import, ALS, gate, every page's list)
 4. ``edit_1pct``           exactly 1% of the products retitled and repriced (deterministic)
 5. ``refresh_incremental`` `recsys refresh` (re-vectorizes the changed products, keeps the model, re-ranks)
-6. ``new_day``             a day of new events appended (the last day's sessions replayed one day later)
-7. ``refresh_nightly``     `recsys refresh` (imports them, refits, gates, re-ranks every page, publishes)
-8. ``api``                 gunicorn (2 workers, the shipped config), concurrency 8 from another process, loopback:
+6. ``api``                 gunicorn (2 workers, the shipped config), concurrency 8 from another process, loopback:
                            anonymous and personalised product pages, search, ask; the bare near-vector query
-                           (k=10) in the same run; CPU per request, RSS per worker
+                           (k=10) in the same run; CPU per request (workers + Weaviate), RSS per worker and Weaviate's
+7. ``new_day``             an average day of new events appended (the newest events replayed whole days later)
+8. ``refresh_nightly``     `recsys refresh` (imports them, refits, gates, re-ranks every page, publishes)
 
 Each finished step's figures go to ``steps.json`` and the step is skipped on a re-run, so a killed run continues
 where it stopped (the vectorize job itself skips products already stored, by content hash). At the end the
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--requests", type=int, default=1000, help="product-page requests per load (search/ask: 1/4)")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="time limit per load")
-    ap.add_argument("--until", default="api", help="stop each size after this step")
+    ap.add_argument("--until", default="refresh_nightly", help="stop each size after this step")
     args = ap.parse_args()
     # stopped with SIGTERM: unwind, so the running job is killed and the shop's Weaviate stopped (all resumable)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -89,9 +89,9 @@ def run_size(size: int, args: argparse.Namespace, base: Settings) -> None:
             ("refresh_full", lambda: refresh(job, "refresh_full", catalog)),
             ("edit_1pct", lambda: {"changed": len(change_share(catalog, 0.01, seed=1, tag="new season"))}),
             ("refresh_incremental", lambda: refresh(job, "refresh_incremental", catalog)),
+            ("api", lambda: api(settings, env, catalog, folder, args, wpid)),
             ("new_day", lambda: {"events_added": append_next_day(catalog, "-next-day")}),
             ("refresh_nightly", lambda: refresh(job, "refresh_nightly", catalog)),
-            ("api", lambda: api(settings, env, catalog, folder, args, wpid)),
         ]:
             step(log, name, action)
             if name == args.until:

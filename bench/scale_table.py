@@ -42,6 +42,27 @@ def _rss(steps: dict[str, Any]) -> Any:
     return f"{'/'.join(map(str, ready))} → {'/'.join(map(str, after))}" if ready and after else None
 
 
+def _cpu(step: str) -> Figure:
+    def read(steps: dict[str, Any]) -> Any:
+        job, store = _get(step, "cpu_s")(steps), _get(step, "weaviate_cpu_s")(steps)
+        return round(job + (store or 0), 1) if job is not None else None
+    return read
+
+
+def _stages(step: str, *names: str) -> Figure:
+    def read(steps: dict[str, Any]) -> Any:
+        got = [_get(step, "stages_s", n)(steps) for n in names]
+        return " / ".join(str(g) for g in got) if any(g is not None for g in got) else None
+    return read
+
+
+def _killed(steps: dict[str, Any]) -> Any:
+    test = _get("vectorize", "kill_test")(steps)
+    if not test:
+        return None
+    return f"{int(test['resumed_text_encoded'])} / {int(test['resumed_skipped_unchanged'])}"
+
+
 ROWS: list[tuple[str, Figure]] = [
     ("generate: wall s", _get("generate", "seconds")),
     ("vectorize: wall s", _get("vectorize", "seconds")),
@@ -49,9 +70,10 @@ ROWS: list[tuple[str, Figure]] = [
     ("vectorize: job CPU s per product", _per_product(_get("vectorize", "cpu_s"))),
     ("vectorize: Weaviate CPU s per product", _per_product(_get("vectorize", "weaviate_cpu_s"))),
     ("vectorize: peak RSS MB", _get("vectorize", "peak_rss_mb")),
-    ("vectorize: killed once, re-run encoded (text)", _get("vectorize", "kill_test", "resumed_text_encoded")),
+    ("vectorize: killed once, the re-run encoded / skipped", _killed),
     ("refresh full: wall s", _get("refresh_full", "seconds")),
     ("refresh full: job CPU s", _get("refresh_full", "cpu_s")),
+    ("refresh full: Weaviate CPU s", _get("refresh_full", "weaviate_cpu_s")),
     ("refresh full: peak RSS MB", _get("refresh_full", "peak_rss_mb")),
     ("refresh full: gate s", _get("refresh_full", "stages_s", "gate")),
     ("refresh full: lists s", _get("refresh_full", "stages_s", "lists")),
@@ -59,9 +81,13 @@ ROWS: list[tuple[str, Figure]] = [
     ("refresh incremental: wall s", _get("refresh_incremental", "seconds")),
     ("refresh incremental / full (goal ≤ 5%)", _ratio(_get("refresh_incremental", "seconds"),
                                                       _get("refresh_full", "seconds"), percent=True)),
-    ("refresh incremental: lists s", _get("refresh_incremental", "stages_s", "lists")),
+    ("refresh incremental: job + Weaviate CPU s", _cpu("refresh_incremental")),
+    ("refresh incremental / full, CPU", _ratio(_cpu("refresh_incremental"), _cpu("refresh_full"), percent=True)),
+    ("refresh incremental: import / vectorize / lists s", _stages("refresh_incremental", "import", "vectorize",
+                                                                     "lists")),
     ("new day: events added", _get("new_day", "events_added")),
     ("refresh nightly (new events): wall s", _get("refresh_nightly", "seconds")),
+    ("refresh nightly: job + Weaviate CPU s", _cpu("refresh_nightly")),
     ("refresh nightly: peak RSS MB", _get("refresh_nightly", "peak_rss_mb")),
 ]
 for _name in ("anonymous", "personalised", "search", "ask", "bare"):

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS pools (anchor_id TEXT PRIMARY KEY, hits TEXT NOT NULL
 """
 TABLES = ("lists", "items", "pools")
 Pool = dict[str, list[tuple[str, float]]]  # named vector → the anchor's neighbour hits (product id, cosine)
+_KEY = {"lists": "anchor_id", "items": "product_id", "pools": "anchor_id"}
 
 
 def _ranked_json(items: Iterable[RankedItem]) -> str:
@@ -70,11 +71,28 @@ class ListWriter:
                          separators=(",", ":"))
         self._db.execute("INSERT OR REPLACE INTO pools VALUES (?, ?)", (anchor_id, raw))
 
-    def put_raw(self, rows: Iterable[tuple[str, str]], table: str) -> None:
-        """Copy rows verbatim from another lists file (``lists``, ``items`` or ``pools``)."""
+    def carry(self, source: Path, keys: Iterable[str], table: str = "lists") -> int:
+        """Copy the rows of ``keys`` (anchors of ``lists`` and ``pools``, products of ``items``) from another lists
+        file, inside SQLite (a 100,000-product release's lists are over a gigabyte of JSON: they never pass through
+        Python); how many were copied (0 when the other file predates ``table``)."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", rows)
+        self._db.commit()  # SQLite attaches only outside a transaction
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS carry (id TEXT PRIMARY KEY)")
+        self._db.execute("DELETE FROM temp.carry")
+        self._db.executemany("INSERT OR IGNORE INTO temp.carry VALUES (?)", ((k,) for k in keys))
+        self._db.commit()
+        self._db.execute("ATTACH DATABASE ? AS old", (str(source),))
+        try:
+            if not self._db.execute("SELECT 1 FROM old.sqlite_master WHERE type = 'table' AND name = ?",
+                                    (table,)).fetchone():
+                return 0
+            copied = self._db.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM old.{table} "
+                                      f"WHERE {_KEY[table]} IN (SELECT id FROM temp.carry)").rowcount
+            self._db.commit()
+        finally:
+            self._db.execute("DETACH DATABASE old")
+        return int(copied)
 
     def put_views(self, views: Iterable[ItemView]) -> None:
         """Store render snapshots."""

@@ -39,7 +39,7 @@ from recommender.explain.evidence import list_evidence
 from recommender.explain.llm import build_explainer
 from recommender.ranking.fusion import DEFAULT_WEIGHTS, FusionModel, Rules, configured_model
 from recommender.ranking.models import ReleaseModels
-from recommender.ranking.precomputed import ListWriter, PrecomputedLists
+from recommender.ranking.precomputed import ListWriter
 from recommender.ranking.ranker import FusionRanker
 from recommender.ranking.service import enabled_sources, nearest, ranking_parts
 from recommender.refresh.stages import (
@@ -316,28 +316,22 @@ class Refresh:
         try:
             anchors = products if s.refit or current is None else sorted(changed)
             explain = self.settings.refresh.explain_items if self.settings.explain.backend != "template" else 0
+            old = current.lists_path if not s.refit and current is not None and current.lists_path.is_file() else None
+            kept = sorted(set(products) - changed)
             with s.stage("lists"):
                 s.lists, top = precompute_lists(ranker, anchors, writer, self.settings.refresh.list_k,
                                                 self.progress, keep=explain, near=self.near)
-                if not s.refit and current is not None and current.lists_path.is_file():
-                    s.lists.carried = self._carry(current, writer, set(products) - changed)
+                if old is not None:
+                    s.lists.carried = writer.carry(old, kept)
+                    writer.carry(old, kept, "pools")  # the pool each carried list was ranked from
             with s.stage("snapshot"):
-                writer.put_views(self._snapshot(products))
+                if old is not None:  # an unchanged fingerprint means unchanged properties: the old snapshot is exact
+                    writer.carry(old, kept, "items")
+                writer.put_views(self._snapshot(sorted(changed) if old is not None else products))
             with s.stage("explanations"):
                 self._explain(ranker, top)
         finally:
             writer.close()
-
-    def _carry(self, current: Release, writer: ListWriter, keep: set[str]) -> int:
-        old = PrecomputedLists(current.lists_path)
-        try:
-            rows = [row for row in old.rows("lists") if row[0] in keep]
-            pools = [row for row in old.rows("pools") if row[0] in keep]
-        finally:
-            old.close()
-        writer.put_raw(rows, "lists")
-        writer.put_raw(pools, "pools")  # the pool each carried list was ranked from
-        return len(rows)
 
     def _snapshot(self, products: list[str]) -> Iterator[Any]:
         """Render snapshots of every stored product (properties only: no vectors are fetched)."""

@@ -30,6 +30,7 @@ from jobs.cli import main
 from recommender.ask.vocabulary import Vocabulary, vocabulary_path
 from recommender.config import ExplainSettings, RankingSettings, Settings, WeaviateSettings, load_settings
 from recommender.ranking.fusion import FusionModel
+from recommender.ranking.precomputed import PrecomputedLists
 from recommender.refresh.stages import refresh_lock
 from recommender.releases import ReleaseStore
 from recommender.store.ports import free_ports
@@ -307,6 +308,17 @@ def test_changed_products_rerank_only_their_pages(shop: Shop, tmp_path: Path) ->
     assert {a: ids for a, ids in new.items() if a not in changed} == {a: ids for a, ids in old.items()
                                                                        if a not in changed}
     assert set(new) == set(old)
+    before, after = PrecomputedLists(first.lists_path), PrecomputedLists(second.lists_path)
+    try:  # snapshots: the changed products' re-read from the store, the others carried over unchanged
+        ids = [r["product_id"] for r in rows]
+        old_views, new_views = before.views(ids), after.views(ids)
+    finally:
+        before.close()
+        after.close()
+    assert set(new_views) == set(old_views) == set(ids)
+    assert all(new_views[p].title.startswith("Limited edition ") for p in changed)
+    assert {p: v for p, v in new_views.items() if p not in changed} == {p: v for p, v in old_views.items()
+                                                                        if p not in changed}
 
 
 def test_a_worse_model_is_not_published_and_rollback_returns(shop: Shop, tmp_path: Path) -> None:

@@ -138,32 +138,45 @@ def test_view_json_round_trip_with_defaults() -> None:
     assert "vectors" not in view_json(VIEW)
 
 
-def test_put_raw_copies_rows_verbatim(lists_path: Path, tmp_path: Path) -> None:
-    """rows() of one file fed to put_raw of another gives identical lists and views."""
+def test_carry_copies_chosen_lists_verbatim_and_keeps_new_ones(lists_path: Path, tmp_path: Path) -> None:
+    """carry() copies the named anchors' lists from an older file (inside SQLite) next to lists just ranked;
+    anchors the old file lacks are ignored, the rest are not copied."""
     old = PrecomputedLists(lists_path)
     try:
-        list_rows = list(old.rows("lists"))
-        item_rows = list(old.rows("items"))
+        list_rows = dict(old.rows("lists"))
     finally:
         old.close()
-    assert sorted(r[0] for r in list_rows) == ["a1", "a2", "empty"]
-    assert [r[0] for r in item_rows] == ["p1"]
-
     new_path = tmp_path / "next.sqlite"
     writer = ListWriter(new_path)
-    writer.put_raw([r for r in list_rows if r[0] != "a2"], "lists")
-    writer.put_raw(item_rows, "items")
+    writer.put("a2", RANKED[1:])  # re-ranked in this release
+    assert writer.carry(lists_path, ["a1", "empty", "not-in-old"]) == 2
+    writer.put_views([VIEW])
     writer.close()
     new = PrecomputedLists(new_path)
     try:
-        assert sorted(new.rows("lists")) == sorted(r for r in list_rows if r[0] != "a2")
-        assert list(new.rows("items")) == item_rows
-        assert new.count() == 2
-        assert new.get("a2") is None
-        a1 = new.get("a1")
-        assert a1 is not None
-        assert_same_ranked(a1, RANKED)
+        rows = dict(new.rows("lists"))
+        assert sorted(rows) == ["a1", "a2", "empty"]
+        assert rows["a1"] == list_rows["a1"] and rows["empty"] == list_rows["empty"]
+        a2 = new.get("a2")
+        assert a2 is not None
+        assert_same_ranked(a2, RANKED[1:])
         assert new.views(["p1"])["p1"] == VIEW
+    finally:
+        new.close()
+
+
+def test_carry_copies_snapshots_and_refuses_other_tables(lists_path: Path, tmp_path: Path) -> None:
+    """carry(…, "items") copies render snapshots the same way; any other table name is refused."""
+    writer = ListWriter(tmp_path / "next.sqlite")
+    try:
+        assert writer.carry(lists_path, ["p1", "p9"], "items") == 1
+        with pytest.raises(ValueError, match="unknown table"):
+            writer.carry(lists_path, ["p1"], "items; DROP TABLE lists")
+    finally:
+        writer.close()
+    new = PrecomputedLists(tmp_path / "next.sqlite")
+    try:
+        assert new.views(["p1"])["p1"] == VIEW and new.count() == 0
     finally:
         new.close()
 
@@ -191,7 +204,7 @@ def test_bad_table_name_raises_value_error(lists_path: Path, tmp_path: Path, tab
     writer = ListWriter(tmp_path / "other.sqlite")
     try:
         with pytest.raises(ValueError, match="unknown table"):
-            writer.put_raw([("a", "[]")], table)
+            writer.carry(lists_path, ["a"], table)
     finally:
         writer.close()
     reader = PrecomputedLists(lists_path)
@@ -228,7 +241,7 @@ POOL = {"text": [("a1", 1.0), ("p2", 0.8125), ("p3", 0.123456789012)], "image": 
 
 def test_pools_round_trip_and_carry(tmp_path: Path) -> None:
     """put_pool/pool keep every hit in order with its exact score (an empty vector list stays empty, not absent);
-    an anchor without a pool is None; rows("pools") copied by put_raw give the same pool."""
+    an anchor without a pool is None; carry() copies pools like lists."""
     path = tmp_path / "lists.sqlite"
     writer = ListWriter(path)
     writer.put("a1", RANKED)
@@ -238,12 +251,11 @@ def test_pools_round_trip_and_carry(tmp_path: Path) -> None:
     try:
         assert reader.pool("a1") == POOL
         assert reader.pool("a2") is None
-        rows = list(reader.rows("pools"))
     finally:
         reader.close()
     copy = tmp_path / "next.sqlite"
     writer = ListWriter(copy)
-    writer.put_raw(rows, "pools")
+    assert writer.carry(path, ["a1", "a2"], "pools") == 1
     writer.close()
     again = PrecomputedLists(copy)
     try:
@@ -265,3 +277,8 @@ def test_a_release_written_before_pools_has_none(tmp_path: Path) -> None:
         assert reader.get("a1") == [] and reader.pool("a1") is None and list(reader.rows("pools")) == []
     finally:
         reader.close()
+    writer = ListWriter(tmp_path / "next.sqlite")
+    try:
+        assert writer.carry(path, ["a1"], "pools") == 0 and writer.carry(path, ["a1"]) == 1
+    finally:
+        writer.close()

@@ -192,6 +192,8 @@ class RefreshSettings:
     inner_tasks: int = 1200  # tasks the learned fusion is fitted on (inner time splits of the pre-holdout events)
     list_k: int = 30  # items precomputed per product page
     explain_items: int = 5  # top items per list whose LLM sentences are written in the batch (LLM backends)
+    retune_days: float = 7.0  # re-run `recsys tune` in the refresh when its choice is older (0 = never)
+    tune_max_tasks: int = 2000  # validation shoppers each tuning trial is judged on (seeded sample)
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     event_time: EventTimeSettings = field(default_factory=EventTimeSettings)
+    # dotted keys set by a TOML file, the environment or flags (not by a default or a tuned choice)
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -284,7 +288,9 @@ def load_settings(
     (tuned, source), merged = tuned_defaults(_build(raw).data_dir), dict[str, Any]()
     _merge(merged, tuned, source=source)  # below everything the user set: they are defaults
     _merge(merged, raw, source="settings")
-    return _build(merged)
+    explicit = {f"{k}.{n}" if isinstance(v, Mapping) else k for k, v in raw.items()
+                for n in (v if isinstance(v, Mapping) else [None])}
+    return replace(_build(merged), explicit=frozenset(explicit))
 
 
 def tuned_defaults(data_dir: Path) -> tuple[dict[str, Any], str]:

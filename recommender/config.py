@@ -170,7 +170,9 @@ class CollaborativeSettings:
     seed: int = 42
     min_user_items: int = 1  # users with fewer distinct items are left out of ALS (not of co-occurrence)
     max_session_items: int = 50  # longer sessions (bots, crawlers) keep their last N items for co-occurrence
-    session_gap_hours: float = 0.0  # no session_id: 0 = DATA.md's user + UTC day; > 0 = new after N idle hours
+    # events without a session_id (or with DATA.md's default user + day one): 0 = user + UTC day; > 0 = a new session
+    # after N idle hours. 72: what `recsys tune` chose on both Amazon benchmarks (README "Defaults chosen by …")
+    session_gap_hours: float = 72.0
     threads: int = 0  # 0 = implicit's default (all cores)
 
 
@@ -342,7 +344,8 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any], source: str) -> None:
 def _build(raw: dict[str, Any]) -> Settings:
     kwargs: dict[str, Any] = {}
     hints = typing.get_type_hints(Settings)
-    for f in fields(Settings):
+    settable = [f for f in fields(Settings) if f.name != "explicit"]  # what was set is recorded, never set
+    for f in settable:
         if f.name not in raw:
             continue
         if f.name in _SECTIONS:
@@ -350,7 +353,7 @@ def _build(raw: dict[str, Any]) -> Settings:
             kwargs[f.name] = _build_section(section_cls, raw[f.name], f.name)
         else:
             kwargs[f.name] = _coerce(raw[f.name], hints[f.name], f.name)
-    unknown = set(raw) - {f.name for f in fields(Settings)}
+    unknown = set(raw) - {f.name for f in settable}
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     return Settings(**kwargs)

@@ -60,7 +60,8 @@ class Shop:
                 "RECSYS_IMAGE_ENCODER__IMAGE_SIZE": str(IMAGE_SIZE), "RECSYS_COLLABORATIVE__THREADS": "1",
                 "RECSYS_COLLABORATIVE__FACTORS": "16", "RECSYS_COLLABORATIVE__ITERATIONS": "5",
                 "RECSYS_REFRESH__INNER_TASKS": "150", "RECSYS_REFRESH__MAX_GATE_TASKS": "150",
-                "RECSYS_REFRESH__MIN_GATE_TASKS": "10", "RECSYS_REFRESH__LIST_K": "12"}
+                "RECSYS_REFRESH__MIN_GATE_TASKS": "10", "RECSYS_REFRESH__LIST_K": "12",
+                "RECSYS_REFRESH__RETUNE_DAYS": "7"}
 
     def refresh(self, *args: str, catalog: Path | None = None) -> tuple[int, str, str]:
         """Run `recsys refresh` in-process; (exit status, stdout, stderr)."""

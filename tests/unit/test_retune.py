@@ -21,7 +21,8 @@ FAST = CollaborativeSettings(factors=4, iterations=3, threads=1, session_gap_hou
 
 
 def settings_for(data_dir: Path, **refresh: float) -> Settings:
-    return Settings(data_dir=data_dir, collaborative=FAST, refresh=replace(RefreshSettings(), **refresh))
+    return Settings(data_dir=data_dir, collaborative=FAST,
+                    refresh=replace(RefreshSettings(), **{"retune_days": 7.0, **refresh}))
 
 
 def test_first_visits_keep_one_event_per_product_at_its_first_time_with_the_strongest_type() -> None:

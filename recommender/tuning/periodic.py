@@ -1,4 +1,4 @@
-"""The refresh's tune stage: `recsys tune` re-run on the event log when its recorded choice is older than
+"""The refresh's tune stage (opt-in): `recsys tune` re-run on the event log when its recorded choice is older than
 ``refresh.retune_days`` (Gorse-style periodic re-tuning), so a shop serves measured settings without a manual step.
 
 The search is `recsys tune`'s (``tuning.search``) on the log's next-item validation split, where each shopper's

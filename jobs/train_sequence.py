@@ -22,6 +22,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-epochs", type=int, default=d.max_epochs)
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="shoppers per step")
+    p.add_argument("--max-len", type=int, default=d.max_len, help="most recent items the model reads")
     p.add_argument("--negatives", type=int, default=d.negatives, help="sampled softmax negatives (0 = all items)")
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--no-progress", action="store_true")
@@ -30,8 +33,9 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Train, save, print the summary."""
-    config = SasrecConfig(max_epochs=args.max_epochs, patience=args.patience, dropout=args.dropout,
-                          negatives=args.negatives, threads=args.threads)
+    config = SasrecConfig(max_epochs=args.max_epochs, patience=args.patience, dropout=args.dropout, lr=args.lr,
+                          batch_size=args.batch_size, max_len=args.max_len, negatives=args.negatives,
+                          threads=args.threads)
     out = components.train_sequence(SequenceTrainOptions(args.catalog, args.events, config, not args.no_progress),
                                     settings)
     print(f"train-sequence: version {out['version']} best epoch {out['best_epoch']}/{out['epochs']} "

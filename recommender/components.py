@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from recommender.evaluation.next_item_run import NextItemOptions
     from recommender.evaluation.offline import EvaluateOptions
     from recommender.evaluation.search_eval import SearchEvalOptions
+    from recommender.events.log import Event
     from recommender.refresh.pipeline import RefreshOptions, RefreshSummary
     from recommender.refresh.train import TrainOptions, TrainSummary
     from recommender.sequence.store import SequenceModel
@@ -232,7 +233,15 @@ def refresh(options: RefreshOptions, settings: Settings) -> RefreshSummary:
     from recommender.refresh.pipeline import run_refresh
 
     return run_refresh(options, settings, lambda: open_store(settings),
-                       lambda store, progress: vectorizer(settings, store, progress))
+                       lambda store, progress: vectorizer(settings, store, progress), retune)
+
+
+def retune(events: Sequence[Event], settings: Settings, progress: bool) -> tuple[Settings, dict[str, Any]]:
+    """The refresh's tune stage (``recommender.tuning.periodic``): re-tune when the recorded choice is stale."""
+    from recommender.tuning.periodic import retune_if_due
+
+    tuned, stage = retune_if_due(events, settings, progress)
+    return tuned, stage.as_dict()
 
 
 def switch_release(settings: Settings, version: str | None, progress: bool = True) -> str:

@@ -163,7 +163,9 @@ class CollaborativeSettings:
     seed: int = 42
     min_user_items: int = 1  # users with fewer distinct items are left out of ALS (not of co-occurrence)
     max_session_items: int = 50  # longer sessions (bots, crawlers) keep their last N items for co-occurrence
-    session_gap_hours: float = 0.0  # no session_id: 0 = DATA.md's user + UTC day; > 0 = new after N idle hours
+    # events without a session_id (or with DATA.md's default user + day one): 0 = user + UTC day; > 0 = a new session
+    # after N idle hours. 72: what `recsys tune` chose on both Amazon benchmarks (README "Defaults chosen by …")
+    session_gap_hours: float = 72.0
     threads: int = 0  # 0 = implicit's default (all cores)
 
 
@@ -185,6 +187,10 @@ class RefreshSettings:
     inner_tasks: int = 1200  # tasks the learned fusion is fitted on (inner time splits of the pre-holdout events)
     list_k: int = 30  # items precomputed per product page
     explain_items: int = 5  # top items per list whose LLM sentences are written in the batch (LLM backends)
+    # re-run `recsys tune` in the refresh when its choice is older than this (0 = never: tuning judges the "for you"
+    # path only, and on the fixtures it cost the product pages 4.7% in the gate; README "The nightly refresh")
+    retune_days: float = 0.0
+    tune_max_tasks: int = 2000  # validation shoppers each tuning trial is judged on (seeded sample)
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     event_time: EventTimeSettings = field(default_factory=EventTimeSettings)
+    # dotted keys set by a TOML file, the environment or flags (not by a default or a tuned choice)
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def weaviate_data_dir(self) -> Path:
@@ -277,7 +285,9 @@ def load_settings(
     (tuned, source), merged = tuned_defaults(_build(raw).data_dir), dict[str, Any]()
     _merge(merged, tuned, source=source)  # below everything the user set: they are defaults
     _merge(merged, raw, source="settings")
-    return _build(merged)
+    explicit = {f"{k}.{n}" if isinstance(v, Mapping) else k for k, v in raw.items()
+                for n in (v if isinstance(v, Mapping) else [None])}
+    return replace(_build(merged), explicit=frozenset(explicit))
 
 
 def tuned_defaults(data_dir: Path) -> tuple[dict[str, Any], str]:
@@ -329,7 +339,8 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any], source: str) -> None:
 def _build(raw: dict[str, Any]) -> Settings:
     kwargs: dict[str, Any] = {}
     hints = typing.get_type_hints(Settings)
-    for f in fields(Settings):
+    settable = [f for f in fields(Settings) if f.name != "explicit"]  # what was set is recorded, never set
+    for f in settable:
         if f.name not in raw:
             continue
         if f.name in _SECTIONS:
@@ -337,7 +348,7 @@ def _build(raw: dict[str, Any]) -> Settings:
             kwargs[f.name] = _build_section(section_cls, raw[f.name], f.name)
         else:
             kwargs[f.name] = _coerce(raw[f.name], hints[f.name], f.name)
-    unknown = set(raw) - {f.name for f in fields(Settings)}
+    unknown = set(raw) - {f.name for f in settable}
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     return Settings(**kwargs)

@@ -1,11 +1,12 @@
 """`recsys refresh` as a library call: what the nightly scheduler runs.
 
-Stages (each timed): lock · import events · vectorize changed products · fit behaviour · gate · precompute lists ·
-write release · publish · sync `behavior` vectors. Nothing the API serves changes before *publish*, which is one
-atomic rename; a refresh killed anywhere leaves the served release untouched, and a re-run finishes the work
-(every stage is idempotent: import and vectorize skip what is stored, an unpublished behaviour fit with the same
-data is reused, staging folders are swept). Unchanged events and settings keep the served model and re-rank only
-the product pages whose products changed; nothing changed at all means no new release.
+Stages (each timed): lock · import events · tune (when due) · vectorize changed products · fit behaviour · gate ·
+precompute lists · write release · publish · sync `behavior` vectors. Nothing the API serves changes before
+*publish*, which is one atomic rename; a refresh killed anywhere leaves the served release untouched, and a re-run
+finishes the work (every stage is idempotent: import and vectorize skip what is stored, a fresh tuned choice and an
+unpublished behaviour fit with the same data are reused, staging folders are swept). Unchanged events and settings
+keep the served model and re-rank only the product pages whose products changed; nothing changed at all means no
+new release.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from recommender.domain import RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
 from recommender.events.backend import EventLog, event_log
-from recommender.events.log import find_events_file
+from recommender.events.log import Event, find_events_file
 from recommender.events.trust import time_window
 from recommender.explain.cache import ExplanationCache, default_cache_path, generate_batch
 from recommender.explain.evidence import list_evidence
@@ -62,6 +63,10 @@ from recommender.vectorize import VectorizeEngine
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 50  # rejected event rows printed
+NOT_MODEL_PARAMS = ("explain_items", "retune_days", "tune_max_tasks")  # refresh settings that change no model
+# the tune stage (``recommender.tuning.periodic``, injected by the composition root): (events, settings, progress)
+# → the settings to refresh with and a JSON-safe record of what it did (``{"ran": bool, "reason": str, ...}``)
+Tuner = Callable[[Sequence[Event], Settings, bool], tuple[Settings, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class RefreshSummary:
     explanations: str = ""
     release: str = ""
     decision: str = ""
+    tune: dict[str, Any] = field(default_factory=dict)
     published: bool = False
     timer: StageTimer = field(default_factory=lambda: StageTimer(digits=2, announce="refresh", logger=log))
 
@@ -108,7 +114,8 @@ class RefreshSummary:
 
     def report(self) -> list[str]:
         """What a refresh prints at the end: the vectorize and explanation lines, the gate's decision, ``line()``."""
-        return [*filter(None, (self.vectorize, self.explanations)), f"gate: {self.decision}", self.line()]
+        tune = f"tune: {'ran, ' if self.tune.get('ran') else ''}{self.tune['reason']}" if self.tune else ""
+        return [*filter(None, (tune, self.vectorize, self.explanations)), f"gate: {self.decision}", self.line()]
 
     def line(self) -> str:
         """One line of counts and timings."""
@@ -122,14 +129,16 @@ class RefreshSummary:
 
 def run_refresh(options: RefreshOptions, settings: Settings,
                 open_store: Callable[[], AbstractContextManager[ProductStore]],
-                vectorizer: Callable[[ProductStore, bool], VectorizeEngine]) -> RefreshSummary:
-    """Run one refresh under the lock; ``vectorizer(store, progress)`` builds the vectorize stage."""
+                vectorizer: Callable[[ProductStore, bool], VectorizeEngine], tuner: Tuner | None = None
+                ) -> RefreshSummary:
+    """Run one refresh under the lock; ``vectorizer(store, progress)`` builds the vectorize stage, ``tuner`` the
+    tune stage (None: no tune stage)."""
     summary = RefreshSummary()
     started = time.perf_counter()  # total: the lock wait and connecting too
     try:
         with refresh_lock(settings.data_dir / "refresh.lock"), open_store() as store, \
                 threadpool_limits(1, "blas"):  # implicit's ALS parallelises itself; BLAS must not
-            Refresh(options, settings, store, vectorizer(store, options.progress), summary).run()
+            Refresh(options, settings, store, vectorizer(store, options.progress), summary, tuner).run()
     except StoreUnavailable as exc:
         raise StoreUnavailable(f"{exc} (in stage {summary.timer.current or 'connect'}); the served release is "
                                "unchanged and nothing is lost: re-run the refresh when Weaviate is back") from exc
@@ -153,8 +162,9 @@ class Refresh:
     """One run's state; the stages read top to bottom in ``run``."""
 
     def __init__(self, options: RefreshOptions, settings: Settings, store: ProductStore, vectorizer: VectorizeEngine,
-                 summary: RefreshSummary) -> None:
+                 summary: RefreshSummary, tuner: Tuner | None = None) -> None:
         self.options, self.settings, self.store, self.summary = options, settings, store, summary
+        self.tuner = tuner
         self.vectorizer = vectorizer
         self.progress = options.progress
         self.releases = ReleaseStore.in_data_dir(settings.data_dir)
@@ -175,6 +185,9 @@ class Refresh:
             self._import(log)
             events = list(log.events(until=self.until))
         s.events_total = len(events)
+        if self.tuner is not None:
+            with s.stage("tune"):  # before anything is fitted: every later stage uses the tuned settings
+                self.settings, s.tune = self.tuner(events, self.settings, self.progress)
         with s.stage("vectorize"):
             self._vectorize()
         current = self.releases.load() if self.releases.current_version() else None
@@ -226,7 +239,7 @@ class Refresh:
     def _params(self) -> dict[str, Any]:
         """Everything besides the data that decides the model (a change refits)."""
         pinned = self.options.fusion_weights.read_text(encoding="utf-8") if self.options.fusion_weights else None
-        refresh = {k: v for k, v in asdict(self.settings.refresh).items() if k != "explain_items"}
+        refresh = {k: v for k, v in asdict(self.settings.refresh).items() if k not in NOT_MODEL_PARAMS}
         return {"collaborative": model_params(self.settings.collaborative), "refresh": refresh,
                 "pinned_fusion": pinned, "sources": self.settings.ranking.sources, "model": self.settings.ranking.model}
 
@@ -298,6 +311,7 @@ class Refresh:
                 "params": params, "gate": asdict(c.decision),
                 "fusion": c.models.ranking(self.settings.ranking.model).kind, "refit": s.refit,
                 "tuned": tuned_defaults(self.settings.data_dir)[1] or None,  # `recsys tune`'s choice in effect
+                "tune": s.tune or None,  # this run's tune stage: ran or reused, and why
                 "counts": {"events": s.events_total, "products": s.products, "changed": s.changed,
                            "removed": s.removed, "lists_ranked": s.lists.ranked, "lists_carried": s.lists.carried},
                 "seconds": dict(s.seconds)})

@@ -26,7 +26,7 @@ from recommender.evaluation.metrics import ndcg_at_k
 from recommender.evaluation.runner import aggregate, run_methods
 from recommender.events.log import Event
 from recommender.events.protocol import AnchorTask, build_tasks, split_point, time_split
-from recommender.ranking.fusion import FusionModel, Rules
+from recommender.ranking.fusion import FusionModel, RankingModel, Rules
 from recommender.ranking.learn import MethodSet, inner_rows, learn_models, method_set, shopper_tasks
 from recommender.ranking.ltr import LtrParams, TreeRanker, train_ranker
 from recommender.ranking.models import ReleaseModels
@@ -112,6 +112,12 @@ def gate_decision(candidate: float | None, current: float | None, metric: str, t
                                f"{current:.4f} - {tolerance * 100:g}%) on {tasks} holdout tasks", candidate, current)
 
 
+def trees_win(trees: float, logistic: float) -> bool:
+    """Whether a path ranks with its trees: they score at least the logistic fusion's figure on the same tasks (no
+    tolerance: the refresh's tolerance is for the served model, and within one candidate the better model ranks)."""
+    return trees >= logistic
+
+
 @dataclass(frozen=True)
 class GateEvaluation:
     """The gate's evidence: the candidate's models, the figures of the models compared, and the decision."""
@@ -126,8 +132,8 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
                   pinned: FusionModel | None = None, progress: bool = True) -> GateEvaluation:
     """Fit on all but the newest events, learn the candidate's models there (unless ``pinned``), and rank the
     newest events' tasks with the candidate and the served model on the same behaviour fit (same candidates,
-    same features). Learned trees must also hold their own against the logistic fusion learned from the same
-    inner rows, else the candidate ranks with the logistic fusion."""
+    same features). Per path, the better of the learned trees and the logistic fusion learned from the same inner
+    rows ranks (ties: the trees): product pages on the holdout's anchor tasks, "for you" on its shoppers."""
     tasks, train, split_at = _gate_tasks(events, settings)
     k = _metric_k(settings.metric)
     candidate, note = (ReleaseModels(pinned) if pinned is not None else None), ""
@@ -153,7 +159,7 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
                         lambda ids: np.zeros((0, 1)))
     value = {m: figures[m]["all"].get(settings.metric) for m in figures}
     trees, logistic = value.get("candidate"), value.get("candidate_logistic")
-    if trees is not None and logistic is not None and trees < logistic * (1 - settings.tolerance):
+    if trees is not None and logistic is not None and not trees_win(trees, logistic):
         note = (f"the learning-to-rank trees ({settings.metric} {trees:.4f}) lost to the logistic fusion "
                 f"({logistic:.4f}) on the same tasks: the candidate ranks with the logistic fusion")
         candidate, value["candidate"] = ReleaseModels(candidate.logistic), logistic
@@ -163,18 +169,20 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
                "split_at": split_at.isoformat() if split_at else None, "headline": decision.reason,
                "gate": asdict(decision), "candidate_model": candidate.ranking(choice).to_json(), "note": note}
     if choice == "ltr" and pinned is None and candidate.tree is not None:
-        shopper, payload["shopper"] = _shopper_trees(events, train, items, near, ms, candidate.logistic, settings,
-                                                     collaborative, rules, progress)
+        shopper, payload["shopper"] = _shopper_trees(events, train, items, near, ms, candidate.logistic,
+                                                     served.for_shopper(choice), settings, collaborative, rules,
+                                                     progress)
         candidate = replace(candidate, shopper=shopper)
     return GateEvaluation(candidate, decision, payload)
 
 
 def _shopper_trees(events: Sequence[Event], train: Sequence[Event], items: ItemLookup, near: NearVector,
-                   ms: MethodSet, logistic: FusionModel, settings: RefreshSettings,
+                   ms: MethodSet, logistic: FusionModel, served: RankingModel, settings: RefreshSettings,
                    collaborative: CollaborativeSettings, rules: Rules, progress: bool
                    ) -> tuple[TreeRanker | None, dict[str, Any]]:
     """The "for you" path's trees, learned on shopper tasks of the inner folds and kept only when they rank the
-    holdout's shoppers at least as well as the logistic fusion (same candidates, features and split)."""
+    holdout's shoppers at least as well as the logistic fusion (same candidates, features and split); the served
+    "for you" model ranks the same shoppers, for the record."""
     holdout = shopper_tasks(train, time_split(events, split_point(events, settings.holdout_fraction))[1])
     rng = np.random.default_rng(0)
     if len(holdout) > settings.max_gate_tasks:
@@ -190,9 +198,9 @@ def _shopper_trees(events: Sequence[Event], train: Sequence[Event], items: ItemL
     figures = {name: float(np.mean([ndcg_at_k([r.product_id for r in ranker.rank(t.query(k))], t.relevant, k)
                                     for t in holdout])) if holdout else None
                for name, ranker in (("trees", ms.fused("shopper_trees", tree)),
-                                    ("logistic", ms.fused("shopper_logistic", logistic)))}
-    kept = len(holdout) < settings.min_gate_tasks or (figures["trees"] or 0.0) >= (figures["logistic"] or 0.0) * (
-        1 - settings.tolerance)
+                                    ("logistic", ms.fused("shopper_logistic", logistic)),
+                                    ("served", ms.fused("shopper_served", served)))}
+    kept = len(holdout) < settings.min_gate_tasks or trees_win(figures["trees"] or 0.0, figures["logistic"] or 0.0)
     return (tree if kept else None), {"tasks": len(holdout), f"ndcg@{k}": figures, "kept": kept,
                                       "training": tree.meta.get("training")}
 

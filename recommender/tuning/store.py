@@ -30,10 +30,24 @@ def save_tuned(data_dir: Path, result: TuneResult, source: dict[str, Any], publi
     versions = tuned_dir(data_dir)
     version = versions.new_version("t" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     with versions.staging(version) as tmp:
-        record = {"format": FORMAT, "version": version, "settings": {"collaborative": result.chosen},
-                  "source": source, "result": result.as_dict()}
+        record = {"format": FORMAT, "version": version, "created_at": datetime.now(UTC).isoformat(),
+                  "settings": {"collaborative": result.chosen}, "source": source, "result": result.as_dict()}
         (tmp / TUNED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
         versions.commit(tmp, version)
     if publish:
         versions.publish(version)
     return version
+
+
+def tuned_at(data_dir: Path) -> tuple[str, datetime] | None:
+    """The current tuned version and when it was recorded (``created_at``, else the time in its name); None when
+    nothing was tuned yet."""
+    versions = tuned_dir(data_dir)
+    version = versions.current()
+    if version is None:
+        return None
+    try:
+        record = json.loads((versions.root / version / TUNED_FILE).read_text(encoding="utf-8"))
+        return version, datetime.fromisoformat(record["created_at"])
+    except (OSError, ValueError, KeyError):  # a record written before created_at: its name holds the time
+        return version, datetime.strptime(version[1:17], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)

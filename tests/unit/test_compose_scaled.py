@@ -88,7 +88,8 @@ def test_every_recsys_process_is_wired_to_the_cluster_postgres_and_ray(services:
 
 def test_the_settings_are_real_settings(services: dict[str, dict[str, Any]]) -> None:
     """Every RECSYS_ variable names a setting and holds a value of its type (load_settings stops on anything else)."""
-    known = {f"{section.name}.{f.name}" for section in fields(Settings) if section.name not in ("data_dir", "cache_dir")
+    known = {f"{section.name}.{f.name}" for section in fields(Settings)
+             if section.name not in ("data_dir", "cache_dir", "explicit")
              for f in fields(getattr(Settings(), section.name))}
     for name, service in services.items():
         e = env(service)

@@ -62,3 +62,16 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
         load_settings(env={}, config_file=bad)
     with pytest.raises(ConfigError, match="not found"):
         load_settings(env={}, config_file=tmp_path / "missing.toml")
+
+
+def test_what_was_set_explicitly_is_recorded_by_dotted_key_and_cannot_itself_be_set(tmp_path: Path) -> None:
+    """The refresh's tune stage leaves these keys alone (``Settings.explicit``); defaults are not explicit."""
+    toml = tmp_path / "c.toml"
+    toml.write_text('[collaborative]\nalpha = 3\n[refresh]\nretune_days = 1\n')
+    s = load_settings({"RECSYS_COLLABORATIVE__FACTORS": "8"}, toml, {"data_dir": tmp_path, "cache_dir": None})
+    assert s.explicit == {"collaborative.alpha", "collaborative.factors", "refresh.retune_days", "data_dir"}
+    assert (s.collaborative.alpha, s.collaborative.factors, s.refresh.retune_days) == (3.0, 8, 1.0)
+    assert load_settings({}).explicit == frozenset()
+    toml.write_text('explicit = "collaborative.alpha"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({}, toml)

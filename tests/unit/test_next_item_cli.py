@@ -38,8 +38,10 @@ def test_next_item_evaluation_tune_and_sequence_model(tmp_path: Path, capsys) ->
     catalog, data = tmp_path / "shop", tmp_path / "data"
     write_catalog(catalog)
     base = ["--data-dir", str(data)]
-    assert main([*base, "evaluate", "--protocol", "next-item", "--catalog", str(catalog), "--out",
-                 str(tmp_path / "before"), "--no-progress"]) == 0
+    day_sessions = tmp_path / "day-sessions.toml"  # DATA.md's user + day sessions, set explicitly for one run
+    day_sessions.write_text("[collaborative]\nsession_gap_hours = 0\n")
+    assert main([*base, "--config", str(day_sessions), "evaluate", "--protocol", "next-item", "--catalog",
+                 str(catalog), "--out", str(tmp_path / "before"), "--no-progress"]) == 0
     before = json.loads((tmp_path / "before" / "metrics.json").read_text())
     assert before["protocol"] == "next-item" and before["tasks"] == 60 and before["catalog_size"] == 32
     for method in ("popularity", "als", "session", "for_you", "implicit_als"):
@@ -59,7 +61,7 @@ def test_next_item_evaluation_tune_and_sequence_model(tmp_path: Path, capsys) ->
     assert main([*base, "evaluate", "--protocol", "next-item", "--catalog", str(catalog), "--out",
                  str(tmp_path / "after"), "--no-progress"]) == 0
     after = json.loads((tmp_path / "after" / "metrics.json").read_text())
-    assert after["collaborative"]["session_gap_hours"] == 72.0  # the tuned default was used
+    assert after["collaborative"]["session_gap_hours"] == 72.0  # the tuned (and shipped) default
     assert after["methods"]["session"]["all"]["hr@10"] > 0.0
     assert "sasrec" in after["methods"] and after["sequence_model"]["epochs"] == 2
     assert "tune: chosen" in capsys.readouterr().out

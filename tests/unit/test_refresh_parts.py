@@ -25,6 +25,7 @@ from recommender.refresh.stages import (
     fingerprint_digest,
     gate_decision,
     refresh_lock,
+    trees_win,
 )
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -109,6 +110,13 @@ def test_gate_reason_states_fractional_tolerance() -> None:
     d = gate_decision(0.4980, 0.5000, "ndcg@10", 0.005, tasks=100, min_tasks=20)
     assert "0.4975" in d.reason  # the floor is right...
     assert "0.5%" in d.reason  # ...and so should be the tolerance shown next to it
+
+
+def test_a_path_ranks_with_its_trees_only_when_they_score_at_least_the_logistic_fusion() -> None:
+    """Within one candidate the better model ranks: trees 2% below the logistic fusion (inside the publish
+    tolerance) still lose; a tie keeps the trees."""
+    assert trees_win(0.2240, 0.2240) and trees_win(0.30, 0.22)
+    assert not trees_win(0.2196, 0.2240) and not trees_win(0.176, 0.224)
 
 
 # ------------------------------------------------------------------------------------------- changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -48,10 +49,14 @@ def test_tune_picks_the_session_rule_that_sees_the_chains(result) -> None:
 def test_tuned_choice_becomes_the_default_but_explicit_settings_win(result, tmp_path) -> None:
     version = save_tuned(tmp_path, result, {"catalog": "constructed"})
     record = json.loads((tmp_path / "models" / "tuned" / version / "tuned.json").read_text())
-    assert record["settings"] == {"collaborative": {"session_gap_hours": 72.0}}
-    settings = load_settings({}, None, {"data_dir": tmp_path})
-    assert settings.collaborative.session_gap_hours == 72.0
+    assert record["settings"] == {"collaborative": {"session_gap_hours": 72.0}} and record["created_at"]
+    save_tuned(tmp_path, replace(result, chosen={"session_gap_hours": 24.0}), {"catalog": "constructed"})
+    settings = load_settings({}, None, {"data_dir": tmp_path})  # the newest choice is current
+    assert settings.collaborative.session_gap_hours == 24.0 != CollaborativeSettings().session_gap_hours
     assert settings.collaborative.factors == CollaborativeSettings().factors
+    assert "collaborative.session_gap_hours" not in settings.explicit  # a tuned value is a default
     explicit = load_settings({"RECSYS_COLLABORATIVE__SESSION_GAP_HOURS": "5"}, None, {"data_dir": tmp_path})
     assert explicit.collaborative.session_gap_hours == 5.0
-    assert load_settings({}, None, {"data_dir": tmp_path / "none"}).collaborative.session_gap_hours == 0.0
+    assert "collaborative.session_gap_hours" in explicit.explicit
+    untuned = load_settings({}, None, {"data_dir": tmp_path / "none"})
+    assert untuned.collaborative.session_gap_hours == CollaborativeSettings().session_gap_hours == 72.0

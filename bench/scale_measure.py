@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import requests
-from api_load import REPO, LoadResult, bare_load, gunicorn, http_load, rss_mb, run_load, text_vectors, worker_pids
+from api_load import PERSONAL, REPO, LoadResult, bare_load, gunicorn, http_load, rss_mb, run_load, text_vectors, worker_pids
 from scale_state import StepLog
 
 from recommender.config import Settings
@@ -136,8 +136,8 @@ def measure_api(settings: Settings, env: dict[str, str], ids: list[str], users: 
     n, conc, secs = opts["requests"], opts["concurrency"], opts["max_seconds"]
     texts = questions()
     loads = {
-        "anonymous": (http_load, (ids, n, conc, secs, 2, None, "precomputed")),
-        "personalised": (http_load, (ids, n, conc, secs, 4, users, "live")),
+        "anonymous": (http_load, (ids, n, conc, secs, 2, None, ("precomputed",))),
+        "personalised": (http_load, (ids, n, conc, secs, 4, users, PERSONAL)),
         "search": (post_load, ("/v1/search", [{"text": t, "k": 10} for t in texts], n // 4, conc, secs, 5)),
         "ask": (post_load, ("/v1/ask", [{"question": t} for t in texts], n // 4, conc, secs, 6)),
     }

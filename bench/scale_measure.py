@@ -23,7 +23,18 @@ from typing import Any
 
 import numpy as np
 import requests
-from api_load import PERSONAL, REPO, LoadResult, bare_load, gunicorn, http_load, rss_mb, run_load, text_vectors, worker_pids
+from api_load import (
+    PERSONAL,
+    REPO,
+    LoadResult,
+    bare_load,
+    gunicorn,
+    http_load,
+    rss_mb,
+    run_load,
+    text_vectors,
+    worker_pids,
+)
 from scale_state import StepLog
 
 from recommender.config import Settings

@@ -20,7 +20,7 @@ Each finished step's figures go to ``steps.json`` and the step is skipped on a r
 where it stopped (the vectorize job itself skips products already stored, by content hash). At the end the
 figures of every size found in ``--state`` are printed as a table and written to ``table.json``/``table.md``.
 
-    nice -n 5 .venv/bin/python bench/shop_scale.py --sizes 1000,10000,100000 --state /work/scratch-scale/state
+    nice -n 5 .venv/bin/python bench/shop_scale.py --sizes 1000,10000,100000 --state ../shop-scale
 """
 
 from __future__ import annotations

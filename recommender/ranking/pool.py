@@ -10,15 +10,14 @@ request, is ranked live.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from recommender.domain import Candidate, RankQuery
+from recommender.ranking.precomputed import Pool
 from recommender.ranking.sources import CandidateSource, NearVector, VectorNeighbours, ranked_candidates
 from recommender.store.item_cache import ItemLookup
 
 NEIGHBOUR_VECTORS = ("text", "image")
-# named vector → the anchor's raw neighbour hits (product id, cosine), best first, as the store answered
-Pool = Mapping[str, Sequence[tuple[str, float]]]
 
 
 class StoredNeighbours:
@@ -28,19 +27,13 @@ class StoredNeighbours:
     def __init__(self, vector: str, hits: Sequence[tuple[str, float]]) -> None:
         self.name = vector
         self._hits = hits
-        self._kept: dict[tuple[str | None, int, frozenset[str]], list[Candidate]] = {}  # one anchor: a few keys
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
-        """The stored neighbours, at most ``n`` (a copy of the list made for the same query shape)."""
-        key = (query.anchor_id, n, query.exclude)
-        kept = self._kept.get(key)
-        if kept is None:
-            kept = self._kept[key] = ranked_candidates(self.name, self._hits[: n + 1], query, n)
-        return list(kept)
+        """The stored neighbours, at most ``n``."""
+        return ranked_candidates(self.name, self._hits[: n + 1], query, n)
 
 
-def neighbour_pool(items: ItemLookup, near: NearVector, anchor_id: str, depth: int
-                   ) -> dict[str, list[tuple[str, float]]]:
+def neighbour_pool(items: ItemLookup, near: NearVector, anchor_id: str, depth: int) -> Pool:
     """The anchor's unfiltered neighbours by each of NEIGHBOUR_VECTORS, ``depth`` hits each (none for a vector the
     anchor lacks); what the refresh stores."""
     anchor = items.get(anchor_id)

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS items (product_id TEXT PRIMARY KEY, view TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS pools (anchor_id TEXT PRIMARY KEY, hits TEXT NOT NULL);
 """
 TABLES = ("lists", "items", "pools")
-Pool = dict[str, list[tuple[str, float]]]  # named vector → the anchor's neighbour hits (product id, cosine)
+# named vector → the anchor's raw neighbour hits (product id, cosine), best first, as the store answered
+Pool = dict[str, list[tuple[str, float]]]
 _KEY = {"lists": "anchor_id", "items": "product_id", "pools": "anchor_id"}
 
 

@@ -80,8 +80,7 @@ class FusionRanker:
         neighbours of the anchor) query only for a page with an anchor."""
         if not query.anchor_id or not any(getattr(source, "remote", False) for source in self.sources):
             return {source.name: source.candidates(query, self.per_source) for source in self.sources}
-        if query.anchor_id:
-            self.items.get_many([query.anchor_id])  # one fetch of the anchor, shared by the vector sources
+        self.items.get_many([query.anchor_id])  # one fetch of the anchor, shared by the vector sources
         results = self._pool.map(lambda source: source.candidates(query, self.per_source), self.sources)
         return {source.name: cands for source, cands in zip(self.sources, results, strict=True)}
 

@@ -37,8 +37,8 @@ class CandidateSource(Protocol):
 
 
 def ranked_candidates(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n: int) -> list[Candidate]:
-    out: list[Candidate] = []
     """``scored`` as this source's candidates: ranks from 1, the anchor and exclusions left out, at most ``n``."""
+    out: list[Candidate] = []
     for pid, score in scored:
         if pid != query.anchor_id and pid not in query.exclude:
             out.append(Candidate(pid, name, float(score), len(out) + 1))

@@ -17,11 +17,10 @@ import numpy as np
 from scipy import sparse
 
 from recommender.events.interactions import IdMap
-from recommender.events.log import EVENT_TYPES
+from recommender.events.log import EVENT_LEVEL, EVENT_TYPES
 
 SIMILAR_KEPT = 5_000  # ``similar`` answers a model keeps (about 50 pairs each)
 KINDS = EVENT_TYPES  # ("view", "cart", "purchase"): co-viewed, co-carted, co-purchased
-_LEVEL = {kind: level for level, kind in enumerate(EVENT_TYPES)}
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ def _strongest(events: Sequence[tuple[str, str]], ids: IdMap, fixed: bool, cap: 
         index = ids.index(product) if fixed else ids.add(product)
         if index is None:
             continue
-        level = max(best.pop(index, 0), _LEVEL[kind])
+        level = max(best.pop(index, 0), EVENT_LEVEL[kind])
         best[index] = level  # re-inserted: dict order = order of last appearance
     if len(best) > cap:
         best = dict(list(best.items())[-cap:])
@@ -186,7 +185,7 @@ def _count(ids: IdMap, rows: np.ndarray, cols: np.ndarray, levels: np.ndarray, n
     n = len(ids)
     counts: dict[str, sparse.csr_matrix] = {}
     per_item = np.zeros(n, dtype=np.int64)
-    for kind, level in _LEVEL.items():
+    for kind, level in EVENT_LEVEL.items():
         mask = levels >= level
         incidence = sparse.csr_matrix((np.ones(int(mask.sum()), dtype=np.int32), (rows[mask], cols[mask])),
                                       shape=(n_sessions, n))

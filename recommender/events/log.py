@@ -26,6 +26,7 @@ from recommender.errors import RecommenderError
 from recommender.events.trust import SERVER, TimeWindow
 
 EVENT_TYPES = ("view", "cart", "purchase")
+EVENT_LEVEL = {kind: level for level, kind in enumerate(EVENT_TYPES)}  # a stronger signal has a higher level
 EVENT_COLUMNS = ("user_id", "product_id", "event", "timestamp", "session_id")
 REQUIRED_COLUMNS = ("user_id", "product_id", "event", "timestamp")
 MAX_ID_CHARS = 256

@@ -16,7 +16,7 @@ from typing import Any
 
 from recommender.config import Settings
 from recommender.evaluation.next_item import leave_last_out
-from recommender.events.log import EVENT_TYPES, Event
+from recommender.events.log import EVENT_LEVEL, Event
 from recommender.tuning.search import GRID, tune
 from recommender.tuning.store import save_tuned, tuned_at
 
@@ -43,14 +43,13 @@ class TuneStage:
 
 def first_visits(events: Iterable[Event]) -> list[Event]:
     """One event per (shopper, product): at its first time, carrying the strongest event type seen."""
-    strength = {name: i for i, name in enumerate(EVENT_TYPES)}
     first: dict[tuple[str, str], Event] = {}
     for e in sorted(events, key=lambda e: e.timestamp):
         key = (e.user_id, e.product_id)
         seen = first.get(key)
         if seen is None:
             first[key] = e
-        elif strength.get(e.event, 0) > strength.get(seen.event, 0):
+        elif EVENT_LEVEL.get(e.event, 0) > EVENT_LEVEL.get(seen.event, 0):
             first[key] = replace(seen, event=e.event)
     return list(first.values())
 

@@ -42,6 +42,7 @@ ANCHOR_COLUMNS = ("text", "image", "behavior", "same_category", "same_variant", 
                   "price_distance", "cooccurrence", "copurchase")
 _ANCHOR_INDEX = [_COLUMN[name] for name in ANCHOR_COLUMNS]
 _ANCHOR_COLUMN = {name: j for j, name in enumerate(ANCHOR_COLUMNS)}
+RR_SOURCES = frozenset(("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"))
 ANCHORS_KEPT, PAIRS_KEPT = 1024, 600  # anchors a FeatureBuilder keeps (least recently used out), pairs each
 
 
@@ -128,9 +129,7 @@ class FeatureBuilder:
         self.behaviour = behaviour
         self._max_pop = behaviour.max_log_popularity
         self._max_recent = behaviour.max_log_recent_popularity
-        # the popularity features of every product, once per model (a request reads ~200 of them)
-        self._popularity = {p: math.log1p(v) / self._max_pop for p, v in behaviour.popularity.items()}
-        self._recent = {p: math.log1p(v) / self._max_recent for p, v in behaviour.recent_popularity.items()}
+        self._table = _ProductTable(behaviour, self._max_pop, self._max_recent)
         self._anchors: OrderedDict[str, _AnchorSide] = OrderedDict()
         self._lock = threading.Lock()
         self._co_views: dict[str, dict[str, float]] = {}
@@ -154,37 +153,48 @@ class FeatureBuilder:
             out[:, _ANCHOR_INDEX] = self._anchor_columns(anchor, pids, items)
         for name, values in similarities(None, items, history[:RECENT_HISTORY]).items():  # history_* only
             put(name, values)
-        put("popularity", [self._popularity.get(p, 0.0) for p in pids])
-        put("recent_popularity", [self._recent.get(p, 0.0) for p in pids])
-        user_scores = self._user_scores(query, pids)
-        put("als_user", [user_scores.get(p, 0.0) for p in pids])
-        cooc = self.behaviour.cooccurrence
-        session = np.zeros(len(pids))
-        for h in query.history[:RECENT_HISTORY] if cooc is not None else ():
-            row = self._co_view(h)  # summed in history order, as a per-candidate sum would
-            session += [row.get(p, 0.0) for p in pids]
-        put("session", session)
-        for source in ("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"):
-            cands = proposals.get(source)
-            if cands:
-                reciprocal = {c.product_id: 1.0 / c.rank for c in cands}
-                put(f"rr_{source}", [reciprocal.get(p, 0.0) for p in pids])
+        position = {p: i for i, p in enumerate(pids)}
+        rows = self._table.rows(pids)  # one lookup per candidate; the per-product columns are array reads
+        put("popularity", self._table.popularity[rows])
+        put("recent_popularity", self._table.recent[rows])
+        self._user_scores(query, rows, out[:, _COLUMN["als_user"]])
+        put("session", self._session(query, position))
         put("sasrec", sequence_scores(self.behaviour.sequence, query.history, pids))
-        self._context(out, query, anchor, proposals, pids)
+        self._proposed(out, proposals, position)
+        self._context(out, query, anchor)
         return out
 
-    def _context(self, out: np.ndarray, query: RankQuery, anchor: ItemView | None,
-                 proposals: Mapping[str, list[Candidate]], pids: list[str]) -> None:
+    def _session(self, query: RankQuery, position: Mapping[str, int]) -> np.ndarray:
+        """Sum of the co-view similarities with the shopper's recent products, in history order."""
+        session = np.zeros(len(position))
+        for h in query.history[:RECENT_HISTORY] if self.behaviour.cooccurrence is not None else ():
+            row = self._co_view(h)
+            at = {i: sim for pid, sim in row.items() if (i := position.get(pid)) is not None}
+            session[list(at)] += list(at.values())
+        return session
+
+    @staticmethod
+    def _proposed(out: np.ndarray, proposals: Mapping[str, list[Candidate]], position: Mapping[str, int]) -> None:
+        """``rr_<source>`` (1 / rank in that source, the last listing of a product counting) and ``n_sources``, read
+        off each source's list (shorter than the candidates times the sources)."""
+        proposed = np.zeros(len(position))
+        for source, cands in proposals.items():
+            at = [(i, c.rank) for c in cands if (i := position.get(c.product_id)) is not None]
+            if not at:
+                continue
+            index, ranks = zip(*at, strict=True)
+            np.add.at(proposed, list(index), 1.0)
+            if source in RR_SOURCES:
+                reciprocal = dict(zip(index, ranks, strict=True))
+                out[list(reciprocal), _COLUMN[f"rr_{source}"]] = [1.0 / r for r in reciprocal.values()]
+        out[:, _COLUMN["n_sources"]] = proposed
+
+    def _context(self, out: np.ndarray, query: RankQuery, anchor: ItemView | None) -> None:
         """The query-context columns (see FEATURES)."""
         if anchor is not None:
             pop = self.behaviour.popularity.get(anchor.product_id, 0.0)
             out[:, _COLUMN["anchor_popularity"]] = math.log1p(pop) / self._max_pop
         out[:, _COLUMN["history_length"]] = math.log1p(len(query.history))
-        proposed: dict[str, int] = {}
-        for cands in proposals.values():
-            for c in cands:
-                proposed[c.product_id] = proposed.get(c.product_id, 0) + 1
-        out[:, _COLUMN["n_sources"]] = [proposed.get(p, 0) for p in pids]
         text = out[:, _COLUMN["text"]]
         out[:, _COLUMN["text_gap"]] = text - text.max()
 
@@ -259,18 +269,16 @@ class FeatureBuilder:
         put("copurchase", [math.log1p(side.co_purchase.get(i.product_id, 0.0)) for i in items])
         return block
 
-    def _user_scores(self, query: RankQuery, pids: list[str]) -> dict[str, float]:
+    def _user_scores(self, query: RankQuery, rows: np.ndarray, column: np.ndarray) -> None:
+        """The shopper's ALS preference for every trained candidate, into ``column`` (one product for all)."""
         model = self.behaviour.model
-        if model is None or not query.user_id:
-            return {}
-        u = model.users.index(query.user_id)
-        if u is None:
-            return {}
-        index = [(pid, j) for pid in pids if (j := model.items.index(pid)) is not None and model.trained[j]]
-        if not index:
-            return {}
-        scores = model.item_factors[[j for _, j in index]] @ model.user_factors[u]  # one product for all candidates
-        return {pid: float(score) for (pid, _), score in zip(index, scores, strict=True)}
+        u = model.users.index(query.user_id) if model is not None and query.user_id else None
+        if model is None or u is None:
+            return
+        items = self._table.als[rows]
+        trained = items >= 0
+        if trained.any():
+            column[trained] = model.item_factors[items[trained]] @ model.user_factors[u]
 
 
 def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: Sequence[str]) -> list[float]:
@@ -281,6 +289,31 @@ def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: S
     scores = model.score_batch([ids])[0]
     index = [model.items.index(p) for p in pids]
     return [float(scores[j]) if j is not None else 0.0 for j in index]
+
+
+class _ProductTable:
+    """Per-product columns that do not depend on the query, as arrays over one row per known product (the last row,
+    for products it does not know, reads 0 / untrained): a request looks each candidate up once."""
+
+    def __init__(self, behaviour: BehaviourContext, max_pop: float, max_recent: float) -> None:
+        model = behaviour.model
+        known = dict.fromkeys([*behaviour.popularity, *behaviour.recent_popularity, *(model.items if model else ())])
+        self.index = {pid: i for i, pid in enumerate(known)}
+        n = len(self.index)
+        self.popularity, self.recent = np.zeros(n + 1), np.zeros(n + 1)
+        self.als = np.full(n + 1, -1, dtype=np.int64)
+        for pid, v in behaviour.popularity.items():
+            self.popularity[self.index[pid]] = math.log1p(v) / max_pop
+        for pid, v in behaviour.recent_popularity.items():
+            self.recent[self.index[pid]] = math.log1p(v) / max_recent
+        if model is not None:
+            trained = np.flatnonzero(model.trained)
+            self.als[[self.index[model.items.id(int(j))] for j in trained]] = trained
+
+    def rows(self, pids: Sequence[str]) -> np.ndarray:
+        """The table row of each product (the unknown row for one it does not know)."""
+        unknown = len(self.index)
+        return np.fromiter((self.index.get(p, unknown) for p in pids), dtype=np.int64, count=len(pids))
 
 
 @dataclass

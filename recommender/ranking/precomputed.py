@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from recommender.domain import ItemView, RankedItem
 from recommender.sqlite import connect
 
@@ -36,7 +38,7 @@ def _ranked_json(items: Iterable[RankedItem]) -> str:
 
 def _ranked_from(raw: str) -> list[RankedItem]:
     return [RankedItem(pid, float(score), dict(signals), tuple(sources)) for pid, score, signals, sources
-            in json.loads(raw)]
+            in orjson.loads(raw)]
 
 
 def view_json(view: ItemView) -> str:
@@ -49,7 +51,7 @@ def view_json(view: ItemView) -> str:
 
 def view_from(raw: str) -> ItemView:
     """The ItemView of a snapshot (no vectors)."""
-    d: dict[str, Any] = json.loads(raw)
+    d: dict[str, Any] = orjson.loads(raw)
     return ItemView(product_id=d["product_id"], category=tuple(d["category"]), price=d["price"],
                     variant_group=d["variant_group"], in_stock=bool(d["in_stock"]), title=d["title"],
                     color=d["color"], image=d["image"], attributes=tuple(tuple(kv) for kv in d["attributes"]))
@@ -131,7 +133,7 @@ class PrecomputedLists:
             row = self._db.execute("SELECT hits FROM pools WHERE anchor_id = ?", (anchor_id,)).fetchone()
         if row is None:
             return None
-        return {name: [(str(pid), float(score)) for pid, score in hits] for name, hits in json.loads(row[0]).items()}
+        return {name: [(str(pid), float(score)) for pid, score in hits] for name, hits in orjson.loads(row[0]).items()}
 
     def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
         """Render snapshots of the products (as of the refresh) that have one."""

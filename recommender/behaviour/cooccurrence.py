@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from recommender.caching import BoundedDict
 from recommender.events.interactions import IdMap
 from recommender.events.log import EVENT_LEVEL, EVENT_TYPES
 
@@ -43,8 +44,8 @@ class CoOccurrence:
     sessions_per_item: np.ndarray  # sessions holding each item (any kind)
     sessions: int
     # ``similar``'s answers, kept: the same history products are asked for on request after request
-    _similar: dict[tuple[str, int, str], list[tuple[str, float]]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+    _similar: BoundedDict[tuple[str, int, str], list[tuple[str, float]]] = field(
+        default_factory=lambda: BoundedDict(SIMILAR_KEPT), init=False, repr=False, compare=False)
 
     def count(self, a: str, b: str, kind: str = "view") -> int:
         """Sessions in which ``a`` and ``b`` co-occurred at least at ``kind``."""
@@ -87,10 +88,7 @@ class CoOccurrence:
         top = self._top(i, n, kind) if i is not None and n > 0 else None
         ids = self.items.id
         out = [] if top is None else [(ids(int(j)), round(float(x), 6)) for j, x in zip(top[0], top[1], strict=True)]
-        if len(self._similar) >= SIMILAR_KEPT:
-            self._similar.clear()
-        self._similar[key] = out
-        return out
+        return self._similar.put(key, out)
 
     def row(self, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """Item ``i``'s co-occurring item indices and counts at ``kind``: slices of the CSR arrays (scipy's

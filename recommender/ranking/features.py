@@ -17,6 +17,7 @@ import numpy as np
 
 from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
+from recommender.caching import BoundedDict
 from recommender.domain import Candidate, ItemView, RankQuery
 
 if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
@@ -132,7 +133,7 @@ class FeatureBuilder:
         self._table = _ProductTable(behaviour, self._max_pop, self._max_recent)
         self._anchors: OrderedDict[str, _AnchorSide] = OrderedDict()
         self._lock = threading.Lock()
-        self._co_views: dict[str, dict[str, float]] = {}
+        self._co_views: BoundedDict[str, dict[str, float]] = BoundedDict(ANCHORS_KEPT)
 
     def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
              history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
@@ -204,10 +205,7 @@ class FeatureBuilder:
         row = self._co_views.get(product_id)
         if row is None:
             assert self.behaviour.cooccurrence is not None
-            row = co_similarities(self.behaviour.cooccurrence, product_id, "view")
-            if len(self._co_views) >= ANCHORS_KEPT:
-                self._co_views.clear()
-            self._co_views[product_id] = row
+            row = self._co_views.put(product_id, co_similarities(self.behaviour.cooccurrence, product_id, "view"))
         return row
 
     def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView]) -> np.ndarray:
@@ -229,19 +227,17 @@ class FeatureBuilder:
             else:
                 missing.append(i)
         if missing:
-            if len(side.rows) + len(missing) > PAIRS_KEPT:
-                side.rows.clear()
             block = self._anchor_block(side, [items[i] for i in missing])
             for i, row in zip(missing, block, strict=True):
                 found[pids[i]] = row
-                side.rows[pids[i]] = (items[i], row)
+                side.rows.put(pids[i], (items[i], row))
         return np.array([found[pid] for pid in pids], dtype=np.float32)
 
     def _anchor_side(self, anchor: ItemView) -> _AnchorSide:
         """A fresh entry for the anchor (its session rows read once), replacing any older one."""
         cooc = self.behaviour.cooccurrence
         side = _AnchorSide(anchor, co_similarities(cooc, anchor.product_id, "view") if cooc else {},
-                           co_counts(cooc, anchor.product_id, "purchase") if cooc else {}, {})
+                           co_counts(cooc, anchor.product_id, "purchase") if cooc else {}, BoundedDict(PAIRS_KEPT))
         with self._lock:
             self._anchors[anchor.product_id] = side
             self._anchors.move_to_end(anchor.product_id)
@@ -324,7 +320,7 @@ class _AnchorSide:
     view: ItemView
     co_view: dict[str, float]
     co_purchase: dict[str, float]
-    rows: dict[str, tuple[ItemView, np.ndarray]]
+    rows: BoundedDict[str, tuple[ItemView, np.ndarray]]
 
 
 def co_counts(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str, float]:

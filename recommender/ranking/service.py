@@ -31,6 +31,7 @@ import numpy as np
 
 from recommender.behaviour.als import Artifacts, ArtifactStore
 from recommender.behaviour.cooccurrence import CoOccurrence
+from recommender.caching import BoundedDict
 from recommender.config import RankingSettings
 from recommender.domain import BEHAVIOUR_VECTOR, ItemView, ProductFilter, RankedItem, RankQuery
 from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
@@ -118,7 +119,8 @@ class _Loaded:
     cooccurrence: CoOccurrence | None
     lists: PrecomputedLists | None
     # anchor → its sources with the stored pool in place of the store's neighbours (built once per anchor)
-    pooled: dict[str, tuple[CandidateSource, ...]] = field(default_factory=dict, compare=False, repr=False)
+    pooled: BoundedDict[str, tuple[CandidateSource, ...]] = field(
+        default_factory=lambda: BoundedDict(POOLS_KEPT), compare=False, repr=False)
 
 
 POOLS_KEPT = 4096  # anchors whose pooled sources a loaded release keeps per process
@@ -288,10 +290,7 @@ class RecommendationService:
             pool = loaded.lists.pool(product_id)
             if pool is None:
                 return None
-            kept = pooled_sources(loaded.sources, pool)
-            if len(loaded.pooled) >= POOLS_KEPT:
-                loaded.pooled.clear()
-            loaded.pooled[product_id] = kept
+            kept = loaded.pooled.put(product_id, pooled_sources(loaded.sources, pool))
         return kept
 
     def _rules(self, diversity: float | None) -> Rules:

@@ -13,6 +13,7 @@ import numpy as np
 
 from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
+from recommender.caching import BoundedDict
 from recommender.domain import Candidate, ProductFilter, RankQuery
 from recommender.store.item_cache import ItemLookup
 
@@ -161,16 +162,12 @@ class AnchorKept:
     def __init__(self, source: CandidateSource, size: int = KEPT_ANSWERS) -> None:
         self.name = source.name
         self._source = source
-        self._size = size
-        self._kept: dict[tuple[str | None, int, frozenset[str]], list[Candidate]] = {}
+        self._kept: BoundedDict[tuple[str | None, int, frozenset[str]], list[Candidate]] = BoundedDict(size)
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
         """The wrapped source's candidates (a copy of the kept list)."""
         key = (query.anchor_id, n, query.exclude)
         kept = self._kept.get(key)
         if kept is None:
-            kept = self._source.candidates(query, n)
-            if len(self._kept) >= self._size:
-                self._kept.clear()
-            self._kept[key] = kept
+            kept = self._kept.put(key, self._source.candidates(query, n))
         return list(kept)

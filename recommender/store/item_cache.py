@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from recommender.caching import BoundedDict
 from recommender.domain import BEHAVIOUR_VECTOR, CATEGORY_SEPARATOR, ItemView
 
 
@@ -101,8 +102,7 @@ class BehaviourOverlay:
         self._base = base
         self._vectors = vectors
         # overlaid views, reused while the base hands out the same view object (a ranking asks for ~200 per request)
-        self._made: dict[str, tuple[ItemView, ItemView]] = {}
-        self._max = max_items
+        self._made: BoundedDict[str, tuple[ItemView, ItemView]] = BoundedDict(max_items)
 
     def get(self, product_id: str) -> ItemView | None:
         """One view (None if unknown)."""
@@ -114,10 +114,7 @@ class BehaviourOverlay:
         for pid, view in self._base.get_many(product_ids).items():
             made = self._made.get(pid)
             if made is None or made[0] is not view:
-                made = (view, self._overlay(pid, view))
-                if len(self._made) >= self._max:
-                    self._made.clear()
-                self._made[pid] = made
+                made = self._made.put(pid, (view, self._overlay(pid, view)))
             out[pid] = made[1]
         return out
 

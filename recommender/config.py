@@ -124,6 +124,7 @@ class RankingSettings:
     reload_interval_s: float = 5.0  # how often the published model version is checked
     model: str = "ltr"  # "ltr": the release's LightGBM ranker when it has one, else logistic; "logistic": always LR
     pool: bool = True  # a shopper's product page re-ranks the anchor's stored pool (no vector-store query); off: live
+    item_cache: int = 50_000  # product views (vectors included, ~5 KB each) a worker keeps, least recently used out
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,9 @@ class RefreshSettings:
     min_gate_tasks: int = 20
     inner_tasks: int = 1200  # tasks the learned fusion is fitted on (inner time splits of the pre-holdout events)
     list_k: int = 30  # items precomputed per product page
+    # product views the refresh keeps while it ranks every page: each page reads ~200 from across the catalog, so
+    # below the catalog's size most of them are fetched again from the store
+    item_cache: int = 250_000
     explain_items: int = 5  # top items per list whose LLM sentences are written in the batch (LLM backends)
     # re-run `recsys tune` in the refresh when its choice is older than this (0 = never: tuning judges the "for you"
     # path only, and on the fixtures it cost the product pages 4.7% in the gate; README "The nightly refresh")

@@ -146,7 +146,7 @@ class RecommendationService:
         self._enabled = enabled_sources(settings.sources)
         check_choice(settings.model)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sources")
-        self.items = ItemCache(store)
+        self.items = ItemCache(store, settings.item_cache)
         self._store = store
         self._near = nearest(store)
         self._events = events

@@ -169,7 +169,7 @@ class Refresh:
         self.progress = options.progress
         self.releases = ReleaseStore.in_data_dir(settings.data_dir)
         self.artifacts = ArtifactStore.in_data_dir(settings.data_dir)
-        self.items = ItemCache(store)
+        self.items = ItemCache(store, settings.refresh.item_cache)
         self.near = nearest(store)
         # decay and "recent" are measured from the clock: --now, else today's start (UTC), so a re-run the same day
         # (after a kill, say) ends in the same state as one clean run; events after --now wait for a later run

@@ -1,0 +1,76 @@
+"""The parts of a page's evidence computed for all its items at once, each equal to its per-item form bit for bit.
+
+``list_evidence`` builds ~10 items' evidence per request; rounding their signals and the text/image cosines to
+the shopper's recent products one value at a time cost more than the rest of the explanation (profiled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from recommender.domain import ItemView
+from recommender.ranking.rounding import round_floats
+
+CLOSENESS_VECTORS = ("text", "image")  # a history product resembles an item by the larger of these cosines
+
+
+def cosine(a: ItemView, b: ItemView, name: str) -> float:
+    """The dot product of the two products' ``name`` vectors (unit vectors: their cosine); 0 when one lacks it."""
+    va, vb = a.vectors.get(name), b.vectors.get(name)
+    return float(np.dot(va, vb)) if va is not None and vb is not None else 0.0
+
+
+def closeness(h: ItemView, item: ItemView) -> float:
+    """How close history product ``h`` is to ``item``: its larger text/image cosine."""
+    return max(cosine(h, item, name) for name in CLOSENESS_VECTORS)
+
+
+def history_closeness(items: Sequence[ItemView], history: Sequence[ItemView]) -> list[list[float]]:
+    """``closeness(h, item)`` for each item (outer) and history product (inner), a few numpy calls per page."""
+    text, image = (_cosines(items, history, name) for name in CLOSENESS_VECTORS)
+    return [[max(t, i) for t, i in zip(ts, is_, strict=True)] for ts, is_ in zip(text, image, strict=True)]
+
+
+def _cosines(items: Sequence[ItemView], history: Sequence[ItemView], name: str) -> list[list[float]]:
+    """``cosine(h, item, name)`` per item and history product. ``np.vecdot`` runs the very dot kernel of
+    ``np.dot`` on each pair (a matrix product would sum in another order, so round(cos, 4) could differ)."""
+    out = np.zeros((len(items), len(history)))
+    rows = [i for i, v in enumerate(items) if v.vectors.get(name) is not None]
+    cols = [j for j, h in enumerate(history) if h.vectors.get(name) is not None]
+    if not rows or not cols:
+        return out.tolist()
+    left = [items[i].vectors[name] for i in rows]
+    right = [history[j].vectors[name] for j in cols]
+    if _stackable([*left, *right]):
+        out[np.ix_(rows, cols)] = np.vecdot(np.stack(left)[:, None, :], np.stack(right)[None, :, :])
+    else:  # mixed types or shapes: np.dot's own promotion, pair by pair
+        out[np.ix_(rows, cols)] = [[float(np.dot(h, v)) for h in right] for v in left]
+    return out.tolist()
+
+
+def _stackable(vectors: Sequence[object]) -> bool:
+    """True when all are 1-d float arrays of one dtype and length (then vecdot's pairs are np.dot's)."""
+    first = vectors[0]
+    if not isinstance(first, np.ndarray) or first.ndim != 1 or first.dtype not in (np.float32, np.float64):
+        return False
+    return all(isinstance(v, np.ndarray) and v.dtype == first.dtype and v.shape == first.shape for v in vectors)
+
+
+def rounded_signals(signals: Sequence[Mapping[str, float]]) -> list[tuple[tuple[str, float], ...]]:
+    """Each item's signals sorted by name, values as ``round(float(v), 5)``: what ``Evidence.signals`` holds."""
+    flat = round_floats(np.fromiter((v for s in signals for v in s.values()), dtype=np.float64), 5)
+    out, start = [], 0
+    for s in signals:
+        names, order = _name_order(tuple(s))
+        out.append(tuple(zip(names, [flat[start + i] for i in order], strict=True)))
+        start += len(order)
+    return out
+
+
+@lru_cache(maxsize=256)  # pages share a few sets of signal names (one per ranker): each is sorted once
+def _name_order(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    order = tuple(sorted(range(len(names)), key=names.__getitem__))
+    return tuple(names[i] for i in order), order

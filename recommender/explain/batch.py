@@ -37,23 +37,17 @@ def history_closeness(items: Sequence[ItemView], history: Sequence[ItemView]) ->
 def _cosines(items: Sequence[ItemView], history: Sequence[ItemView], name: str) -> list[list[float]]:
     """``cosine(h, item, name)`` per item and history product. ``np.vecdot`` runs the very dot kernel of
     ``np.dot`` on each pair (a matrix product would sum in another order, so round(cos, 4) could differ)."""
-    out = np.zeros((len(items), len(history)))
-    rows = [i for i, v in enumerate(items) if v.vectors.get(name) is not None]
-    cols = [j for j, h in enumerate(history) if h.vectors.get(name) is not None]
-    if not rows or not cols:
-        return out.tolist()
-    left = [items[i].vectors[name] for i in rows]
-    right = [history[j].vectors[name] for j in cols]
-    if _stackable([*left, *right]):
-        out[np.ix_(rows, cols)] = np.vecdot(np.stack(left)[:, None, :], np.stack(right)[None, :, :])
-    else:  # mixed types or shapes: np.dot's own promotion, pair by pair
-        out[np.ix_(rows, cols)] = [[float(np.dot(h, v)) for h in right] for v in left]
-    return out.tolist()
+    left = [v.vectors.get(name) for v in items]
+    right = [h.vectors.get(name) for h in history]
+    if left and right and _stackable([*left, *right]):
+        return np.vecdot(np.array(left)[:, None, :], np.array(right)[None, :, :]).tolist()
+    # a vector missing, or mixed types or shapes: pair by pair, with np.dot's own promotion
+    return [[cosine(h, item, name) for h in history] for item in items]
 
 
 def _stackable(vectors: Sequence[object]) -> bool:
     """True when all are 1-d float arrays of one dtype and length (then vecdot's pairs are np.dot's)."""
-    first = vectors[0]
+    first = vectors[0]  # a missing vector (None) fails the checks below
     if not isinstance(first, np.ndarray) or first.ndim != 1 or first.dtype not in (np.float32, np.float64):
         return False
     return all(isinstance(v, np.ndarray) and v.dtype == first.dtype and v.shape == first.shape for v in vectors)

@@ -31,31 +31,32 @@ def closeness(h: ItemView, item: ItemView) -> float:
 def history_closeness(items: Sequence[ItemView], history: Sequence[ItemView]) -> list[list[float]]:
     """``closeness(h, item)`` for each item (outer) and history product (inner), a few numpy calls per page."""
     text, image = (_cosines(items, history, name) for name in CLOSENESS_VECTORS)
-    return [[max(t, i) for t, i in zip(ts, is_, strict=True)] for ts, is_ in zip(text, image, strict=True)]
+    return np.where(image > text, image, text).tolist()  # max(text, image), NaN and -0.0 included
 
 
-def _cosines(items: Sequence[ItemView], history: Sequence[ItemView], name: str) -> list[list[float]]:
-    """``cosine(h, item, name)`` per item and history product. ``np.vecdot`` runs the very dot kernel of
-    ``np.dot`` on each pair (a matrix product would sum in another order, so round(cos, 4) could differ)."""
+def _cosines(items: Sequence[ItemView], history: Sequence[ItemView], name: str) -> np.ndarray:
+    """``cosine(h, item, name)`` per item and history product, as float64. ``np.vecdot`` runs the very dot kernel
+    of ``np.dot`` on each pair (a matrix product would sum in another order, so round(cos, 4) could differ)."""
     left = [v.vectors.get(name) for v in items]
     right = [h.vectors.get(name) for h in history]
     if left and right and _stackable([*left, *right]):
-        return np.vecdot(np.array(left)[:, None, :], np.array(right)[None, :, :]).tolist()
+        return np.vecdot(np.array(left)[:, None, :], np.array(right)[None, :, :]).astype(np.float64)
     # a vector missing, or mixed types or shapes: pair by pair, with np.dot's own promotion
-    return [[cosine(h, item, name) for h in history] for item in items]
+    return np.array([[cosine(h, item, name) for h in history] for item in items], dtype=np.float64)
 
 
 def _stackable(vectors: Sequence[object]) -> bool:
-    """True when all are 1-d float arrays of one dtype and length (then vecdot's pairs are np.dot's)."""
+    """True when all are 1-d float ndarrays of one dtype object and length (then vecdot's pairs are np.dot's)."""
     first = vectors[0]  # a missing vector (None) fails the checks below
-    if not isinstance(first, np.ndarray) or first.ndim != 1 or first.dtype not in (np.float32, np.float64):
+    if type(first) is not np.ndarray or first.ndim != 1 or first.dtype not in (np.float32, np.float64):
         return False
-    return all(isinstance(v, np.ndarray) and v.dtype == first.dtype and v.shape == first.shape for v in vectors)
+    dtype, shape = first.dtype, first.shape
+    return all(type(v) is np.ndarray and v.dtype is dtype and v.shape == shape for v in vectors)
 
 
 def rounded_signals(signals: Sequence[Mapping[str, float]]) -> list[tuple[tuple[str, float], ...]]:
     """Each item's signals sorted by name, values as ``round(float(v), 5)``: what ``Evidence.signals`` holds."""
-    flat = round_floats(np.fromiter((v for s in signals for v in s.values()), dtype=np.float64), 5)
+    flat = round_floats(np.array([v for s in signals for v in s.values()], dtype=np.float64), 5)
     out, start = [], 0
     for s in signals:
         names, order = _name_order(tuple(s))

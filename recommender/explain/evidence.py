@@ -242,11 +242,17 @@ def _quote(text: str) -> str:
     return f"“{clean_text(text.replace('“', '').replace('”', ''), TITLE_CHARS)}”"
 
 
-def _strength(ev: Evidence, *names: str) -> float:
-    """How much the named signals pushed the item up: their contribution if known, else their raw value."""
+@lru_cache(maxsize=4096)  # a pure function of a colour or category name, quoted on page after page
+def _label(text: str) -> str:
+    return clean_text(text, 30)
+
+
+def _strength(ev: Evidence, name: str, other: str | None = None) -> float:
+    """How much the named signal(s) pushed the item up: their contribution if known, else their raw value."""
     if ev.has_contributions:
-        return max((ev.contribution(n) or 0.0) for n in names)
-    return max(ev.signal(n) for n in names)
+        value = ev.contribution(name) or 0.0
+        return value if other is None else max(value, ev.contribution(other) or 0.0)
+    return ev.signal(name) if other is None else max(ev.signal(name), ev.signal(other))
 
 
 def claims(ev: Evidence) -> list[Claim]:
@@ -283,7 +289,7 @@ def _anchor_claims(ev: Evidence, a: ProductFacts) -> list[Claim]:
     if ev.same_variant:
         other = ev.item.color and not ev.same_color
         out.append(Claim("same_variant", _strength(ev, "same_variant"),
-                         f"The same style in {clean_text(ev.item.color, 30)}" if other else
+                         f"The same style in {_label(ev.item.color)}" if other else
                          "Another version of the same style",
                          "B is the same style as A" + (" in another colour" if other else "")))
     leaf = ev.shared_category[-1] if ev.shared_category else ""
@@ -291,12 +297,12 @@ def _anchor_claims(ev: Evidence, a: ProductFacts) -> list[Claim]:
     # "a similar look" only when the image signal itself pushed the item up (its own contribution, not the
     # category's): an untrained or uninformative image tower must not be credited with what the category did
     if ev.signal("image") > 0 and _strength(ev, "image") > 0:
-        phrase = f"Same category ({clean_text(leaf, 30)}) and a similar look" if full else "A similar look"
+        phrase = f"Same category ({_label(leaf)}) and a similar look" if full else "A similar look"
         out.append(Claim("image", _strength(ev, "image", "same_category") if full else _strength(ev, "image"),
                          phrase, "B looks similar to A" + (" and is in the same category" if full else "")))
     elif full:
         out.append(Claim("same_category", _strength(ev, "same_category"),
-                         f"From the same category ({clean_text(leaf, 30)})", "B is in the same category as A"))
+                         f"From the same category ({_label(leaf)})", "B is in the same category as A"))
     if ev.signal("text") > 0:
         out.append(Claim("text", _strength(ev, "text"), "A similar description",
                          "B has a description similar to A's"))

@@ -56,16 +56,15 @@ def _stackable(vectors: Sequence[object]) -> bool:
 
 def rounded_signals(signals: Sequence[Mapping[str, float]]) -> list[tuple[tuple[str, float], ...]]:
     """Each item's signals sorted by name, values as ``round(float(v), 5)``: what ``Evidence.signals`` holds."""
-    flat = round_floats(np.array([v for s in signals for v in s.values()], dtype=np.float64), 5)
-    out, start = [], 0
-    for s in signals:
-        names, order = _name_order(tuple(s))
-        out.append(tuple(zip(names, [flat[start + i] for i in order], strict=True)))
-        start += len(order)
+    names = [_sorted_names(tuple(s)) for s in signals]
+    values = np.array([s[k] for s, keys in zip(signals, names, strict=True) for k in keys], dtype=np.float64)
+    flat, out, start = round_floats(values, 5), [], 0
+    for keys in names:
+        out.append(tuple(zip(keys, flat[start:start + len(keys)], strict=True)))
+        start += len(keys)
     return out
 
 
 @lru_cache(maxsize=256)  # pages share a few sets of signal names (one per ranker): each is sorted once
-def _name_order(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    order = tuple(sorted(range(len(names)), key=names.__getitem__))
-    return tuple(names[i] for i in order), order
+def _sorted_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(names))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_signal_breakdown_is_the_rounded_sums_of_each_signals_features() -> None
     assert [g[f"{n}_contribution"] for g in got for n in EXPLAINED] == [round(float(v), 5) for v in plain.ravel()]
 
 
-def _page(seed: int) -> tuple[ItemView, list[RankedItem], dict[str, ItemView], list[ItemView]]:
+def _page(seed: int) -> tuple[ItemView | None, list[RankedItem], dict[str, ItemView], list[ItemView]]:
     """A seeded page: anchor, ranked items (some without a view), views, and the shopper's history."""
     r, rng = random.Random(seed), np.random.default_rng(seed)
     dtype = r.choice([np.float32, np.float64])
@@ -91,13 +92,13 @@ def _page(seed: int) -> tuple[ItemView, list[RankedItem], dict[str, ItemView], l
     names = r.sample(EXPLAINED, r.randint(0, len(EXPLAINED)))
     ranked = []
     for i in r.sample(range(35), 12):  # P30.. have no view
-        signals: dict[str, float] = {}
+        signals: dict[str, Any] = {}  # floats, an int, numpy scalars: what a ranker may hand over
         for n in names:
             signals[n] = r.choice([0.0, -0.0, r.random(), (r.randint(0, 99999) + 0.5) / 1e5, 3, np.float32(r.random())])
             signals[f"{n}_contribution"] = r.choice([0.0, r.uniform(-0.1, 0.2), np.float64(r.uniform(-1, 1))])
         ranked.append(RankedItem(f"P{i}", r.random(), signals, tuple(r.sample(["text", "image", "als_user"], 2))))
     history = [views[f"P{i}"] for i in r.sample(range(30), r.randint(0, 7))]
-    return views["P0"] if r.random() < 0.8 else None, ranked, views, history  # type: ignore[return-value]
+    return views["P0"] if r.random() < 0.8 else None, ranked, views, history
 
 
 @pytest.mark.parametrize("seed", range(60))

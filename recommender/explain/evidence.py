@@ -162,7 +162,7 @@ def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: 
     Equal to ``build_evidence`` per item; what the items share (anchor, history, rounding, cosines) is done once.
     """
     a = ProductFacts.from_view(anchor) if anchor is not None else None
-    at = [i for i, r in enumerate(ranked) if r.product_id in views]
+    at = [i for i, r in enumerate(ranked) if views.get(r.product_id) is not None]
     items = [views[ranked[i].product_id] for i in at]
     recent = history[:HISTORY_ITEMS]
     seen = [ProductFacts.from_view(h) for h in recent]

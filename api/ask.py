@@ -17,7 +17,7 @@ from api.models import AskBody, AskForm
 from api.responses import AskResult, Error
 from api.schema import Operation, Reply, operation
 from api.state import state
-from api.urls import product_image_url
+from api.urls import ProductImageUrls
 from api.validation import image_base64
 from recommender.ask.model import AskRequest, Conversation
 from recommender.ask.serialize import conversation_from_json, result_json
@@ -44,7 +44,7 @@ def ask(body: AskBody | AskForm) -> Response:
     st = state()
     req = ask_request(body, st.settings.search, st.settings.ask.k)  # bad input answers before the store is opened
     result = st.ask().ask(req)
-    return jsonify(result_json(result, product_image_url))
+    return jsonify(result_json(result, ProductImageUrls()))  # one url_for per answer
 
 
 def ask_request(body: AskBody | AskForm, limits: SearchSettings, default_k: int) -> AskRequest:

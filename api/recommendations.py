@@ -26,7 +26,7 @@ from api.models import (
 from api.responses import Error, Recommendations
 from api.schema import Operation, Reply, operation
 from api.state import state
-from api.urls import product_image_url
+from api.urls import ProductImageUrls, product_image_url
 from recommender.config import Settings
 from recommender.domain import ItemView
 from recommender.ranking import service as ranking
@@ -71,11 +71,13 @@ def _body(anchor_id: str | None, recs: ranking.Recommendations, explain: str) ->
     anchor = views.get(anchor_id) if anchor_id else None
     explanations = explain_items(explain, st.explanations(), ranked, views, anchor,
                                  [views[h] for h in history if h in views], service.co_counts)
+    urls = ProductImageUrls()
     items = []
     for r, explanation in zip(ranked, explanations, strict=True):
         view = views.get(r.product_id)
         items.append({
-            "product_id": r.product_id, "title": view.title if view else "", "image_url": image_url(view),
+            "product_id": r.product_id, "title": view.title if view else "",
+            "image_url": urls(view.product_id, view.image) if view is not None else None,
             "price": view.price if view else None, "score": round(r.score, 6), "signals": r.signals,
             "sources": list(r.sources), "explanation": explanation,
         })

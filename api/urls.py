@@ -7,10 +7,14 @@ relative paths (``/v1/products/P1/image``), which the widget resolves against th
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import url_for
 
 from api.state import state
+
+_MARK = "PRODUCTIDMARK"  # a product id that URL quoting leaves as it is: where each product's id goes
+_PATH_SAFE = "!$&'()*+,/:;=@"  # what werkzeug's default (string) converter leaves unquoted in a path segment
 
 
 def public_url(endpoint: str, **values: Any) -> str:
@@ -20,10 +24,25 @@ def public_url(endpoint: str, **values: Any) -> str:
     return f"{base.rstrip('/')}{path}" if base else path
 
 
+class ProductImageUrls:
+    """``product_image_url`` for one request, the endpoint's URL built once (``url_for`` per item of a page cost
+    more than the rest of the item): the product's id is quoted into it as werkzeug's converter does."""
+
+    def __init__(self) -> None:
+        self._around: tuple[str, str] | None = None
+
+    def __call__(self, product_id: str, ref: str | None) -> str | None:
+        """A product image's URL: its own http(s) URL, else the API's image endpoint; None without an image."""
+        if not ref:
+            return None
+        if ref.startswith(("http://", "https://")):
+            return ref
+        if self._around is None:
+            head, _, tail = public_url("products.image", product_id=_MARK).rpartition(_MARK)
+            self._around = (head, tail)
+        return f"{self._around[0]}{quote(product_id, safe=_PATH_SAFE)}{self._around[1]}"
+
+
 def product_image_url(product_id: str, ref: str | None) -> str | None:
     """A product image's URL: its own http(s) URL, else the API's image endpoint; None when it has no image."""
-    if not ref:
-        return None
-    if ref.startswith(("http://", "https://")):
-        return ref
-    return public_url("products.image", product_id=product_id)
+    return ProductImageUrls()(product_id, ref)

@@ -18,9 +18,8 @@ from dataclasses import dataclass, fields
 from functools import cached_property, lru_cache
 from typing import Protocol
 
-import numpy as np
-
 from recommender.domain import CATEGORY_SEPARATOR, ItemView, RankedItem
+from recommender.explain.batch import closeness, history_closeness, rounded_signals
 from recommender.ranking.features import shared_category_depth
 
 SOURCES = ("template", "llm", "cache")
@@ -145,26 +144,10 @@ def build_evidence(anchor: ItemView | None, item: ItemView, ranked: RankedItem,
     desc = descriptions or {}
     a = ProductFacts.from_view(anchor, desc.get(anchor.product_id, "")) if anchor is not None else None
     b = ProductFacts.from_view(item, desc.get(item.product_id, ""))
-    co = co_counts or {}
-    shared: tuple[str, ...] = ()
-    if a is not None:
-        depth = 0
-        for x, y in zip(a.category, b.category, strict=False):
-            if x != y:
-                break
-            depth += 1
-        shared = b.category[:depth]
-    return Evidence(
-        anchor=a, item=b,
-        signals=tuple(sorted((k, round(float(v), 5)) for k, v in ranked.signals.items())),
-        sources=tuple(ranked.sources), shared_category=shared,
-        same_color=a is not None and bool(a.color) and a.color.lower() == b.color.lower(),
-        same_variant=a is not None and a.product_id != b.product_id and a.variant_group == b.variant_group,
-        similar_price=a is not None and _similar_price(a.price, b.price),
-        co_purchases=int(co["purchase"]) if "purchase" in co else None,
-        co_views=int(co["view"]) if "view" in co else None,
-        history=_history_matches(item, history))
-
+    signals = tuple(sorted((k, round(float(v), 5)) for k, v in ranked.signals.items()))
+    matches = _history_matches(item, history, [closeness(h, item) for h in history],
+                               [ProductFacts.from_view(h) for h in history])
+    return _evidence(a, b, signals, ranked.sources, co_counts or {}, matches)
 
 
 HISTORY_ITEMS = 5  # the shopper's most recent products an explanation may mention
@@ -174,13 +157,45 @@ def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: 
                   co_counts: Callable[[str, str], Mapping[str, float]], history: Sequence[ItemView] = ()
                   ) -> list[Evidence | None]:
     """The evidence of each item of a ranked list (None for an item without a view): the one builder the API and
-    the refresh share, so the explanation cache keys the refresh writes are the ones the API looks up."""
-    out: list[Evidence | None] = []
-    for r in ranked:
-        view = views.get(r.product_id)
-        co = co_counts(anchor.product_id, r.product_id) if anchor is not None and view is not None else {}
-        out.append(build_evidence(anchor, view, r, co, history[:HISTORY_ITEMS]) if view is not None else None)
+    the refresh share, so the explanation cache keys the refresh writes are the ones the API looks up.
+
+    Equal to ``build_evidence`` per item; what the items share (anchor, history, rounding, cosines) is done once.
+    """
+    a = ProductFacts.from_view(anchor) if anchor is not None else None
+    at = [i for i, r in enumerate(ranked) if views.get(r.product_id) is not None]
+    items = [views[ranked[i].product_id] for i in at]
+    recent = history[:HISTORY_ITEMS]
+    seen = [ProductFacts.from_view(h) for h in recent]
+    signals = rounded_signals([ranked[i].signals for i in at])
+    close = history_closeness(items, recent)
+    out: list[Evidence | None] = [None] * len(ranked)
+    for j, (i, item) in enumerate(zip(at, items, strict=True)):
+        co = co_counts(anchor.product_id, item.product_id) if anchor is not None else {}
+        out[i] = _evidence(a, ProductFacts.from_view(item), signals[j], ranked[i].sources, co or {},
+                           _history_matches(item, recent, close[j], seen))
     return out
+
+
+def _evidence(a: ProductFacts | None, b: ProductFacts, signals: tuple[tuple[str, float], ...],
+              sources: Sequence[str], co: Mapping[str, float], history: tuple[ProductFacts, ...]) -> Evidence:
+    """The Evidence of anchor ``a`` and item ``b`` from its parts (signals rounded and sorted by name)."""
+    shared: tuple[str, ...] = ()
+    if a is not None:
+        depth = 0
+        for x, y in zip(a.category, b.category, strict=False):
+            if x != y:
+                break
+            depth += 1
+        shared = b.category[:depth]
+    return Evidence(
+        anchor=a, item=b, signals=signals, sources=tuple(sources), shared_category=shared,
+        same_color=a is not None and bool(a.color) and a.color.lower() == b.color.lower(),
+        same_variant=a is not None and a.product_id != b.product_id and a.variant_group == b.variant_group,
+        similar_price=a is not None and _similar_price(a.price, b.price),
+        co_purchases=int(co["purchase"]) if "purchase" in co else None,
+        co_views=int(co["view"]) if "view" in co else None,
+        history=history)
+
 
 def _similar_price(a: float | None, b: float | None) -> bool:
     if not a or not b or a <= 0 or b <= 0:
@@ -188,23 +203,20 @@ def _similar_price(a: float | None, b: float | None) -> bool:
     return abs(math.log(b / a)) <= math.log(SIMILAR_PRICE_RATIO)
 
 
-def _cos(a: ItemView, b: ItemView, name: str) -> float:
-    va, vb = a.vectors.get(name), b.vectors.get(name)
-    return float(np.dot(va, vb)) if va is not None and vb is not None else 0.0
-
-
-def _history_matches(item: ItemView, history: Sequence[ItemView]) -> tuple[ProductFacts, ...]:
+def _history_matches(item: ItemView, history: Sequence[ItemView], close: Sequence[float],
+                     facts: Sequence[ProductFacts]) -> tuple[ProductFacts, ...]:
+    """The history products (``facts`` of each) the item resembles, closest first (``close``: each one's
+    ``closeness`` to the item)."""
     scored = []
-    for h in history:
+    for h, cos, fact in zip(history, close, facts, strict=True):
         if h.product_id == item.product_id:
             continue
         same_variant = bool(h.variant_group) and h.variant_group == item.variant_group
-        cos = max(_cos(h, item, "text"), _cos(h, item, "image"))
         depth = shared_category_depth(h.category, item.category)
         if same_variant or cos >= HISTORY_MATCH_MIN_COS or depth == 1.0:
-            scored.append(((same_variant, round(cos, 4), depth, h.product_id), h))
+            scored.append(((same_variant, round(cos, 4), depth, h.product_id), fact))
     scored.sort(key=lambda t: (not t[0][0], -t[0][1], -t[0][2], t[0][3]))
-    return tuple(ProductFacts.from_view(h) for _, h in scored[:MAX_HISTORY_MATCHES])
+    return tuple(fact for _, fact in scored[:MAX_HISTORY_MATCHES])
 
 
 @dataclass(frozen=True)
@@ -230,11 +242,17 @@ def _quote(text: str) -> str:
     return f"“{clean_text(text.replace('“', '').replace('”', ''), TITLE_CHARS)}”"
 
 
-def _strength(ev: Evidence, *names: str) -> float:
-    """How much the named signals pushed the item up: their contribution if known, else their raw value."""
+@lru_cache(maxsize=4096)  # a pure function of a colour or category name, quoted on page after page
+def _label(text: str) -> str:
+    return clean_text(text, 30)
+
+
+def _strength(ev: Evidence, name: str, other: str | None = None) -> float:
+    """How much the named signal(s) pushed the item up: their contribution if known, else their raw value."""
     if ev.has_contributions:
-        return max((ev.contribution(n) or 0.0) for n in names)
-    return max(ev.signal(n) for n in names)
+        value = ev.contribution(name) or 0.0
+        return value if other is None else max(value, ev.contribution(other) or 0.0)
+    return ev.signal(name) if other is None else max(ev.signal(name), ev.signal(other))
 
 
 def claims(ev: Evidence) -> list[Claim]:
@@ -271,7 +289,7 @@ def _anchor_claims(ev: Evidence, a: ProductFacts) -> list[Claim]:
     if ev.same_variant:
         other = ev.item.color and not ev.same_color
         out.append(Claim("same_variant", _strength(ev, "same_variant"),
-                         f"The same style in {clean_text(ev.item.color, 30)}" if other else
+                         f"The same style in {_label(ev.item.color)}" if other else
                          "Another version of the same style",
                          "B is the same style as A" + (" in another colour" if other else "")))
     leaf = ev.shared_category[-1] if ev.shared_category else ""
@@ -279,12 +297,12 @@ def _anchor_claims(ev: Evidence, a: ProductFacts) -> list[Claim]:
     # "a similar look" only when the image signal itself pushed the item up (its own contribution, not the
     # category's): an untrained or uninformative image tower must not be credited with what the category did
     if ev.signal("image") > 0 and _strength(ev, "image") > 0:
-        phrase = f"Same category ({clean_text(leaf, 30)}) and a similar look" if full else "A similar look"
+        phrase = f"Same category ({_label(leaf)}) and a similar look" if full else "A similar look"
         out.append(Claim("image", _strength(ev, "image", "same_category") if full else _strength(ev, "image"),
                          phrase, "B looks similar to A" + (" and is in the same category" if full else "")))
     elif full:
         out.append(Claim("same_category", _strength(ev, "same_category"),
-                         f"From the same category ({clean_text(leaf, 30)})", "B is in the same category as A"))
+                         f"From the same category ({_label(leaf)})", "B is in the same category as A"))
     if ev.signal("text") > 0:
         out.append(Claim("text", _strength(ev, "text"), "A similar description",
                          "B has a description similar to A's"))

@@ -12,6 +12,7 @@ import numpy as np
 from recommender.domain import Candidate, ItemView, RankedItem, RankQuery
 from recommender.ranking.features import FEATURES, FeatureBuilder
 from recommender.ranking.fusion import RankingModel, Rules, allowed, select
+from recommender.ranking.rounding import round_floats
 from recommender.ranking.sources import CandidateSource
 from recommender.store.item_cache import ItemLookup
 
@@ -23,7 +24,8 @@ EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history
 SIGNAL_OF = {"rr_text": "text", "rr_image": "image", "rr_behavior": "behavior", "rr_cooccurrence": "cooccurrence",
              "rr_session": "session", "rr_als_user": "als_user", "rr_popularity": "popularity", "text_gap": "text",
              "rr_sasrec": "sasrec"}
-_VALUE_COLUMNS = [(name, FEATURES.index(name)) for name in EXPLAINED]
+_VALUE_COLUMNS = [FEATURES.index(name) for name in EXPLAINED]
+_BREAKDOWN_KEYS = tuple(key for name in EXPLAINED for key in (name, f"{name}_contribution"))
 _GROUPS = np.zeros((len(FEATURES), len(EXPLAINED)))
 for _i, _name in enumerate(FEATURES):
     _signal = SIGNAL_OF.get(_name, _name)
@@ -120,12 +122,13 @@ class FusionRanker:
 
 def signal_breakdown(rows: np.ndarray, contributions: np.ndarray) -> list[dict[str, float]]:
     """Per row: each explained signal's value and ``<signal>_contribution`` (its features' contributions summed,
-    SIGNAL_OF), what the explanations and the API show."""
+    SIGNAL_OF), rounded to 5 digits: what the explanations and the API show."""
     grouped = np.asarray(contributions, dtype=np.float64) @ _GROUPS
-    return [{key: value for j, (name, col) in enumerate(_VALUE_COLUMNS)
-             for key, value in ((name, round(float(row[col]), 5)),
-                                (f"{name}_contribution", round(float(grouped[i, j]), 5)))}
-            for i, row in enumerate(rows)]
+    table = np.empty((len(grouped), len(_BREAKDOWN_KEYS)))
+    table[:, 0::2] = np.asarray(rows, dtype=np.float64)[:, _VALUE_COLUMNS]
+    table[:, 1::2] = grouped
+    flat, width = round_floats(table, 5), len(_BREAKDOWN_KEYS)
+    return [dict(zip(_BREAKDOWN_KEYS, flat[i:i + width], strict=True)) for i in range(0, len(flat), width)]
 
 
 class SourceRanker:

@@ -133,6 +133,24 @@ def test_image_urls_never_copy_the_host_header(tmp_path: Path, base: str | None,
         assert image_url(view) == expected and product_image_url("P1", "images/p1.png") == expected
 
 
+@pytest.mark.parametrize("base", [None, "https://shop.example/recsys/"])
+def test_a_pages_image_urls_are_url_for_of_each_product(tmp_path: Path, base: str | None) -> None:
+    """One url_for per page, the ids quoted into it: the same URL as url_for of each id, whatever the id holds."""
+    from flask import url_for
+
+    from api.urls import ProductImageUrls
+
+    app = create_app(Settings(data_dir=tmp_path, api=ApiSettings(public_base_url=base)))
+    ids = ["P1", "a b", "ä/ö", "x?y#z", "100%", "PRODUCTIDMARK", "semi;colon+plus=eq&amp", "tab\tnl\n", "😀", "~._-"]
+    with app.test_request_context("/", base_url="http://api.internal/prefix"):
+        urls, head = ProductImageUrls(), base.rstrip("/") if base else ""
+        for pid in ids:
+            expected = head + url_for("products.image", product_id=pid)
+            assert urls(pid, "images/x.png") == expected == product_image_url(pid, "images/x.png")
+        assert urls("P1", "https://cdn.example/p1.jpg") == "https://cdn.example/p1.jpg"
+        assert urls("P1", "") is None and urls("P1", None) is None
+
+
 @pytest.mark.parametrize(("method", "path", "template", "kwargs"), [
     ("post", "/v1/search", "/v1/search", {"data": "x", "content_type": "text/plain"}),
     ("post", "/v1/search", "/v1/search", {"data": DEEP, "content_type": "application/json"}),

@@ -112,10 +112,11 @@ def _evaluate(store: ProductStore, settings: Settings, options: EvaluateOptions,
     timer = StageTimer()
     with timer.stage("fit_behaviour"):
         behaviour = fit_behaviour(train, settings.collaborative, now=clock)
-    ms = method_set(behaviour, items, near, rules)
+    ms = method_set(behaviour, items, near, rules, settings.ranking.per_source)  # as the API and the refresh serve
     if {"fused_configured", "fused_learned", "fused_ltr"} & set(options.methods):
         with timer.stage("inner_rows"):
-            inner = inner_rows(train, items, near, settings.collaborative, rules, 100, options.inner_tasks,
+            inner = inner_rows(train, items, near, settings.collaborative, rules, settings.ranking.per_source,
+                               options.inner_tasks,
                                progress=options.progress)
         with timer.stage("learn"):  # the logistic fusion and the trees, from the same inner rows
             models = learn_models(inner, ltr=LtrParams() if "fused_ltr" in options.methods else None)

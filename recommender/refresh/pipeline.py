@@ -257,8 +257,8 @@ class Refresh:
 
     def _gate(self, events: list, pinned: FusionModel | None) -> GateEvaluation:
         return evaluate_gate(events, self.items, self.near, self._served_models(), self.settings.refresh,
-                             self.settings.collaborative, Rules(), self.settings.ranking.model, pinned=pinned,
-                             progress=self.progress)
+                             self.settings.collaborative, Rules(), self.settings.ranking.per_source,
+                             self.settings.ranking.model, pinned=pinned, progress=self.progress)
 
     def _save_behaviour(self, behaviour: Behaviour, digest: str, params: dict[str, Any]) -> Artifacts:
         """Save the fit as a collaborative version (unpublished), reusing one a killed run already saved."""

@@ -128,8 +128,8 @@ class GateEvaluation:
 
 
 def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, served: ReleaseModels,
-                  settings: RefreshSettings, collaborative: CollaborativeSettings, rules: Rules, choice: str = "ltr",
-                  pinned: FusionModel | None = None, progress: bool = True) -> GateEvaluation:
+                  settings: RefreshSettings, collaborative: CollaborativeSettings, rules: Rules, per_source: int,
+                  choice: str = "ltr", pinned: FusionModel | None = None, progress: bool = True) -> GateEvaluation:
     """Fit on all but the newest events, learn the candidate's models there (unless ``pinned``), and rank the
     newest events' tasks with the candidate and the served model on the same behaviour fit (same candidates,
     same features). Per path, the better of the learned trees and the logistic fusion learned from the same inner
@@ -139,7 +139,8 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
     candidate, note = (ReleaseModels(pinned) if pinned is not None else None), ""
     if candidate is None:
         try:
-            inner = inner_rows(train, items, near, collaborative, rules, 100, settings.inner_tasks, progress=progress)
+            inner = inner_rows(train, items, near, collaborative, rules, per_source, settings.inner_tasks,
+                               progress=progress)
             learned = learn_models(inner, ltr=LtrParams() if choice == "ltr" else None)
             candidate = ReleaseModels(learned.logistic, learned.tree)
         except ValueError as exc:  # too few events for the inner time folds (a new shop): keep what is served
@@ -149,7 +150,7 @@ def evaluate_gate(events: Sequence[Event], items: ItemLookup, near: NearVector, 
                                                        settings.min_gate_tasks), {"note": note})
     assert split_at is not None  # there are tasks, so there was a cut
     behaviour = fit_behaviour(train, collaborative, now=split_at)  # the cut is the clock: no peeking past it
-    ms = method_set(behaviour, items, near, rules)
+    ms = method_set(behaviour, items, near, rules, per_source)
     methods = {"candidate": ms.fused("candidate", candidate.ranking(choice)),
                "served": ms.fused("served", served.ranking(choice))}
     if candidate.ranking(choice) is not candidate.logistic:
@@ -188,8 +189,8 @@ def _shopper_trees(events: Sequence[Event], train: Sequence[Event], items: ItemL
     if len(holdout) > settings.max_gate_tasks:
         holdout = [holdout[i] for i in sorted(rng.choice(len(holdout), settings.max_gate_tasks, replace=False))]
     try:
-        inner = inner_rows(train, items, near, collaborative, rules, 100, settings.inner_tasks, progress=progress,
-                           tasks_of=shopper_tasks)
+        inner = inner_rows(train, items, near, collaborative, rules, ms.per_source, settings.inner_tasks,
+                           progress=progress, tasks_of=shopper_tasks)
         fit, valid = inner.split_by_shopper(0.2)
         tree = train_ranker(fit, valid, LtrParams())
     except (ValueError, RecommenderError) as exc:

@@ -45,6 +45,9 @@ pytestmark = pytest.mark.integration
 PRODUCTS = 120
 
 
+PER_SOURCE = 100  # candidates per source, for the refresh and the app alike (see Shop.env)
+
+
 @dataclass(frozen=True)
 class Shop:
     """One refresh deployment: a data dir, a collection on the session's Weaviate, a catalog folder."""
@@ -62,7 +65,10 @@ class Shop:
                 "RECSYS_COLLABORATIVE__FACTORS": "16", "RECSYS_COLLABORATIVE__ITERATIONS": "5",
                 "RECSYS_REFRESH__INNER_TASKS": "150", "RECSYS_REFRESH__MAX_GATE_TASKS": "150",
                 "RECSYS_REFRESH__MIN_GATE_TASKS": "10", "RECSYS_REFRESH__LIST_K": "12",
-                "RECSYS_REFRESH__RETUNE_DAYS": "7"}
+                "RECSYS_REFRESH__RETUNE_DAYS": "7",
+                # deep candidate lists: on this small shop the trees beat the logistic fusion at 100 per source (not
+                # at the default 50), and these tests follow the trees' path end to end
+                "RECSYS_RANKING__PER_SOURCE": str(PER_SOURCE)}
 
     def refresh(self, *args: str, catalog: Path | None = None) -> tuple[int, str, str]:
         """Run `recsys refresh` in-process; (exit status, stdout, stderr)."""
@@ -78,7 +84,7 @@ class Shop:
     def settings(self, **sections: Any) -> Settings:
         """Settings for an app serving this shop (reload checked on every request)."""
         base = load_settings(env={}, overrides={"data_dir": self.data_dir})
-        sections.setdefault("ranking", RankingSettings(reload_interval_s=0.0))
+        sections.setdefault("ranking", RankingSettings(reload_interval_s=0.0, per_source=PER_SOURCE))
         return replace(base, weaviate=self.weaviate, **sections)
 
     @property
@@ -168,7 +174,8 @@ def test_first_refresh_publishes_a_complete_release_the_api_serves(shop: Shop) -
                    if k.endswith("_contribution"))
     finally:
         app.extensions["recsys"].close()
-    logistic = create_app(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, model="logistic")))
+    logistic = create_app(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, per_source=PER_SOURCE,
+                                                                model="logistic")))
     try:  # the choice in settings: the same release ranked by its logistic fusion
         assert serve(logistic, f"/v1/products/{anchor}/recommendations?k=5&user_id={history['user_id']}"
                      )["fusion"] == "learned"
@@ -183,7 +190,7 @@ def test_a_shoppers_page_from_the_stored_pool_ranks_as_the_live_path(shop: Shop)
     anchors = sorted(lists_of(shop.releases.load().lists_path))[:10]
     users = list(dict.fromkeys(row["user_id"] for row in read_rows(shop.catalog / "events.csv")))[:4]
     pooled = create_app(shop.settings())
-    live = create_app(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, pool=False)))
+    live = create_app(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, per_source=PER_SOURCE, pool=False)))
     try:
         personalised = 0
         for anchor in anchors:

@@ -26,7 +26,7 @@ from api.models import (
 from api.responses import Error, Recommendations
 from api.schema import Operation, Reply, operation
 from api.state import state
-from api.urls import ProductImageUrls, product_image_url
+from api.urls import ProductImageUrls
 from recommender.config import Settings
 from recommender.domain import ItemView
 from recommender.ranking import service as ranking
@@ -77,7 +77,7 @@ def _body(anchor_id: str | None, recs: ranking.Recommendations, explain: str) ->
         view = views.get(r.product_id)
         items.append({
             "product_id": r.product_id, "title": view.title if view else "",
-            "image_url": urls(view.product_id, view.image) if view is not None else None,
+            "image_url": image_url(view, urls),
             "price": view.price if view else None, "score": round(r.score, 6), "signals": r.signals,
             "sources": list(r.sources), "explanation": explanation,
         })
@@ -86,6 +86,7 @@ def _body(anchor_id: str | None, recs: ranking.Recommendations, explain: str) ->
             "served_from": recs.served_from, "degraded": recs.degraded}
 
 
-def image_url(view: ItemView | None) -> str | None:
-    """The URL of the product image: its own http(s) URL, else the API's image endpoint (see ``api.urls``)."""
-    return product_image_url(view.product_id, view.image) if view is not None else None
+def image_url(view: ItemView | None, urls: ProductImageUrls | None = None) -> str | None:
+    """The URL of the product image: its own http(s) URL, else the API's image endpoint (see ``api.urls``); a page
+    passes its ``urls`` so the endpoint's URL is built once per request."""
+    return (urls or ProductImageUrls())(view.product_id, view.image) if view is not None else None

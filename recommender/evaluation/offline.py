@@ -116,8 +116,7 @@ def _evaluate(store: ProductStore, settings: Settings, options: EvaluateOptions,
     if {"fused_configured", "fused_learned", "fused_ltr"} & set(options.methods):
         with timer.stage("inner_rows"):
             inner = inner_rows(train, items, near, settings.collaborative, rules, settings.ranking.per_source,
-                               options.inner_tasks,
-                               progress=options.progress)
+                               options.inner_tasks, progress=options.progress)
         with timer.stage("learn"):  # the logistic fusion and the trees, from the same inner rows
             models = learn_models(inner, ltr=LtrParams() if "fused_ltr" in options.methods else None)
         ms.methods["fused_configured"] = ms.fused("fused_configured", models.configured)

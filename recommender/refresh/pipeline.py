@@ -63,7 +63,8 @@ from recommender.vectorize import VectorizeEngine
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 50  # rejected event rows printed
-NOT_MODEL_PARAMS = ("explain_items", "retune_days", "tune_max_tasks")  # refresh settings that change no model
+# refresh settings that change no model: a change in them alone re-ranks nothing
+NOT_MODEL_PARAMS = ("explain_items", "retune_days", "tune_max_tasks", "item_cache")
 # the tune stage (``recommender.tuning.periodic``, injected by the composition root): (events, settings, progress)
 # → the settings to refresh with and a JSON-safe record of what it did (``{"ran": bool, "reason": str, ...}``)
 Tuner = Callable[[Sequence[Event], Settings, bool], tuple[Settings, dict[str, Any]]]
@@ -144,6 +145,13 @@ def run_refresh(options: RefreshOptions, settings: Settings,
                                "unchanged and nothing is lost: re-run the refresh when Weaviate is back") from exc
     summary.seconds["total"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+def refresh_params(settings: Settings, pinned_fusion: str | None) -> dict[str, Any]:
+    """Everything besides the data that decides the model: a release made with other params is refitted."""
+    refresh = {k: v for k, v in asdict(settings.refresh).items() if k not in NOT_MODEL_PARAMS}
+    return {"collaborative": model_params(settings.collaborative), "refresh": refresh, "pinned_fusion": pinned_fusion,
+            "sources": settings.ranking.sources, "model": settings.ranking.model}
 
 
 @dataclass(frozen=True)
@@ -237,11 +245,8 @@ class Refresh:
                          vocabulary_path(self.settings.data_dir, self.settings.weaviate.collection))
 
     def _params(self) -> dict[str, Any]:
-        """Everything besides the data that decides the model (a change refits)."""
         pinned = self.options.fusion_weights.read_text(encoding="utf-8") if self.options.fusion_weights else None
-        refresh = {k: v for k, v in asdict(self.settings.refresh).items() if k not in NOT_MODEL_PARAMS}
-        return {"collaborative": model_params(self.settings.collaborative), "refresh": refresh,
-                "pinned_fusion": pinned, "sources": self.settings.ranking.sources, "model": self.settings.ranking.model}
+        return refresh_params(self.settings, pinned)
 
     def _candidate(self, events: list, digest: str, params: dict[str, Any]) -> Candidate:
         """Fit behaviour on every event, learn (or pin) the fusion model and put it through the gate."""

@@ -256,3 +256,26 @@ def test_lock_held_by_child_blocks_parent_until_child_is_killed(tmp_path: Path) 
         for stream in (child.stdout, child.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_only_model_settings_refit() -> None:
+    """A cache size or the batch's LLM sentences change no model: a refresh with them changed re-ranks nothing; every
+    other refresh setting (and the ALS ones) is part of the params a release is compared by."""
+    from recommender.config import RefreshSettings, Settings
+    from recommender.refresh.pipeline import NOT_MODEL_PARAMS, refresh_params
+
+    base = Settings()
+    same = {"item_cache": 10, "explain_items": 1, "retune_days": 3.0, "tune_max_tasks": 7}
+    assert set(same) == set(NOT_MODEL_PARAMS)
+    changed = replace(base, refresh=replace(base.refresh, **same))
+    assert refresh_params(changed, None) == refresh_params(base, None)
+    for f in fields(RefreshSettings):
+        if f.name in NOT_MODEL_PARAMS:
+            continue
+        value = getattr(base.refresh, f.name)
+        other = value + 1 if isinstance(value, int | float) else f"{value}x"
+        moved = replace(base, refresh=replace(base.refresh, **{f.name: other}))
+        assert refresh_params(moved, None) != refresh_params(base, None), f.name
+    als = replace(base, collaborative=replace(base.collaborative, factors=base.collaborative.factors + 1))
+    assert refresh_params(als, None) != refresh_params(base, None)
+    assert refresh_params(base, "{}") != refresh_params(base, None)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from api_load import REPO, bench_weaviate, job_env, shoppers
+from threadpoolctl import threadpool_limits
 
 import api.recommendations as routes
 from recommender.catalog.reader import CatalogReader
@@ -97,6 +98,7 @@ def main() -> None:
         os.environ.update(job_env(settings, args.catalog, args.workdir / "data", 64))
         from api.app import create_app
 
+        threadpool_limits(1, "blas")  # as api.wsgi does in each gunicorn worker
         app = create_app(load_settings())
         client = app.test_client()
         ids = [p.product_id for p in CatalogReader(args.catalog)]

@@ -103,3 +103,20 @@ def test_worker_errors_carry_extra_headers() -> None:
 def test_serve_settings_refuse_values_that_disable_a_guard(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="serve"):
         load_settings(env=env)
+
+
+def test_a_worker_process_runs_blas_on_one_thread() -> None:
+    """The WSGI entry point (what each gunicorn worker imports) limits numpy's BLAS to one thread: the workers are
+    the parallelism, and BLAS threads would only wait for cores the other workers hold."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    probe = ("import json, api.wsgi; from threadpoolctl import threadpool_info; "
+             "print(json.dumps([d['num_threads'] for d in threadpool_info() if d['user_api'] == 'blas']))")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    threads = json.loads(out.stdout.strip().splitlines()[-1])
+    assert threads and set(threads) == {1}

@@ -151,7 +151,8 @@ def refresh_params(settings: Settings, pinned_fusion: str | None) -> dict[str, A
     """Everything besides the data that decides the model: a release made with other params is refitted."""
     refresh = {k: v for k, v in asdict(settings.refresh).items() if k not in NOT_MODEL_PARAMS}
     return {"collaborative": model_params(settings.collaborative), "refresh": refresh, "pinned_fusion": pinned_fusion,
-            "sources": settings.ranking.sources, "model": settings.ranking.model}
+            "sources": settings.ranking.sources, "model": settings.ranking.model,
+            "per_source": settings.ranking.per_source}  # the learned fusion is fitted on candidate sets this deep
 
 
 @dataclass(frozen=True)

@@ -279,3 +279,5 @@ def test_only_model_settings_refit() -> None:
     als = replace(base, collaborative=replace(base.collaborative, factors=base.collaborative.factors + 1))
     assert refresh_params(als, None) != refresh_params(base, None)
     assert refresh_params(base, "{}") != refresh_params(base, None)
+    deeper = replace(base, ranking=replace(base.ranking, per_source=base.ranking.per_source + 10))
+    assert refresh_params(deeper, None) != refresh_params(base, None)

@@ -28,7 +28,7 @@ from api.schema import Operation, Reply, operation
 from api.state import state
 from api.urls import ProductImageUrls
 from recommender.config import Settings
-from recommender.domain import ItemView
+from recommender.domain import RECENT_HISTORY, ItemView
 from recommender.ranking import service as ranking
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1")
@@ -66,7 +66,7 @@ def _body(anchor_id: str | None, recs: ranking.Recommendations, explain: str) ->
     st = state()
     service = st.recommendations()
     ranked = recs.items
-    history = recs.history[:5] if explain != "none" else ()  # the shopper's, as read once for the ranking
+    history = recs.history[:RECENT_HISTORY] if explain != "none" else ()  # the shopper's, as read once for the ranking
     views = service.views([*([anchor_id] if anchor_id else []), *(r.product_id for r in ranked), *history])
     anchor = views.get(anchor_id) if anchor_id else None
     explanations = explain_items(explain, st.explanations(), ranked, views, anchor,

@@ -9,6 +9,8 @@ CATEGORY_SEPARATOR = " > "
 # The behaviour (ALS item factor) vector and signal as stored and served: the Weaviate named vector, the fusion
 # weight and feature keys, the API's source name. A data contract, so spelled as stored ("behaviour" elsewhere).
 BEHAVIOUR_VECTOR = "behavior"
+# the shopper's most recent products that the features, the ranker's views and the explanations read
+RECENT_HISTORY = 5
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from scipy import sparse
 
 from recommender.behaviour.fit import Behaviour
 from recommender.config import CollaborativeSettings
+from recommender.domain import RECENT_HISTORY
 from recommender.evaluation.next_item import Scorer
 from recommender.events.interactions import IdMap
-from recommender.ranking.features import RECENT_HISTORY
 from recommender.ranking.fusion import DEFAULT_WEIGHTS
 from recommender.sequence.store import SequenceModel
 

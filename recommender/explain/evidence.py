@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from functools import cached_property, lru_cache
 from typing import Protocol
 
-from recommender.domain import CATEGORY_SEPARATOR, ItemView, RankedItem
+from recommender.domain import CATEGORY_SEPARATOR, RECENT_HISTORY, ItemView, RankedItem
 from recommender.explain.batch import closeness, history_closeness, rounded_signals
 from recommender.ranking.features import shared_category_depth
 
@@ -150,7 +150,6 @@ def build_evidence(anchor: ItemView | None, item: ItemView, ranked: RankedItem,
     return _evidence(a, b, signals, ranked.sources, co_counts or {}, matches)
 
 
-HISTORY_ITEMS = 5  # the shopper's most recent products an explanation may mention
 
 
 def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: Mapping[str, ItemView],
@@ -164,7 +163,7 @@ def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: 
     a = ProductFacts.from_view(anchor) if anchor is not None else None
     at = [i for i, r in enumerate(ranked) if views.get(r.product_id) is not None]
     items = [views[ranked[i].product_id] for i in at]
-    recent = history[:HISTORY_ITEMS]
+    recent = history[:RECENT_HISTORY]
     seen = [ProductFacts.from_view(h) for h in recent]
     signals = rounded_signals([ranked[i].signals for i in at])
     close = history_closeness(items, recent)

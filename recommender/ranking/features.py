@@ -18,7 +18,7 @@ import numpy as np
 from recommender.behaviour.als import CollaborativeModel
 from recommender.behaviour.cooccurrence import CoOccurrence
 from recommender.caching import BoundedDict
-from recommender.domain import Candidate, ItemView, RankQuery
+from recommender.domain import RECENT_HISTORY, Candidate, ItemView, RankQuery
 
 if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
     from recommender.sequence.store import SequenceModel
@@ -36,7 +36,6 @@ FEATURES = (
     "anchor_popularity", "history_length", "n_sources", "text_gap",
     "sasrec", "rr_sasrec",                  # the sequence model's next-item score after the shopper's history
 )
-RECENT_HISTORY = 5
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
 # the columns that depend on the anchor and the candidate alone (not on the shopper): computed once per pair and kept
 ANCHOR_COLUMNS = ("text", "image", "behavior", "same_category", "same_variant", "same_color", "shared_attributes",

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from recommender.domain import Candidate, ItemView, RankedItem, RankQuery
+from recommender.domain import RECENT_HISTORY, Candidate, ItemView, RankedItem, RankQuery
 from recommender.ranking.features import FEATURES, FeatureBuilder
 from recommender.ranking.fusion import RankingModel, Rules, allowed, select
 from recommender.ranking.rounding import round_floats
@@ -90,11 +90,11 @@ class FusionRanker:
         """The allowed candidates with their views and feature rows — shared by ranking and offline training."""
         proposals = self.propose(query)
         pool = list(dict.fromkeys(c.product_id for cands in proposals.values() for c in cands))
-        wanted = [*([query.anchor_id] if query.anchor_id else []), *pool, *query.history[:5]]
+        wanted = [*([query.anchor_id] if query.anchor_id else []), *pool, *query.history[:RECENT_HISTORY]]
         views = self.items.get_many(wanted)
         anchor = views.get(query.anchor_id) if query.anchor_id else None
         ids = [p for p in pool if p in views and allowed(views[p], query, self.rules)]
-        history = [views[h] for h in query.history[:5] if h in views]
+        history = [views[h] for h in query.history[:RECENT_HISTORY] if h in views]
         rows = self.features.rows(query, anchor, {p: views[p] for p in ids}, history, proposals)
         return CandidateSet(ids, views, rows, proposals)
 

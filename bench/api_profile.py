@@ -5,10 +5,15 @@ refreshed release), it starts that Weaviate again, builds the app with `create_a
 Flask's test client in this process (no HTTP, one thread): anonymous and personalised product pages and "for you",
 warmed first, then timed with CPU time (`time.process_time`, all threads of this process: robust to other load on
 the machine, unlike wall time). It wraps the phases (the shopper's events, the candidate sources, the features, the
-model, the explanations, the body) and counts the store's round trips per request; `--cprofile` also prints each
-route's cProfile top functions.
+model, the explanations, the body) and counts the store's round trips per request and the wall time they took;
+`--cprofile` also prints each route's cProfile top functions. BLAS runs on one thread, as in a gunicorn worker.
+
+With ``--running HTTP:GRPC`` it uses a Weaviate that is already running on loopback instead, e.g. the shop of a
+running `bench/shop_scale.py` (its ports are in the size's ``steps.json``, ``weaviate_ports``; collection ``Shop``).
 
     .venv/bin/python bench/api_load.py --workdir /tmp/api && .venv/bin/python bench/api_profile.py --workdir /tmp/api
+    .venv/bin/python bench/api_profile.py --workdir S/n100000 --catalog S/n100000/catalog --collection Shop \
+        --running 50713:55645 --warmup 30 --requests 150
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import pstats
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 import api.recommendations as routes
 from recommender.catalog.reader import CatalogReader
-from recommender.config import load_settings
+from recommender.config import Settings, load_settings
 from recommender.ranking import ranker, service
 from recommender.ranking.features import FeatureBuilder
 from recommender.ranking.fusion import FusionModel
@@ -38,6 +45,7 @@ from recommender.store.products import ProductStore
 
 CPU: dict[str, float] = defaultdict(float)
 CALLS: Counter[str] = Counter()
+STORE_WALL: dict[str, float] = defaultdict(float)
 
 
 def timed(owner: Any, name: str, label: str) -> None:
@@ -60,7 +68,11 @@ def counted(name: str) -> None:
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         CALLS[name] += 1
-        return inner(*args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            STORE_WALL[name] += time.perf_counter() - started
 
     setattr(ProductStore, name, wrapper)
 
@@ -92,9 +104,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400, help="timed requests per route")
     ap.add_argument("--warmup", type=int, default=600, help="requests per route before the clock starts")
     ap.add_argument("--cprofile", action="store_true", help="also print each route's cProfile top functions")
+    ap.add_argument("--collection", default="BenchApi", help="the collection (bench/shop_scale.py's: Shop)")
+    ap.add_argument("--running", default=None, metavar="HTTP:GRPC", help="use a Weaviate running on these ports")
     args = ap.parse_args()
     instrument()
-    with bench_weaviate(load_settings(), args.workdir / "weaviate", "BenchApi") as settings:
+    with weaviate(args) as settings:
         os.environ.update(job_env(settings, args.catalog, args.workdir / "data", 64))
         from api.app import create_app
 
@@ -118,10 +132,24 @@ def main() -> None:
             app.extensions["recsys"].close()
 
 
+@contextmanager
+def weaviate(args: argparse.Namespace) -> Iterator[Settings]:
+    """The workdir's Weaviate, started for this run, or the running one ``--running`` names."""
+    base = load_settings()
+    if args.running is None:
+        with bench_weaviate(base, args.workdir / "weaviate", args.collection) as settings:
+            yield settings
+        return
+    http, grpc = (int(port) for port in args.running.split(":"))
+    yield replace(base, weaviate=replace(base.weaviate, host="127.0.0.1", http_port=http, grpc_port=grpc,
+                                         collection=args.collection))
+
+
 def measure(client: Any, name: str, urls: list[str], profile: bool) -> None:
     """Time one route's requests and print its phases."""
     CPU.clear()
     CALLS.clear()
+    STORE_WALL.clear()
     served: Counter[str] = Counter()
     started, wall = time.process_time(), time.perf_counter()
     for url in urls:
@@ -129,7 +157,8 @@ def measure(client: Any, name: str, urls: list[str], profile: bool) -> None:
     n = len(urls)
     print(f"{name}: {(time.process_time() - started) / n * 1000:.2f} ms CPU per request "
           f"({(time.perf_counter() - wall) / n * 1000:.2f} ms wall), served from {dict(served)}, store round trips "
-          f"per request {({k: v / n for k, v in CALLS.items()} or 0)}")
+          f"per request {({k: v / n for k, v in CALLS.items()} or 0)}, waiting for them "
+          f"{sum(STORE_WALL.values()) / n * 1000:.2f} ms wall")
     for label in ORDER:
         if label in CPU:
             print(f"  {label:38s} {CPU[label] / n * 1000:6.2f} ms")

@@ -125,6 +125,9 @@ class RankingSettings:
     model: str = "ltr"  # "ltr": the release's LightGBM ranker when it has one, else logistic; "logistic": always LR
     pool: bool = True  # a shopper's product page re-ranks the anchor's stored pool (no vector-store query); off: live
     item_cache: int = 50_000  # product views (vectors included, ~5 KB each) a worker keeps, least recently used out
+    # product views (properties, text and image vectors) come from the served release, as of its refresh, with no
+    # store round trip (a product it lacks, e.g. one added since, from the store); off: every view from the store
+    release_views: bool = True
 
 
 @dataclass(frozen=True)

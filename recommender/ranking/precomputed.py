@@ -2,9 +2,11 @@
 
 One SQLite file per release: ``lists`` (anchor → its ranked items with scores, signals and sources, as JSON),
 ``pools`` (anchor → its stored neighbours per named vector, what the list was ranked from: ``ranking.pool``)
-and ``items`` (a render snapshot of every listed product: title, image, price, category, stock, variant group,
-colour, attributes — no vectors). The API serves an anonymous, unfiltered product-page request from ``lists``
-(checked against live stock), and falls back to the snapshot when Weaviate is down, labelled as degraded.
+``items`` (a render snapshot of every product: title, image, price, category, stock, variant group, colour,
+attributes) and ``vectors`` (each product's ``text`` and ``image`` vectors, float32 bytes: with ``items``, the
+product views the API ranks and renders with, read without a store round trip: ``ranking.release_views``). The API
+serves an anonymous, unfiltered product-page request from ``lists``, and falls back to the snapshot when Weaviate
+is down, labelled as degraded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from recommender.domain import ItemView, RankedItem
@@ -24,11 +27,13 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lists (anchor_id TEXT PRIMARY KEY, items TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (product_id TEXT PRIMARY KEY, view TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pools (anchor_id TEXT PRIMARY KEY, hits TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vectors (product_id TEXT PRIMARY KEY, text BLOB, image BLOB);
 """
-TABLES = ("lists", "items", "pools")
+TABLES = ("lists", "items", "pools", "vectors")
+RESIDENT_VECTORS = ("text", "image")  # the named vectors kept with a release (``behavior`` is the model's own)
 # named vector → the anchor's raw neighbour hits (product id, cosine), best first, as the store answered
 Pool = dict[str, list[tuple[str, float]]]
-_KEY = {"lists": "anchor_id", "items": "product_id", "pools": "anchor_id"}
+_KEY = {"lists": "anchor_id", "items": "product_id", "pools": "anchor_id", "vectors": "product_id"}
 
 
 def _ranked_json(items: Iterable[RankedItem]) -> str:
@@ -49,12 +54,24 @@ def view_json(view: ItemView) -> str:
                        "attributes": [list(kv) for kv in view.attributes]}, separators=(",", ":"))
 
 
-def view_from(raw: str) -> ItemView:
-    """The ItemView of a snapshot (no vectors)."""
+def view_from(raw: str, vectors: Mapping[str, np.ndarray] | None = None) -> ItemView:
+    """The ItemView of a snapshot (with ``vectors`` when given)."""
     d: dict[str, Any] = orjson.loads(raw)
-    return ItemView(product_id=d["product_id"], category=tuple(d["category"]), price=d["price"],
-                    variant_group=d["variant_group"], in_stock=bool(d["in_stock"]), title=d["title"],
-                    color=d["color"], image=d["image"], attributes=tuple(tuple(kv) for kv in d["attributes"]))
+    return ItemView(product_id=d["product_id"], vectors=dict(vectors or {}), category=tuple(d["category"]),
+                    price=d["price"], variant_group=d["variant_group"], in_stock=bool(d["in_stock"]),
+                    title=d["title"], color=d["color"], image=d["image"],
+                    attributes=tuple(tuple(kv) for kv in d["attributes"]))
+
+
+def _blob(view: ItemView, name: str) -> bytes | None:
+    vector = view.vectors.get(name)
+    return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _vectors_from(row: Sequence[bytes | None]) -> dict[str, np.ndarray]:
+    # copies: a view's vectors are ordinary writable arrays, as the store's are
+    return {name: np.frombuffer(raw, dtype=np.float32).copy() for name, raw in zip(RESIDENT_VECTORS, row, strict=True)
+            if raw is not None}
 
 
 class ListWriter:
@@ -98,9 +115,11 @@ class ListWriter:
         return int(copied)
 
     def put_views(self, views: Iterable[ItemView]) -> None:
-        """Store render snapshots."""
-        self._db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?)", ((v.product_id, view_json(v))
-                                                                             for v in views))
+        """Store render snapshots and their RESIDENT_VECTORS."""
+        for view in views:
+            self._db.execute("INSERT OR REPLACE INTO items VALUES (?, ?)", (view.product_id, view_json(view)))
+            self._db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                             (view.product_id, *(_blob(view, name) for name in RESIDENT_VECTORS)))
 
     def close(self) -> None:
         """Commit and close."""
@@ -115,9 +134,10 @@ class PrecomputedLists:
         self.path = path
         self._db = connect(path, read_only=True, any_thread=True)
         self._lock = threading.Lock()
-        with self._lock:  # a release written before pools existed has no such table
-            self._pools = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pools'"
-                                           ).fetchone() is not None
+        with self._lock:  # a release written before pools (or vectors) existed has no such table
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._pools = "pools" in tables
+        self._vectors = "vectors" in tables
 
     def get(self, anchor_id: str) -> list[RankedItem] | None:
         """The anchor's precomputed list, or None when the refresh did not rank it."""
@@ -146,11 +166,22 @@ class PrecomputedLists:
                                     ids).fetchall()
         return {pid: view_from(raw) for pid, raw in rows}
 
-    def rows(self, table: str) -> Iterable[tuple[str, str]]:
-        """Every row of ``lists``, ``items`` or ``pools`` (to carry unchanged lists into the next release)."""
+    def resident(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
+        """Views of the products with a snapshot and stored vectors (as of the refresh), vectors included."""
+        ids = list(dict.fromkeys(product_ids))
+        if not ids or not self._vectors:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute("SELECT i.product_id, i.view, v.text, v.image FROM items i JOIN vectors v "
+                                    f"ON v.product_id = i.product_id WHERE i.product_id IN ({marks})", ids).fetchall()
+        return {pid: view_from(raw, _vectors_from(blobs)) for pid, raw, *blobs in rows}
+
+    def rows(self, table: str) -> Iterable[tuple[Any, ...]]:
+        """Every row of one of TABLES (to carry unchanged lists into the next release)."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        if table == "pools" and not self._pools:
+        if (table == "pools" and not self._pools) or (table == "vectors" and not self._vectors):
             return []
         with self._lock:
             return self._db.execute(f"SELECT * FROM {table}").fetchall()

@@ -7,18 +7,22 @@ neighbours) and the event log (the shopper's recent and purchased products) into
 ``behavior`` signal uses the loaded ALS model's own factors, so a request never mixes two model versions. It never
 loads a text or image encoder.
 
-An anonymous product-page request is answered from the precomputed list when it has enough allowed items
-(stock and filters checked live); a personal one re-ranks the anchor's stored candidate pool (``ranking.pool``:
-the refresh's neighbours of the anchor, plus the shopper's own sources, scored by the same features and model,
-without a vector-store query), labelled ``pool``; a filtered one, or one for a product without a pool, is ranked
-live. "For you" needs no vector-store query at all (its sources are in memory). When Weaviate is unreachable, a
-product page with a precomputed list is still answered from it and the release's render snapshot, labelled ``fallback``.
+Product views (properties and vectors) come from the served release (``release_views``: its snapshot and vectors, as
+of its refresh, no store round trip; a product it lacks from the store), else from the store, each kept in a bounded
+cache. An anonymous product-page request is answered from the precomputed list when it has enough allowed items
+(stock and filters checked on those views); a personal one re-ranks the anchor's stored candidate pool
+(``ranking.pool``: the refresh's neighbours of the anchor, plus the shopper's own sources, scored by the same
+features and model, without a vector-store query), labelled ``pool``; a filtered one, or one for a product without a
+pool, is ranked live. "For you" needs no vector-store query at all (its sources are in memory). When Weaviate is
+unreachable and a view must come from the store, a product page with a precomputed list is still answered from it
+and the release's render snapshot, labelled ``fallback``.
 A newly published version is picked up without restart: the pointers are re-read at most every
 ``reload_interval_s``, and ``reload()`` forces it.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -146,7 +150,7 @@ class RecommendationService:
         self._enabled = enabled_sources(settings.sources)
         check_choice(settings.model)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sources")
-        self.items = ItemCache(store, settings.item_cache)
+        self.items = ItemCache(store, settings.item_cache, self._resident if settings.release_views else None)
         self._store = store
         self._near = nearest(store)
         self._events = events
@@ -261,6 +265,16 @@ class RecommendationService:
         if time.monotonic() - self._checked >= self.settings.reload_interval_s:
             self.reload()
         return self._loaded
+
+    def _resident(self, product_ids: list[str]) -> Mapping[str, ItemView]:
+        """The served release's views of the products (``release_views``): no store round trip."""
+        lists = self._loaded.lists
+        if lists is None:
+            return {}
+        try:
+            return lists.resident(product_ids)
+        except sqlite3.ProgrammingError:  # closed by a reload in between: the store answers these instead
+            return {}
 
     def _precomputed(self, lists: PrecomputedLists, query: RankQuery,
                      views_of: Callable[[Iterable[str]], Mapping[str, ItemView]]) -> tuple[RankedItem, ...] | None:

@@ -29,7 +29,7 @@ from recommender.behaviour.als import Artifacts, ArtifactStore, model_params
 from recommender.behaviour.fit import Behaviour, fit_behaviour
 from recommender.catalog.reader import CatalogReader
 from recommender.config import Settings, tuned_defaults
-from recommender.domain import RankedItem
+from recommender.domain import ItemView, RankedItem
 from recommender.errors import StoreUnavailable
 from recommender.evaluation.report import write_metrics, write_report
 from recommender.events.backend import EventLog, event_log
@@ -56,7 +56,7 @@ from recommender.refresh.stages import (
 )
 from recommender.refresh.vectors import sync_behaviour
 from recommender.releases import FINGERPRINTS, LISTS, POPULARITY, Release, ReleaseStore, write_meta
-from recommender.store.item_cache import ItemCache, item_view
+from recommender.store.item_cache import ItemCache
 from recommender.store.products import ProductStore
 from recommender.timing import StageTimer
 from recommender.vectorize import VectorizeEngine
@@ -345,19 +345,19 @@ class Refresh:
                     s.lists.carried = writer.carry(old, kept)
                     writer.carry(old, kept, "pools")  # the pool each carried list was ranked from
             with s.stage("snapshot"):
-                if old is not None:  # an unchanged fingerprint means unchanged properties: the old snapshot is exact
+                if old is not None:  # an unchanged fingerprint means unchanged properties and vectors: still exact
                     writer.carry(old, kept, "items")
+                    writer.carry(old, kept, "vectors")
                 writer.put_views(self._snapshot(sorted(changed) if old is not None else products))
             with s.stage("explanations"):
                 self._explain(ranker, top)
         finally:
             writer.close()
 
-    def _snapshot(self, products: list[str]) -> Iterator[Any]:
-        """Render snapshots of every stored product (properties only: no vectors are fetched)."""
+    def _snapshot(self, products: list[str]) -> Iterator[ItemView]:
+        """The views of every stored product, as the lists stage read them (most are in the refresh's view cache)."""
         for i in range(0, len(products), 1000):
-            for props, _ in self.store.items(products[i:i + 1000], names=()).values():
-                yield item_view(props, {})
+            yield from self.items.get_many(products[i:i + 1000]).values()
 
     def _explain(self, ranker: FusionRanker, top: dict[str, list[RankedItem]]) -> None:
         """With an LLM backend, write the top items' sentences of every re-ranked list into the cache."""

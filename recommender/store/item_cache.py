@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -54,11 +54,17 @@ def _attributes(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in values.items() if k != "variant_group" and v))
 
 
-class ItemCache:
-    """LRU of ItemViews; misses are fetched from the source in one batch. Thread-safe."""
+# views kept nearer than the store (the served release's snapshot): the ones it has among the ids asked for
+ResidentViews = Callable[[list[str]], Mapping[str, ItemView]]
 
-    def __init__(self, source: ItemSource, max_items: int = 50_000) -> None:
+
+class ItemCache:
+    """LRU of ItemViews; misses are taken from ``resident`` when given, the rest fetched from the source in one batch.
+    Thread-safe."""
+
+    def __init__(self, source: ItemSource, max_items: int = 50_000, resident: ResidentViews | None = None) -> None:
         self._source = source
+        self._resident = resident
         self._max = max_items
         self._items: OrderedDict[str, ItemView] = OrderedDict()
         self._lock = threading.Lock()
@@ -71,8 +77,11 @@ class ItemCache:
             for pid in found:
                 self._items.move_to_end(pid)
         missing = [pid for pid in wanted if pid not in found]
+        fetched = dict(self._resident(missing)) if missing and self._resident is not None else {}
+        missing = [pid for pid in missing if pid not in fetched]
         if missing:
-            fetched = {pid: item_view(p, v) for pid, (p, v) in self._source.items(missing).items()}
+            fetched.update((pid, item_view(p, v)) for pid, (p, v) in self._source.items(missing).items())
+        if fetched:
             with self._lock:
                 for pid, view in fetched.items():
                     self._items[pid] = view

@@ -242,17 +242,61 @@ def test_half_the_catalog_vanishing_is_refused_and_nothing_changes(shop: Shop, t
     assert shop.releases.current_version() == current
 
 
+def test_views_from_the_release_rank_and_render_as_the_stores(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ranking.release_views`` (the default): product views come from the release's snapshot and vectors. Every
+    page (anonymous, a shopper's, "for you") is the same, byte for byte, as with every view read from the store,
+    and is built without fetching a single product view from the store."""
+    fetched: list[int] = []
+    items = ProductStore.items
+
+    def counted(store: ProductStore, product_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        fetched.append(len(product_ids))
+        return items(store, product_ids, *args, **kwargs)
+
+    monkeypatch.setattr(ProductStore, "items", counted)
+    anchors = sorted(lists_of(shop.releases.load().lists_path))[:8]
+    users = list(dict.fromkeys(row["user_id"] for row in read_rows(shop.catalog / "events.csv")))[:3]
+    resident = create_app(shop.settings())
+    stored = create_app(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, per_source=PER_SOURCE,
+                                                              release_views=False)))
+    paths = [f"/v1/products/{a}/recommendations?k=8" for a in anchors]
+    paths += [f"/v1/products/{a}/recommendations?k=8&user_id={u}" for a in anchors for u in users]
+    paths += [f"/v1/users/{u}/recommendations?k=8" for u in users]
+    try:
+        served = set()
+        for path in paths:
+            before = len(fetched)
+            fast = resident.test_client().get(path)
+            assert fast.status_code == 200 and len(fetched) == before, path  # not one view from the store
+            slow = stored.test_client().get(path)
+            assert fast.get_data() == slow.get_data(), path
+            served.add(fast.json["served_from"])
+        assert fetched and served == {"precomputed", "pool", "live"}  # the store's views were read by the other
+    finally:
+        resident.extensions["recsys"].close()
+        stored.extensions["recsys"].close()
+
+
 def test_product_pages_fall_back_to_the_lists_while_weaviate_is_down(shop: Shop) -> None:
-    """Weaviate unreachable: product pages with a list answer from it (labelled), the rest is 503; then recovery."""
+    """Weaviate unreachable: with every view from the store, product pages with a list answer from it (labelled),
+    the rest is 503; with the release's own views, pages need no store at all. Then recovery."""
     # both picked in one call: two separate picks may get the same port before either is bound
     http_port, grpc_port = free_ports(2, "127.0.0.1")
     http = Forwarder(http_port, shop.weaviate.http_port)
     grpc = Forwarder(grpc_port, shop.weaviate.grpc_port)
-    settings = replace(shop.settings(), weaviate=replace(shop.weaviate, http_port=http.listen_port,
-                                                        grpc_port=grpc.listen_port))
+    down_store = replace(shop.weaviate, http_port=http.listen_port, grpc_port=grpc.listen_port)
+    settings = replace(shop.settings(ranking=RankingSettings(reload_interval_s=0.0, per_source=PER_SOURCE,
+                                                             release_views=False)), weaviate=down_store)
     app = create_app(settings)
+    resident = create_app(replace(shop.settings(), weaviate=down_store))
     anchor = sorted(lists_of(shop.releases.load().lists_path))[0]
+    user = read_rows(shop.catalog / "events.csv")[0]["user_id"]
     try:
+        for path, served_from in ((f"/v1/products/{anchor}/recommendations?k=4", "precomputed"),
+                                  (f"/v1/products/{anchor}/recommendations?k=4&user_id={user}", "pool"),
+                                  (f"/v1/users/{user}/recommendations?k=4", "live")):
+            body = serve(resident, path)
+            assert (body["served_from"], body["degraded"], len(body["items"])) == (served_from, False, 4), path
         down = serve(app, f"/v1/products/{anchor}/recommendations?k=4")
         assert (down["served_from"], down["degraded"], len(down["items"])) == ("fallback", True, 4)
         assert all(i["title"] and i["price"] is not None for i in down["items"])
@@ -265,6 +309,7 @@ def test_product_pages_fall_back_to_the_lists_while_weaviate_is_down(shop: Shop)
         assert [i["product_id"] for i in up["items"]] == [i["product_id"] for i in down["items"]]
     finally:
         app.extensions["recsys"].close()
+        resident.extensions["recsys"].close()
         http.stop()
         grpc.stop()
 

@@ -46,3 +46,21 @@ def test_overlay_swaps_in_the_models_behaviour_vector_and_keeps_the_rest() -> No
     assert overlay.get_many(["p1"])["p1"] is views["p1"]  # reused while the base view is the same object
     cache.clear()
     assert overlay.get("p1") is not views["p1"] and overlay.get("p1") == views["p1"]  # rebuilt after a refetch
+
+
+def test_resident_views_come_first_and_the_store_gets_only_the_rest() -> None:
+    """With ``resident``, a miss it answers is never fetched from the store; the others are, in one batch."""
+    source = _Source()
+    resident_view = ItemCache(_Source()).get_many(["p0"])["p0"]
+    asked: list[list[str]] = []
+
+    def resident(ids: list[str]) -> dict[str, Any]:
+        asked.append(list(ids))
+        return {"p0": resident_view} if "p0" in ids else {}
+
+    cache = ItemCache(source, resident=resident)
+    got = cache.get_many(["p0", "p1", "nope"])
+    assert got["p0"] is resident_view and set(got) == {"p0", "p1"}
+    assert asked == [["p0", "p1", "nope"]] and source.fetches == [["p1", "nope"]]
+    cache.get_many(["p0", "p1"])  # both cached now: neither asked again
+    assert asked == [["p0", "p1", "nope"]] and source.fetches == [["p1", "nope"]]

@@ -282,3 +282,60 @@ def test_a_release_written_before_pools_has_none(tmp_path: Path) -> None:
         assert writer.carry(path, ["a1"], "pools") == 0 and writer.carry(path, ["a1"]) == 1
     finally:
         writer.close()
+
+
+def test_resident_views_carry_their_text_and_image_vectors_bit_for_bit(tmp_path: Path) -> None:
+    """resident() gives the snapshot with its stored text and image vectors (float32, exact, writable); the
+    behavior vector is not kept (the API uses the model's own); a product without a vector row is not resident, and
+    a carried vector row travels with its snapshot."""
+    rng = np.random.default_rng(3)
+    text, image = rng.standard_normal(384).astype(np.float32), rng.standard_normal(512).astype(np.float32)
+    full = ItemView(**{**VIEW.__dict__, "product_id": "p7", "vectors": {"text": text, "image": image,
+                                                                       "behavior": np.ones(8, np.float32)}})
+    no_image = ItemView(**{**VIEW.__dict__, "product_id": "p8", "vectors": {"text": text}})
+    path = tmp_path / "a.sqlite"
+    write_lists(path, {}, [full, no_image])
+    reader = PrecomputedLists(path)
+    try:
+        got = reader.resident(["p7", "p8", "missing"])
+    finally:
+        reader.close()
+    assert set(got) == {"p7", "p8"} and got["p7"] == full
+    assert set(got["p7"].vectors) == {"text", "image"} and set(got["p8"].vectors) == {"text"}
+    for name, want in (("text", text), ("image", image)):
+        vector = got["p7"].vectors[name]
+        assert vector.dtype == np.float32 and vector.tobytes() == want.tobytes() and vector.flags.writeable
+    writer = ListWriter(tmp_path / "b.sqlite")
+    try:
+        assert writer.carry(path, ["p7"], "items") == 1
+        assert writer.carry(path, ["p7"], "vectors") == 1
+    finally:
+        writer.close()
+    carried = PrecomputedLists(tmp_path / "b.sqlite")
+    try:
+        assert set(carried.resident(["p7", "p8"])) == {"p7"}
+        assert carried.resident(["p7"])["p7"].vectors["image"].tobytes() == image.tobytes()
+    finally:
+        carried.close()
+
+
+def test_a_release_written_before_vectors_has_no_resident_views(tmp_path: Path) -> None:
+    """An older lists file (no ``vectors`` table) serves snapshots but no resident views; carrying from it copies 0."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE lists (anchor_id TEXT PRIMARY KEY, items TEXT NOT NULL);"
+                     "CREATE TABLE items (product_id TEXT PRIMARY KEY, view TEXT NOT NULL);")
+    db.execute("INSERT INTO items VALUES (?, ?)", ("p1", view_json(VIEW)))
+    db.commit()
+    db.close()
+    reader = PrecomputedLists(path)
+    try:
+        assert reader.resident(["p1"]) == {} and set(reader.views(["p1"])) == {"p1"}
+        assert list(reader.rows("vectors")) == []
+    finally:
+        reader.close()
+    writer = ListWriter(tmp_path / "new.sqlite")
+    try:
+        assert writer.carry(path, ["p1"], "vectors") == 0
+    finally:
+        writer.close()

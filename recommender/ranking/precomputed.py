@@ -12,6 +12,7 @@ is down, labelled as degraded.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -128,32 +129,51 @@ class ListWriter:
 
 
 class PrecomputedLists:
-    """Read access to one lists file; thread-safe (one connection, a lock: each read is a single-row lookup)."""
+    """Read access to one lists file; thread-safe. Each read takes a connection of its own from a small pool (one
+    per thread reading at once): at 100,000 products the file is gigabytes, a page not in the OS cache is a disk
+    read, and one shared connection made every reader of a worker wait for it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = connect(path, read_only=True, any_thread=True)
         self._lock = threading.Lock()
-        with self._lock:  # a release written before pools (or vectors) existed has no such table
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._idle: list[sqlite3.Connection] = [connect(path, read_only=True, any_thread=True)]
+        self._closed = False
+        # a release written before pools (or vectors) existed has no such table
+        tables = {row[0] for row in self._read("SELECT name FROM sqlite_master WHERE type = 'table'")}
         self._pools = "pools" in tables
         self._vectors = "vectors" in tables
 
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one query, on a connection no other thread uses meanwhile."""
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            db = self._idle.pop() if self._idle else None
+        db = db or connect(self.path, read_only=True, any_thread=True)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            with self._lock:
+                keep = not self._closed
+                if keep:
+                    self._idle.append(db)
+            if not keep:  # closed while this read ran
+                db.close()
+
     def get(self, anchor_id: str) -> list[RankedItem] | None:
         """The anchor's precomputed list, or None when the refresh did not rank it."""
-        with self._lock:
-            row = self._db.execute("SELECT items FROM lists WHERE anchor_id = ?", (anchor_id,)).fetchone()
-        return _ranked_from(row[0]) if row else None
+        rows = self._read("SELECT items FROM lists WHERE anchor_id = ?", (anchor_id,))
+        return _ranked_from(rows[0][0]) if rows else None
 
     def pool(self, anchor_id: str) -> Pool | None:
         """The anchor's stored neighbour pool, or None when the refresh stored none for it."""
         if not self._pools:
             return None
-        with self._lock:
-            row = self._db.execute("SELECT hits FROM pools WHERE anchor_id = ?", (anchor_id,)).fetchone()
-        if row is None:
+        rows = self._read("SELECT hits FROM pools WHERE anchor_id = ?", (anchor_id,))
+        if not rows:
             return None
-        return {name: [(str(pid), float(score)) for pid, score in hits] for name, hits in orjson.loads(row[0]).items()}
+        return {name: [(str(pid), float(score)) for pid, score in hits]
+                for name, hits in orjson.loads(rows[0][0]).items()}
 
     def views(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
         """Render snapshots of the products (as of the refresh) that have one."""
@@ -161,9 +181,7 @@ class PrecomputedLists:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(f"SELECT product_id, view FROM items WHERE product_id IN ({marks})",
-                                    ids).fetchall()
+        rows = self._read(f"SELECT product_id, view FROM items WHERE product_id IN ({marks})", ids)
         return {pid: view_from(raw) for pid, raw in rows}
 
     def resident(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
@@ -172,9 +190,8 @@ class PrecomputedLists:
         if not ids or not self._vectors:
             return {}
         marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute("SELECT i.product_id, i.view, v.text, v.image FROM items i JOIN vectors v "
-                                    f"ON v.product_id = i.product_id WHERE i.product_id IN ({marks})", ids).fetchall()
+        rows = self._read("SELECT i.product_id, i.view, v.text, v.image FROM items i JOIN vectors v "
+                          f"ON v.product_id = i.product_id WHERE i.product_id IN ({marks})", ids)
         return {pid: view_from(raw, _vectors_from(blobs)) for pid, raw, *blobs in rows}
 
     def rows(self, table: str) -> Iterable[tuple[Any, ...]]:
@@ -183,16 +200,16 @@ class PrecomputedLists:
             raise ValueError(f"unknown table {table!r}")
         if (table == "pools" and not self._pools) or (table == "vectors" and not self._vectors):
             return []
-        with self._lock:
-            return self._db.execute(f"SELECT * FROM {table}").fetchall()
+        return self._read(f"SELECT * FROM {table}")
 
     def count(self) -> int:
         """Number of anchors with a list."""
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM lists").fetchone()[0])
+        return int(self._read("SELECT COUNT(*) FROM lists")[0][0])
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (a read still running closes its connection when it ends)."""
         with self._lock:
-            self._db.close()
-
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()

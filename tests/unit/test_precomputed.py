@@ -221,7 +221,7 @@ def test_reader_is_read_only(lists_path: Path) -> None:
     reader = PrecomputedLists(lists_path)
     try:
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            reader._db.execute("INSERT INTO lists VALUES ('x', '[]')")
+            reader._read("INSERT INTO lists VALUES ('x', '[]')")
         assert reader.get("x") is None
     finally:
         reader.close()
@@ -339,3 +339,43 @@ def test_a_release_written_before_vectors_has_no_resident_views(tmp_path: Path) 
         assert writer.carry(path, ["p1"], "vectors") == 0
     finally:
         writer.close()
+
+
+def test_readers_on_many_threads_read_at_once_and_close_ends_them(lists_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four threads are inside their queries at the same time, each on its own connection (a shared connection
+    behind a lock would never let them meet), and give it back; after close() a read is refused."""
+    import threading
+
+    import recommender.ranking.precomputed as module
+
+    inside = threading.Barrier(4)
+    real_connect = module.connect
+
+    class Waiting:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, *args: object) -> sqlite3.Cursor:
+            inside.wait(timeout=30)  # raises BrokenBarrierError unless four queries run at once
+            return self.db.execute(*args)  # type: ignore[arg-type]
+
+        def close(self) -> None:
+            self.db.close()
+
+    reader = PrecomputedLists(lists_path)
+    for db in reader._idle:
+        db.close()
+    reader._idle = []
+    monkeypatch.setattr(module, "connect", lambda *a, **k: Waiting(real_connect(*a, **k)))
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(reader.get("a1"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 4 and all(r is not None for r in results) and len(reader._idle) == 4
+    reader.close()
+    assert reader._idle == []
+    with pytest.raises(sqlite3.ProgrammingError):
+        reader.get("a1")

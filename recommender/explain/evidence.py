@@ -150,8 +150,6 @@ def build_evidence(anchor: ItemView | None, item: ItemView, ranked: RankedItem,
     return _evidence(a, b, signals, ranked.sources, co_counts or {}, matches)
 
 
-
-
 def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: Mapping[str, ItemView],
                   co_counts: Callable[[str, str], Mapping[str, float]], history: Sequence[ItemView] = ()
                   ) -> list[Evidence | None]:

@@ -1,7 +1,7 @@
 """Precomputed product-page lists: what the nightly refresh ranks for every product, served without ranking.
 
 One SQLite file per release: ``lists`` (anchor → its ranked items with scores, signals and sources, as JSON),
-``pools`` (anchor → its stored neighbours per named vector, what the list was ranked from: ``ranking.pool``)
+``pools`` (anchor → its stored neighbours per named vector, what the list was ranked from: ``ranking.pool``),
 ``items`` (a render snapshot of every product: title, image, price, category, stock, variant group, colour,
 attributes) and ``vectors`` (each product's ``text`` and ``image`` vectors, float32 bytes: with ``items``, the
 product views the API ranks and renders with, read without a store round trip: ``ranking.release_views``). The API

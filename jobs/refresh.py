@@ -26,7 +26,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--allow-mass-delete", action="store_true", help="let vectorize delete over half of the store")
     p.add_argument("--fusion-weights", type=Path,
                    help="a fusion model JSON to use instead of learning one (it still has to pass the gate)")
-    p.add_argument("--force", action="store_true", help="refit and re-rank everything even if nothing changed")
+    p.add_argument("--force", action="store_true",
+                   help="re-import the events file, refit and re-rank everything even if nothing changed")
     p.add_argument("--no-publish", action="store_true", help="build and evaluate the release, do not publish it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--now", type=_timestamp,

@@ -78,6 +78,12 @@ class SqliteEventLog(SqlEventLog):
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         return self._db.execute(sql, params).fetchall()
 
+    def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        try:
+            self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise EventLogError(f"cannot write to event log {self.path}: {exc}") from exc
+
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[Row]:
         yield from self._db.execute(sql, params)
 

@@ -15,3 +15,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts_us);
 CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, ts_us);
 CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, ts_us);
+-- what the log remembers of each imported file (recommender/events/imports.py): a refresh skips a file whose
+-- bytes and context match its last complete import when that import deferred no future-dated row
+CREATE TABLE IF NOT EXISTS imported_files (
+    path           TEXT PRIMARY KEY,  -- the file's absolute path
+    digest         TEXT NOT NULL,     -- sha256 of its bytes
+    context        TEXT NOT NULL,     -- sha256 of the earliest time believed and the known product ids
+    deferred       BIGINT NOT NULL,   -- rows rejected only for being after the window's end
+    imported_at_us BIGINT NOT NULL
+);

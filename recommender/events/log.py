@@ -54,6 +54,10 @@ class EventRejected(RowRejected):
         self.args = (f"{field_name}: {reason}",)
 
 
+class EventDeferred(EventRejected):
+    """An event dated after the time window's end: rejected today, it may be valid on a later day."""
+
+
 @dataclass(frozen=True)
 class Event:
     """One valid event. ``timestamp`` is timezone-aware UTC; ``session_id`` is never empty."""
@@ -137,7 +141,7 @@ def parse_event(row: Mapping[str, Any], known_products: Collection[str] | None =
                                      f"(expected {', '.join(EVENT_TYPES)})")
     ts = parse_timestamp(row.get("timestamp"))
     if window is not None and (problem := window.problem(ts)):
-        raise EventRejected("timestamp", problem)
+        raise (EventDeferred if ts > window.latest else EventRejected)("timestamp", problem)
     session = row.get("session_id")
     session = str(session).strip() if session is not None else ""
     if session and (problem := id_problem(session)):
@@ -186,13 +190,15 @@ def find_events_file(folder: Path) -> Path | None:
 
 @dataclass
 class EventReader:
-    """Streams the valid events of a file; rejected rows (``errors``) and ``rows_read`` accumulate."""
+    """Streams the valid events of a file; rejected rows (``errors``; ``deferred``: those from the future) and
+    ``rows_read`` accumulate."""
 
     path: Path
     known_products: Collection[str] | None = None
     window: TimeWindow | None = None
     errors: list[RowError] = field(default_factory=list)
     rows_read: int = 0
+    deferred: int = 0
 
     def __iter__(self) -> Iterator[Event]:
         if not self.path.is_file():
@@ -205,6 +211,7 @@ class EventReader:
                     raise raw
                 yield parse_event(raw, self.known_products, self.window)
             except RowRejected as exc:
+                self.deferred += isinstance(exc, EventDeferred)
                 self.errors.append(RowError(self.path.name, line, exc.field, exc.reason, _pid(raw)))
 
 
@@ -224,13 +231,16 @@ class AppendResult:
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """One file import: rows read, events stored, duplicates ignored, rows rejected (with reasons)."""
+    """One file import: rows read, events stored, duplicates ignored, rows rejected (with reasons; ``deferred`` of
+    them from the future); ``skipped``: the file was not read, the log holds it already (``import_file``)."""
 
     file: str
     rows_read: int
     imported: int
     duplicates: int
     errors: tuple[RowError, ...] = ()
+    deferred: int = 0
+    skipped: bool = False
 
     @property
     def rejected(self) -> int:
@@ -239,5 +249,7 @@ class ImportSummary:
 
     def line(self) -> str:
         """One-line summary."""
+        if self.skipped:
+            return f"{self.file}: unchanged since its last import, skipped"
         return (f"{self.file}: {self.rows_read} rows read, {self.imported} imported, "
                 f"{self.duplicates} duplicates ignored, {self.rejected} rejected")

@@ -117,6 +117,10 @@ class PostgresEventLog(SqlEventLog):
             cur.execute(sql.replace("?", "%s"), params)  # our SQL; values are bound
             return cur.fetchall()
 
+    def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        with self._errors("writing"), self._conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[Row]:
         # WITH HOLD: a server-side cursor outside a transaction (autocommit), so reads may interleave freely
         name = f"events_read_{next(_cursor_ids)}"

@@ -4,13 +4,14 @@ and the columns an older log gains when opened."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from recommender.events.imports import RECALL, REMEMBER, FileImport
 from recommender.events.log import (
     ROW_COLUMNS,
     AppendResult,
@@ -43,7 +44,8 @@ class EventLog(Protocol):
     - writes are idempotent: a row whose ``event_key`` is stored already is a duplicate, counted and ignored, never
       an error; a retried API batch, a re-imported file or a repeated migration stores nothing twice, and concurrent
       writers (threads, processes, hosts) lose nothing;
-    - ``import_file`` stores the good rows and reports each bad one (file, line, field, reason) in its summary;
+    - ``import_file`` stores the good rows and reports each bad one (file, line, field, reason) in its summary; it
+      remembers each complete import (``recommender.events.imports``) and, asked to, skips a file it holds already;
     - reads see every committed event, ranges are ``since <= timestamp < until``, and the order is the same on every
       backend: ``events``/``rows``/``raw_rows`` by (time, event_key), ``session_items`` by session id (bytewise);
     - each event keeps its trust level and origin; shop-wide counts (``session_items``, ``popularity``) count a
@@ -62,8 +64,10 @@ class EventLog(Protocol):
         ...
 
     def import_file(self, path: Path, known_products: Collection[str] | None = None,
-                    progress: bool = False, window: TimeWindow | None = None) -> ImportSummary:
-        """Validate and store a whole events file; bad rows (times outside ``window`` too) are reported and skipped."""
+                    progress: bool = False, window: TimeWindow | None = None,
+                    skip_unchanged: bool = False) -> ImportSummary:
+        """Validate and store a whole events file; bad rows (times outside ``window`` too) are reported and skipped.
+        ``skip_unchanged``: not even read when the log's memory says importing it again would change nothing."""
         ...
 
     def count(self) -> int:
@@ -114,8 +118,8 @@ class SqlEventLog:
     """What every backend shares: batching, file import and every query, in SQL with ``?`` parameters.
 
     A backend supplies ``_write`` (insert rows, ignoring stored keys; return how many were new), ``_fetch`` (a
-    small result), ``_stream`` (a large one, in bounded memory), ``close`` and ``text_order`` (the collation that
-    makes text order bytewise)."""
+    small result), ``_execute`` (one statement, no result), ``_stream`` (a large one, in bounded memory), ``close``
+    and ``text_order`` (the collation that makes text order bytewise)."""
 
     text_order = ""
 
@@ -123,6 +127,9 @@ class SqlEventLog:
         raise NotImplementedError
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        raise NotImplementedError
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> None:
         raise NotImplementedError
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[Row]:
@@ -156,12 +163,23 @@ class SqlEventLog:
         return AppendResult(inserted, seen - inserted)
 
     def import_file(self, path: Path, known_products: Collection[str] | None = None,
-                    progress: bool = False, window: TimeWindow | None = None) -> ImportSummary:
-        """Validate and store a whole events file; bad rows (times outside ``window`` too) are reported and skipped."""
+                    progress: bool = False, window: TimeWindow | None = None,
+                    skip_unchanged: bool = False) -> ImportSummary:
+        """Validate and store a whole events file; bad rows (times outside ``window`` too) are reported and skipped.
+        ``skip_unchanged``: not even read when its last complete import covers it (``FileImport.covers``)."""
+        # digested before it is read: a file that changes during the import differs from its memory next time
+        now = FileImport.of(path, known_products, window) if path.is_file() else None
+        if skip_unchanged and now is not None:
+            last = self._fetch(RECALL, (now.path,))
+            if last and FileImport(*last[0]).covers(now):
+                return ImportSummary(path.name, 0, 0, 0, skipped=True)
         reader = EventReader(path, known_products, window)
         events = tqdm(reader, unit="event", desc=f"import {path.name}", disable=not progress)
         result = self.append(events)
-        return ImportSummary(path.name, reader.rows_read, result.inserted, result.duplicates, tuple(reader.errors))
+        if now is not None:  # remembered only once every row is stored
+            self._execute(REMEMBER, (now.path, now.digest, now.context, reader.deferred, to_us(datetime.now(UTC))))
+        return ImportSummary(path.name, reader.rows_read, result.inserted, result.duplicates, tuple(reader.errors),
+                             reader.deferred)
 
     # ----------------------------------------------------------------- reading
     def count(self) -> int:

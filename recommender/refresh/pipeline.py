@@ -78,7 +78,7 @@ class RefreshOptions:
     events: Path | None = None  # events file to import (default: the catalog's events.csv/.jsonl)
     allow_mass_delete: bool = False  # let vectorize delete over half of the store
     fusion_weights: Path | None = None  # a fusion model to use instead of learning one (it still faces the gate)
-    force: bool = False  # refit and re-rank everything even if nothing changed
+    force: bool = False  # re-import the events file, refit and re-rank everything even if nothing changed
     publish: bool = True  # False: build and evaluate the release, do not publish it
     progress: bool = True
     now: datetime | None = None  # the refresh's clock (decay, "recent"); default: today's start. Later events wait
@@ -90,6 +90,7 @@ class RefreshSummary:
 
     events_imported: int = 0
     events_rejected: int = 0
+    events_skipped: bool = False  # the events file was not read: the log holds it already (events.imports)
     events_total: int = 0
     vectorize: str = ""
     products: int = 0
@@ -122,7 +123,8 @@ class RefreshSummary:
         """One line of counts and timings."""
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
         model = "refitted" if self.refit else "kept"
-        return (f"refresh: events +{self.events_imported} (rejected {self.events_rejected}, total "
+        imported = "file unchanged, skipped; " if self.events_skipped else f"rejected {self.events_rejected}, "
+        return (f"refresh: events +{self.events_imported} ({imported}total "
                 f"{self.events_total}); products {self.products}, changed {self.changed}, removed {self.removed}; "
                 f"model {model}; lists ranked {self.lists.ranked}, carried {self.lists.carried}; release "
                 f"{self.release or '-'} {'PUBLISHED' if self.published else 'not published'}; {stages}")
@@ -233,8 +235,9 @@ class Refresh:
         for _ in reader:
             pass
         result = log.import_file(path, reader.seen_ids, progress=self.progress,
-                                 window=time_window(self.settings.event_time))
+                                 window=time_window(self.settings.event_time), skip_unchanged=not self.options.force)
         self.summary.events_imported, self.summary.events_rejected = result.imported, result.rejected
+        self.summary.events_skipped = result.skipped
         for err in result.errors[:MAX_LISTED]:
             print(f"rejected event: {err}", file=sys.stderr)
 

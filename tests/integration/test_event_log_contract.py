@@ -156,6 +156,26 @@ def test_import_rejects_times_outside_the_window(logs: EventLogs, tmp_path: Path
         assert [e.product_id for e in log.events(until=datetime(2024, 1, 2, tzinfo=UTC))] == ["p1"]
 
 
+def test_an_unchanged_file_is_skipped_and_a_changed_or_deferred_one_imported(logs: EventLogs,
+                                                                            tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes(HEADER + b"u1,p1,view,2024-01-01T10:00:00Z,s1\nu1,p4,view,2024-01-01T10:01:00Z,s1\n")
+    window = TimeWindow(datetime(1995, 1, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC))
+    with logs.open() as log:
+        assert log.import_file(path, KNOWN, window=window, skip_unchanged=True).imported == 1
+        again = log.import_file(path, KNOWN, window=window, skip_unchanged=True)
+        assert (again.skipped, again.rows_read) == (True, 0)
+        grown = log.import_file(path, KNOWN | {"p4"}, window=window, skip_unchanged=True)  # a new catalog product
+        assert (grown.skipped, grown.imported) == (False, 1)
+        with path.open("ab") as f:
+            f.write(b"u2,p2,cart,2024-07-01T00:00:00Z,s2\n")  # after the window's end: deferred
+        for _ in range(2):  # a deferred row keeps the file from being skipped
+            edited = log.import_file(path, KNOWN | {"p4"}, window=window, skip_unchanged=True)
+            assert (edited.skipped, edited.rows_read, edited.deferred) == (False, 3, 1)
+        assert not log.import_file(path, KNOWN | {"p4"}, window=window).skipped  # not asked to skip
+        assert log.count() == 2
+
+
 _OLD_TABLE = ("CREATE TABLE events (event_key TEXT PRIMARY KEY, user_id TEXT NOT NULL, product_id TEXT NOT NULL, "
               "event TEXT NOT NULL, ts_us BIGINT NOT NULL, session_id TEXT NOT NULL)")
 _OLD_ROW = "INSERT INTO events VALUES ('k1', 'u', 'p', 'view', 1704067200000000, 's')"

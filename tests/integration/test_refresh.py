@@ -216,6 +216,7 @@ def test_a_second_run_with_nothing_changed_publishes_nothing(shop: Shop) -> None
     before, tuned = shop.releases.versions(), shop.releases.load().meta["tune"]["version"]
     code, out, _ = shop.refresh()
     assert code == 0 and "nothing changed" in out
+    assert "events +0 (file unchanged, skipped; total" in out  # the events file was not read again
     assert shop.releases.versions() == before
     # the tuned choice is fresh (refresh.retune_days): reused as the defaults, so the settings did not change
     assert "its choice is reused" in out
@@ -363,6 +364,7 @@ def test_changed_products_rerank_only_their_pages(shop: Shop, tmp_path: Path) ->
     write_rows(shop.catalog / "products.csv", rows)
     code, out, err = shop.refresh()
     assert code == 0, out + err
+    assert "file unchanged, skipped" in out  # retitled products: the same product ids, so the same import
     second = shop.releases.load()
     assert second.version != first.version and not second.meta["refit"]
     assert second.collaborative_version == first.collaborative_version
@@ -405,6 +407,7 @@ def test_a_worse_model_is_not_published_and_rollback_returns(shop: Shop, tmp_pat
 
         code, out, err = shop.refresh("--force")
         assert code == 0, out + err
+        assert "events +0 (rejected 0, total" in out  # --force reads the unchanged events file again
         newest = shop.releases.current_version()
         assert newest not in (served.version, refused.version)
         assert serve(app, f"/v1/products/{anchor}/recommendations?k=3")["release"] == newest

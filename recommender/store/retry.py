@@ -87,7 +87,10 @@ def bounded(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P
 def _attempt(store: S, method: Callable[Concatenate[S, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
     if store.query_timeout_s <= 0:
         return method(store, *args, **kwargs)
-    future = store._pool.submit(method, store, *args, **kwargs)
+    try:
+        future = store._pool.submit(method, store, *args, **kwargs)
+    except RuntimeError as exc:  # closed under this call: another request found the node gone and reconnected
+        raise StoreUnavailable("Weaviate connection closed while in use (reconnecting)") from exc
     try:
         return future.result(timeout=store.query_timeout_s)
     except FutureTimeout as exc:

@@ -59,3 +59,13 @@ def test_a_store_that_stays_unreachable_still_fails_clearly_after_its_retries(st
     with pytest.raises(StoreUnavailable, match="connection refused"):
         store.read()
     assert store.calls == 3
+
+
+def test_a_read_on_a_store_closed_under_it_is_unavailable_not_a_crash(stores: Any) -> None:
+    """A request thread still holding a store that another thread closed (it found the node gone and reconnected)
+    gets StoreUnavailable, which the API answers with its fallback or a JSON 503, never a 500."""
+    store = stores(1.0, retries=0)
+    store._pool.shutdown(wait=True)
+    with pytest.raises(StoreUnavailable, match="closed while in use"):
+        store.read()
+    assert store.calls == 0

@@ -40,6 +40,7 @@ class AppState:
         self.encoders = QueryEncoders(lambda: components.text_encoder(settings),
                                       lambda: components.image_encoder(settings))
         self._store: ProductStore | None = None
+        self._retired: list[tuple[threading.Timer, ProductStore]] = []  # dropped stores, closed after a grace time
         self.events = EventLogs(settings.events, settings.data_dir)  # PostgreSQL: this worker's pool, made on first use
         self._lock = threading.Lock()
         self._recommendations: RecommendationService | None = None
@@ -57,7 +58,7 @@ class AppState:
         try:
             yield store
         except StoreUnavailable:
-            self.reset(store)
+            self.reset(store, grace=True)
             raise
 
     def recommendations(self) -> RecommendationService:
@@ -108,22 +109,41 @@ class AppState:
             with self.store() as store:
                 if store.is_ready():
                     return True
-                self.reset(store)
+                self.reset(store, grace=True)
                 return False
         except StoreUnavailable:
             return False
 
-    def reset(self, store: ProductStore | None = None) -> None:
-        """Close and forget the connection (only if it is still ``store``, when given)."""
+    def reset(self, store: ProductStore | None = None, grace: bool = False) -> None:
+        """Forget the connection (only if it is still ``store``, when given) and close it: at once, or with ``grace``
+        once the calls other requests started on it have had their deadline (closing it under them would fail
+        them too, though their node may answer)."""
         with self._lock:
             if self._store is None or (store is not None and self._store is not store):
                 return
             old, self._store = self._store, None
+            if grace:
+                timer = threading.Timer(self.settings.weaviate.query_timeout_s + 1.0, self._close_retired, [old])
+                timer.daemon = True
+                self._retired.append((timer, old))
+                timer.start()
+                return
         old.close()
 
+    def _close_retired(self, store: ProductStore) -> None:
+        with self._lock:
+            self._retired = [(t, s) for t, s in self._retired if s is not store]
+        store.close()
+
     def close(self) -> None:
-        """Release the store connection, the event log's pool and the explanation components."""
+        """Release the store connection (and any still in their grace time), the event log's pool and the explanation
+        components."""
         self.reset()
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for timer, old in retired:  # their timers have not closed them yet
+            timer.cancel()
+            old.close()
         self.events.close()
         if self._explanations is not None:
             self._explanations.close()

@@ -62,6 +62,7 @@ class ProductStore:
         self.retry_window_s = self.settings.retry_window_s if retries > 0 else 0.0
         self.node = node
         self._lock = threading.Lock()
+        self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="weaviate-query")
 
     @classmethod
@@ -90,7 +91,11 @@ class ProductStore:
         return True
 
     def close(self) -> None:
-        """Release the client's connections."""
+        """Release the client's connections (again: nothing)."""
+        with self._lock:
+            closed, self._closed = self._closed, True
+        if closed:
+            return
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 

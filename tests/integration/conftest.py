@@ -60,14 +60,18 @@ def fixtures_weaviate(weaviate_server, text_encoder: SentenceTransformerEncoder,
 def weaviate_cluster(weaviate_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A real 3-node local Weaviate cluster (same binary, loopback, free ports), started once per session when a
     test asks for it. A test that stops a node restarts it before it ends."""
-    http_port, grpc_port = free_port_runs(2, length=3)
-    cluster = LocalCluster(weaviate_binary, tmp_path_factory.mktemp("weaviate-cluster"), nodes=3,
-                           http_port=http_port, grpc_port=grpc_port, startup_timeout_s=180.0)
-    try:
-        cluster.start()
-    except WeaviateServerError as exc:
-        cluster.stop()
-        pytest.fail(f"could not start the test Weaviate cluster: {exc}", pytrace=False)
+    for attempt in range(3):
+        http_port, grpc_port = free_port_runs(2, length=3)
+        cluster = LocalCluster(weaviate_binary, tmp_path_factory.mktemp("weaviate-cluster"), nodes=3,
+                               http_port=http_port, grpc_port=grpc_port, startup_timeout_s=180.0)
+        try:
+            cluster.start()
+            break
+        except WeaviateServerError as exc:
+            cluster.stop()
+            # a free port can be taken by another process before a node binds it (a busy machine): new ports
+            if "address already in use" not in str(exc) or attempt == 2:
+                pytest.fail(f"could not start the test Weaviate cluster: {exc}", pytrace=False)
     try:
         yield cluster
     finally:

@@ -3,7 +3,8 @@
 The only importer of ``lightgbm``. A ``TreeRanker`` scores candidate rows like the linear ``FusionModel`` does
 (``predict`` for the order, ``contributions`` for the per-feature breakdown), so the ranker, the gate and the
 explanations treat both alike. Contributions are tree SHAP values (``pred_contrib``): per row they sum, with the
-model's bias, to the raw score. Saved without pickle: LightGBM's own text model plus a JSON sidecar naming the
+model's bias, to the raw score; they come from per-leaf tables (``treeshap``), LightGBM's own ``pred_contrib`` for
+a model those do not cover. Saved without pickle: LightGBM's own text model plus a JSON sidecar naming the
 features and the format version; a model trained on other features refuses to load.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from recommender.errors import RecommenderError
 from recommender.ranking.features import FEATURES
+from recommender.ranking.treeshap import LeafShap
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -106,6 +108,7 @@ class TreeRanker:
         self.booster = booster
         self.features = tuple(features)
         self.meta = dict(meta or {})
+        self._tables: LeafShap | bool | None = False  # False: not built yet; None: LightGBM computes them
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Raw scores (n,) of feature rows (n, d): one batched call, one thread (a request is ~100–300 rows)."""
@@ -129,6 +132,10 @@ class TreeRanker:
     def _shap(self, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
             return np.zeros((0, len(self.features) + 1))
+        if self._tables is False:  # built on first use (a model only trained and saved never needs them)
+            self._tables = LeafShap.build(self.booster.dump_model())
+        if isinstance(self._tables, LeafShap):
+            return self._tables.contributions(rows)
         out = self.booster.predict(np.asarray(rows, dtype=np.float64), pred_contrib=True, num_threads=1)
         return np.asarray(out, dtype=np.float64)
 
@@ -164,7 +171,9 @@ class TreeRanker:
         if booster.num_feature() != len(FEATURES):
             raise RecommenderError(f"ranking model in {folder} has {booster.num_feature()} features, "
                                    f"not {len(FEATURES)}")
-        return cls(booster, FEATURES, sidecar.get("meta", {}))
+        ranker = cls(booster, FEATURES, sidecar.get("meta", {}))
+        ranker._tables = LeafShap.build(booster.dump_model())  # now, not in a worker's first request
+        return ranker
 
 
 @dataclass(frozen=True)

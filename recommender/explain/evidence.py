@@ -205,12 +205,14 @@ def _history_matches(item: ItemView, history: Sequence[ItemView], close: Sequenc
     """The history products (``facts`` of each) the item resembles, closest first (``close``: each one's
     ``closeness`` to the item)."""
     scored = []
+    category = tuple(item.category)
     for h, cos, fact in zip(history, close, facts, strict=True):
         if h.product_id == item.product_id:
             continue
         same_variant = bool(h.variant_group) and h.variant_group == item.variant_group
-        depth = shared_category_depth(h.category, item.category)
-        if same_variant or cos >= HISTORY_MATCH_MIN_COS or depth == 1.0:
+        # shared_category_depth(...) == 1.0 exactly when both paths are non-empty and equal: the cheap test first
+        if same_variant or cos >= HISTORY_MATCH_MIN_COS or (category and tuple(h.category) == category):
+            depth = shared_category_depth(h.category, item.category)
             scored.append(((same_variant, round(cos, 4), depth, h.product_id), fact))
     scored.sort(key=lambda t: (not t[0][0], -t[0][1], -t[0][2], t[0][3]))
     return tuple(fact for _, fact in scored[:MAX_HISTORY_MATCHES])
@@ -244,48 +246,56 @@ def _label(text: str) -> str:
     return clean_text(text, 30)
 
 
-def _strength(ev: Evidence, name: str, other: str | None = None) -> float:
-    """How much the named signal(s) pushed the item up: their contribution if known, else their raw value."""
+def _strengths(ev: Evidence) -> Callable[..., float]:
+    """``strength(name, other=None)``: how much the named signal(s) pushed the item up, their contribution if
+    known, else their raw value (made once per evidence: every claim reads one or two)."""
+    s = ev._signal_map
     if ev.has_contributions:
-        value = ev.contribution(name) or 0.0
-        return value if other is None else max(value, ev.contribution(other) or 0.0)
-    return ev.signal(name) if other is None else max(ev.signal(name), ev.signal(other))
+        def strength(name: str, other: str | None = None) -> float:
+            value = s.get(name + "_contribution") or 0.0
+            return value if other is None else max(value, s.get(other + "_contribution") or 0.0)
+    else:
+        def strength(name: str, other: str | None = None) -> float:
+            value = s.get(name, 0.0)
+            return value if other is None else max(value, s.get(other, 0.0))
+    return strength
 
 
 def claims(ev: Evidence) -> list[Claim]:
     """Every statement the evidence backs, strongest first (ties by key, so the order is deterministic)."""
     out: list[Claim] = []
-    a = ev.anchor
+    a, signal, strength = ev.anchor, ev._signal_map.get, _strengths(ev)
     if a is not None:
-        out += _anchor_claims(ev, a)
-    if ev.history and max(ev.signal("history_text"), ev.signal("history_image")) > 0:
-        out.append(Claim("history", _strength(ev, "history_text", "history_image"),
+        out += _anchor_claims(ev, a, signal, strength)
+    if ev.history and max(signal("history_text", 0.0), signal("history_image", 0.0)) > 0:
+        out.append(Claim("history", strength("history_text", "history_image"),
                          f"Matches what you viewed recently, like {_quote(ev.history[0].title)}",
                          "B resembles a product the shopper viewed recently (product H1)"))
-    if ev.signal("session") > 0:
-        out.append(Claim("session", _strength(ev, "session"), "Often viewed with items from your current visit",
+    if signal("session", 0.0) > 0:
+        out.append(Claim("session", strength("session"), "Often viewed with items from your current visit",
                          "B is often viewed together with products from the shopper's current visit"))
-    if ev.signal("als_user") > 0:
-        out.append(Claim("als_user", _strength(ev, "als_user"), "Picked from your shopping history",
+    if signal("als_user", 0.0) > 0:
+        out.append(Claim("als_user", strength("als_user"), "Picked from your shopping history",
                          "B fits the shopper's past shopping history"))
-    if ev.signal("popularity") >= POPULAR_MIN:
-        out.append(Claim("popularity", _strength(ev, "popularity"), "Popular right now",
+    if signal("popularity", 0.0) >= POPULAR_MIN:
+        out.append(Claim("popularity", strength("popularity"), "Popular right now",
                          "B is popular with shoppers right now"))
     return sorted(out, key=lambda c: (-c.strength, c.key))
 
 
-def _anchor_claims(ev: Evidence, a: ProductFacts) -> list[Claim]:
+def _anchor_claims(ev: Evidence, a: ProductFacts, signal: Callable[[str, float], float],
+                   strength: Callable[..., float]) -> list[Claim]:
     out: list[Claim] = []
     title = _quote(a.title)
-    if ev.signal("copurchase") > 0 or (ev.co_purchases or 0) > 0:
-        out.append(Claim("copurchase", _strength(ev, "copurchase"), f"Often bought together with {title}",
+    if signal("copurchase", 0.0) > 0 or (ev.co_purchases or 0) > 0:
+        out.append(Claim("copurchase", strength("copurchase"), f"Often bought together with {title}",
                          "B is often bought together with A", "Often bought together with it"))
-    if ev.signal("cooccurrence") > 0 or (ev.co_views or 0) > 0:
-        out.append(Claim("cooccurrence", _strength(ev, "cooccurrence"), f"Often viewed together with {title}",
+    if signal("cooccurrence", 0.0) > 0 or (ev.co_views or 0) > 0:
+        out.append(Claim("cooccurrence", strength("cooccurrence"), f"Often viewed together with {title}",
                          "B is often viewed together with A", "Often viewed together with it"))
     if ev.same_variant:
         other = ev.item.color and not ev.same_color
-        out.append(Claim("same_variant", _strength(ev, "same_variant"),
+        out.append(Claim("same_variant", strength("same_variant"),
                          f"The same style in {_label(ev.item.color)}" if other else
                          "Another version of the same style",
                          "B is the same style as A" + (" in another colour" if other else "")))
@@ -293,21 +303,21 @@ def _anchor_claims(ev: Evidence, a: ProductFacts) -> list[Claim]:
     full = bool(leaf) and ev.shared_category == ev.item.category
     # "a similar look" only when the image signal itself pushed the item up (its own contribution, not the
     # category's): an untrained or uninformative image tower must not be credited with what the category did
-    if ev.signal("image") > 0 and _strength(ev, "image") > 0:
+    if signal("image", 0.0) > 0 and strength("image") > 0:
         phrase = f"Same category ({_label(leaf)}) and a similar look" if full else "A similar look"
-        out.append(Claim("image", _strength(ev, "image", "same_category") if full else _strength(ev, "image"),
+        out.append(Claim("image", strength("image", "same_category") if full else strength("image"),
                          phrase, "B looks similar to A" + (" and is in the same category" if full else "")))
     elif full:
-        out.append(Claim("same_category", _strength(ev, "same_category"),
+        out.append(Claim("same_category", strength("same_category"),
                          f"From the same category ({_label(leaf)})", "B is in the same category as A"))
-    if ev.signal("text") > 0:
-        out.append(Claim("text", _strength(ev, "text"), "A similar description",
+    if signal("text", 0.0) > 0:
+        out.append(Claim("text", strength("text"), "A similar description",
                          "B has a description similar to A's"))
-    if ev.signal("behavior") > 0:
-        out.append(Claim("behavior", _strength(ev, "behavior"), f"Liked by the same shoppers as {title}",
+    if signal("behavior", 0.0) > 0:
+        out.append(Claim("behavior", strength("behavior"), f"Liked by the same shoppers as {title}",
                          "B is liked by the same shoppers as A", "Liked by the same shoppers"))
     if ev.similar_price:
-        out.append(Claim("price", _strength(ev, "price_distance"), "At a similar price",
+        out.append(Claim("price", strength("price_distance"), "At a similar price",
                          "B has a similar price to A"))
     return out
 

@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from recommender.behaviour import cooccurrence
 from recommender.behaviour.cooccurrence import CoItem, CoOccurrence, build_cooccurrence
 
 SESSIONS = [
@@ -76,6 +78,21 @@ def test_count_agrees_with_the_dense_matrix_for_every_pair(tmp_path: Path) -> No
                 expected = int(dense[i, j]) if i is not None and j is not None else 0
                 assert co.count(a, b, kind) == loaded.count(a, b, kind) == expected
     assert co.count("p0", "unknown") == 0
+
+
+@pytest.mark.parametrize("row_max", [512, 2])  # rows kept as dicts, and rows too long for that
+def test_shared_sessions_are_the_counts_of_each_pair(monkeypatch: pytest.MonkeyPatch, row_max: int) -> None:
+    monkeypatch.setattr(cooccurrence, "SHARED_ROW_MAX", row_max)
+    rng = np.random.default_rng(4)
+    products = [f"p{i}" for i in range(12)]
+    sessions = [(f"s{n}", [(products[int(j)], str(rng.choice(["view", "cart", "purchase"])))
+                           for j in rng.choice(12, size=int(rng.integers(2, 6)), replace=False)]) for n in range(40)]
+    co = build_cooccurrence(sessions)
+    for _ in range(2):  # the rows read, then the rows kept
+        for a in [*products, "unknown"]:
+            for b in [*products, "unknown"]:
+                assert co.shared_sessions(a, b) == {k: float(co.count(a, b, k)) for k in ("view", "purchase")}
+    assert any(co.shared_sessions(a, b)["purchase"] > 0 for a in products for b in products)
 
 
 def test_similar_is_co_occurring_without_the_counts() -> None:

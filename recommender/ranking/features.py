@@ -60,14 +60,17 @@ def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Se
     as matrix products rather than one dot product per pair; a missing vector counts as cosine 0."""
     out: dict[str, np.ndarray] = {}
     for name in ("text", "image", "behavior"):
+        with_history = bool(history) and name in ("text", "image")
+        if not items or (anchor is None and not with_history):  # nothing would read this vector's matrix
+            continue
         dim = next((len(v.vectors[name]) for v in (*items, *history, *([anchor] if anchor else []))
                     if name in v.vectors), 0)
-        if dim == 0 or not items:
+        if dim == 0:
             continue
         m = _matrix(items, name, dim)
         if anchor is not None:  # each cosine on its own (not a BLAS product, whose last bit depends on the batch)
             out[name] = np.einsum("ij,j->i", m, _matrix([anchor], name, dim)[0])
-        if history and name in ("text", "image"):
+        if with_history:
             out[f"history_{name}"] = (m @ _matrix(history, name, dim).T).max(axis=1)
     return out
 
@@ -132,7 +135,7 @@ class FeatureBuilder:
         self._table = _ProductTable(behaviour, self._max_pop, self._max_recent)
         self._anchors: OrderedDict[str, _AnchorSide] = OrderedDict()
         self._lock = threading.Lock()
-        self._co_views: BoundedDict[str, dict[str, float]] = BoundedDict(ANCHORS_KEPT)
+        self._co_views: BoundedDict[str, tuple[np.ndarray, np.ndarray]] = BoundedDict(ANCHORS_KEPT)
 
     def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
              history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
@@ -158,35 +161,41 @@ class FeatureBuilder:
         put("popularity", self._table.popularity[rows])
         put("recent_popularity", self._table.recent[rows])
         self._user_scores(query, rows, out[:, _COLUMN["als_user"]])
-        put("session", self._session(query, position))
+        put("session", self._session(query, self._table.cooc[rows]))
         put("sasrec", sequence_scores(self.behaviour.sequence, query.history, pids))
         self._proposed(out, proposals, position)
         self._context(out, query, anchor)
         return out
 
-    def _session(self, query: RankQuery, position: Mapping[str, int]) -> np.ndarray:
-        """Sum of the co-view similarities with the shopper's recent products, in history order."""
-        session = np.zeros(len(position))
+    def _session(self, query: RankQuery, cooc: np.ndarray) -> np.ndarray:
+        """Sum of the co-view similarities with the shopper's recent products, in history order; ``cooc`` is each
+        candidate's co-occurrence index (-1 when it has none), matched against each row's sorted indices."""
+        session = np.zeros(len(cooc))
         for h in query.history[:RECENT_HISTORY] if self.behaviour.cooccurrence is not None else ():
-            row = self._co_view(h)
-            at = {i: sim for pid, sim in row.items() if (i := position.get(pid)) is not None}
-            session[list(at)] += list(at.values())
+            js, sims = self._co_view(h)
+            if len(js) == 0:
+                continue
+            at = np.minimum(np.searchsorted(js, cooc), len(js) - 1)
+            hit = js[at] == cooc
+            session[hit] += sims[at[hit]]
         return session
 
     @staticmethod
     def _proposed(out: np.ndarray, proposals: Mapping[str, list[Candidate]], position: Mapping[str, int]) -> None:
         """``rr_<source>`` (1 / rank in that source, the last listing of a product counting) and ``n_sources``, read
         off each source's list (shorter than the candidates times the sources)."""
-        proposed = np.zeros(len(position))
+        n, get = len(position), position.get
+        proposed = np.zeros(n)
         for source, cands in proposals.items():
-            at = [(i, c.rank) for c in cands if (i := position.get(c.product_id)) is not None]
+            at = [(i, c.rank) for c in cands if (i := get(c.product_id)) is not None]
             if not at:
                 continue
             index, ranks = zip(*at, strict=True)
-            np.add.at(proposed, list(index), 1.0)
+            proposed += np.bincount(index, minlength=n)  # listings per candidate (small integers: exact)
             if source in RR_SOURCES:
                 reciprocal = dict(zip(index, ranks, strict=True))
-                out[list(reciprocal), _COLUMN[f"rr_{source}"]] = [1.0 / r for r in reciprocal.values()]
+                out[list(reciprocal), _COLUMN[f"rr_{source}"]] = 1.0 / np.fromiter(reciprocal.values(), np.float64,
+                                                                                   len(reciprocal))
         out[:, _COLUMN["n_sources"]] = proposed
 
     def _context(self, out: np.ndarray, query: RankQuery, anchor: ItemView | None) -> None:
@@ -198,13 +207,17 @@ class FeatureBuilder:
         text = out[:, _COLUMN["text"]]
         out[:, _COLUMN["text_gap"]] = text - text.max()
 
-    def _co_view(self, product_id: str) -> dict[str, float]:
-        """``co_similarities`` of a history product at ``view``, kept (a shopper's history is asked for again on
-        every page they open)."""
+    def _co_view(self, product_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """``co_similarities`` of a history product at ``view`` as (co-occurrence indices ascending, similarities),
+        kept (a shopper's history is asked for again on every page they open)."""
         row = self._co_views.get(product_id)
         if row is None:
-            assert self.behaviour.cooccurrence is not None
-            row = self._co_views.put(product_id, co_similarities(self.behaviour.cooccurrence, product_id, "view"))
+            cooc = self.behaviour.cooccurrence
+            assert cooc is not None
+            i = cooc.items.index(product_id)
+            js, sims = co_similarity_row(cooc, i, "view") if i is not None else (np.zeros(0, np.int64), np.zeros(0))
+            order = np.argsort(js, kind="stable")
+            row = self._co_views.put(product_id, (js[order], sims[order]))
         return row
 
     def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView]) -> np.ndarray:
@@ -217,20 +230,13 @@ class FeatureBuilder:
                 self._anchors.move_to_end(anchor.product_id)
         if side is None or side.view is not anchor:
             side = self._anchor_side(anchor)
-        found: dict[str, np.ndarray] = {}
-        missing: list[int] = []
-        for i, (pid, item) in enumerate(zip(pids, items, strict=True)):
-            kept = side.rows.get(pid)
-            if kept is not None and kept[0] is item:
-                found[pid] = kept[1]
-            else:
-                missing.append(i)
+        kept = list(map(side.rows.get, pids))
+        missing = [i for i, (k, item) in enumerate(zip(kept, items, strict=True)) if k is None or k[0] is not item]
         if missing:
             block = self._anchor_block(side, [items[i] for i in missing])
             for i, row in zip(missing, block, strict=True):
-                found[pids[i]] = row
-                side.rows.put(pids[i], (items[i], row))
-        return np.array([found[pid] for pid in pids], dtype=np.float32)
+                kept[i] = side.rows.put(pids[i], (items[i], row))
+        return np.concatenate([k[1] for k in kept if k is not None]).reshape(len(pids), len(ANCHOR_COLUMNS))
 
     def _anchor_side(self, anchor: ItemView) -> _AnchorSide:
         """A fresh entry for the anchor (its session rows read once), replacing any older one."""
@@ -291,12 +297,14 @@ class _ProductTable:
     for products it does not know, reads 0 / untrained): a request looks each candidate up once."""
 
     def __init__(self, behaviour: BehaviourContext, max_pop: float, max_recent: float) -> None:
-        model = behaviour.model
-        known = dict.fromkeys([*behaviour.popularity, *behaviour.recent_popularity, *(model.items if model else ())])
+        model, cooc = behaviour.model, behaviour.cooccurrence
+        known = dict.fromkeys([*behaviour.popularity, *behaviour.recent_popularity, *(model.items if model else ()),
+                               *(cooc.items.ids if cooc else ())])
         self.index = {pid: i for i, pid in enumerate(known)}
         n = len(self.index)
         self.popularity, self.recent = np.zeros(n + 1), np.zeros(n + 1)
         self.als = np.full(n + 1, -1, dtype=np.int64)
+        self.cooc = np.full(n + 1, -1, dtype=np.int64)  # the product's co-occurrence index
         for pid, v in behaviour.popularity.items():
             self.popularity[self.index[pid]] = math.log1p(v) / max_pop
         for pid, v in behaviour.recent_popularity.items():
@@ -304,6 +312,8 @@ class _ProductTable:
         if model is not None:
             trained = np.flatnonzero(model.trained)
             self.als[[self.index[model.items.id(int(j))] for j in trained]] = trained
+        if cooc is not None:
+            self.cooc[[self.index[pid] for pid in cooc.items.ids]] = np.arange(len(cooc.items))
 
     def rows(self, pids: Sequence[str]) -> np.ndarray:
         """The table row of each product (the unknown row for one it does not know)."""
@@ -337,9 +347,14 @@ def co_similarities(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str,
     i = cooc.items.index(product_id)
     if i is None:
         return {}
-    js, counts = cooc.row(i, kind)
-    spi = cooc.sessions_per_item
-    sims = counts.astype(np.float64) / np.sqrt(float(spi[i]) * spi[js].astype(np.float64))
+    js, sims = co_similarity_row(cooc, i, kind)
     ids = cooc.items.id
     return {ids(j): sim for j, sim in zip(js.tolist(), sims.tolist(), strict=True)}
+
+
+def co_similarity_row(cooc: CoOccurrence, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``co_similarities`` of item index ``i`` as arrays: (co-occurring item indices, float64 similarities)."""
+    js, counts = cooc.row(i, kind)
+    spi = cooc.sessions_per_item
+    return js, counts.astype(np.float64) / np.sqrt(float(spi[i]) * spi[js].astype(np.float64))
 

@@ -11,6 +11,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +45,7 @@ ANCHOR_COLUMNS = ("text", "image", "behavior", "same_category", "same_variant", 
 _ANCHOR_INDEX = [_COLUMN[name] for name in ANCHOR_COLUMNS]
 _ANCHOR_COLUMN = {name: j for j, name in enumerate(ANCHOR_COLUMNS)}
 RR_SOURCES = frozenset(("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"))
+_PRODUCT_ID, _RANK = attrgetter("product_id"), attrgetter("rank")
 ANCHORS_KEPT, PAIRS_KEPT = 1024, 600  # anchors a FeatureBuilder keeps (least recently used out), pairs each
 
 
@@ -183,20 +186,23 @@ class FeatureBuilder:
     @staticmethod
     def _proposed(out: np.ndarray, proposals: Mapping[str, list[Candidate]], position: Mapping[str, int]) -> None:
         """``rr_<source>`` (1 / rank in that source, the last listing of a product counting) and ``n_sources``, read
-        off each source's list (shorter than the candidates times the sources)."""
-        n, get = len(position), position.get
-        proposed = np.zeros(n)
-        for source, cands in proposals.items():
-            at = [(i, c.rank) for c in cands if (i := get(c.product_id)) is not None]
-            if not at:
-                continue
-            index, ranks = zip(*at, strict=True)
-            proposed += np.bincount(index, minlength=n)  # listings per candidate (small integers: exact)
-            if source in RR_SOURCES:
-                reciprocal = dict(zip(index, ranks, strict=True))
-                out[list(reciprocal), _COLUMN[f"rr_{source}"]] = 1.0 / np.fromiter(reciprocal.values(), np.float64,
-                                                                                   len(reciprocal))
-        out[:, _COLUMN["n_sources"]] = proposed
+        off every source's list at once: one candidate position, rank and column per listing."""
+        lists = list(proposals.values())
+        total = sum(map(len, lists))
+        index = np.fromiter(map(position.get, map(_PRODUCT_ID, chain.from_iterable(lists)), repeat(-1)), np.int64,
+                            total)
+        listed = index >= 0
+        out[:, _COLUMN["n_sources"]] = np.bincount(index[listed], minlength=len(position))  # listings (exact)
+        column = np.repeat([_COLUMN[f"rr_{s}"] if s in RR_SOURCES else -1 for s in proposals], list(map(len, lists)))
+        keep = listed & (column >= 0)
+        if not keep.any():
+            return
+        ranks = np.fromiter(map(_RANK, chain.from_iterable(lists)), np.float64, total)[keep]
+        at, col = index[keep], column[keep]
+        key = at * len(FEATURES) + col
+        order = np.argsort(key, kind="stable")  # a (product, source)'s listings in list order: the last one counts
+        last = order[np.append(key[order][1:] != key[order][:-1], True)]
+        out[at[last], col[last]] = 1.0 / ranks[last]
 
     def _context(self, out: np.ndarray, query: RankQuery, anchor: ItemView | None) -> None:
         """The query-context columns (see FEATURES)."""
@@ -317,8 +323,7 @@ class _ProductTable:
 
     def rows(self, pids: Sequence[str]) -> np.ndarray:
         """The table row of each product (the unknown row for one it does not know)."""
-        unknown = len(self.index)
-        return np.fromiter((self.index.get(p, unknown) for p in pids), dtype=np.int64, count=len(pids))
+        return np.fromiter(map(self.index.get, pids, repeat(len(self.index))), dtype=np.int64, count=len(pids))
 
 
 @dataclass

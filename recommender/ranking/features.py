@@ -240,8 +240,10 @@ class FeatureBuilder:
         missing = [i for i, (k, item) in enumerate(zip(kept, items, strict=True)) if k is None or k[0] is not item]
         if missing:
             block = self._anchor_block(side, [items[i] for i in missing])
-            for i, row in zip(missing, block, strict=True):
-                kept[i] = side.rows.put(pids[i], (items[i], row))
+            new = [(pids[i], (items[i], row)) for i, row in zip(missing, block, strict=True)]
+            for i, (_, pair) in zip(missing, new, strict=True):
+                kept[i] = pair
+            _keep(side.rows, new)
         return np.concatenate([k[1] for k in kept if k is not None]).reshape(len(pids), len(ANCHOR_COLUMNS))
 
     def _anchor_side(self, anchor: ItemView) -> _AnchorSide:
@@ -267,10 +269,13 @@ class FeatureBuilder:
 
         for name, values in similarities(anchor, items, ()).items():
             put(name, values)
-        put("same_category", [shared_category_depth(anchor.category, i.category) for i in items])
+        depth: dict[tuple[str, ...], float] = {}  # per distinct category path (candidates share a few)
+        put("same_category", [depth[c] if (c := i.category) in depth else
+                              depth.setdefault(c, shared_category_depth(anchor.category, c)) for i in items])
         put("same_variant", [float(anchor.variant_group == i.variant_group) for i in items])
         put("same_color", [float(bool(anchor.color) and anchor.color == i.color) for i in items])
-        put("shared_attributes", [shared_attributes(anchor.attributes, i.attributes) for i in items])
+        if anchor.attributes:  # else 0 for every candidate (the column is zeros already)
+            put("shared_attributes", [shared_attributes(anchor.attributes, i.attributes) for i in items])
         put("price_distance", [price_distance(anchor.price, i.price) for i in items])
         put("cooccurrence", [side.co_view.get(i.product_id, 0.0) for i in items])
         put("copurchase", [math.log1p(side.co_purchase.get(i.product_id, 0.0)) for i in items])
@@ -286,6 +291,14 @@ class FeatureBuilder:
         trained = items >= 0
         if trained.any():
             column[trained] = model.item_factors[items[trained]] @ model.user_factors[u]
+
+
+def _keep(kept: BoundedDict[str, tuple[ItemView, np.ndarray]], pairs: list[tuple[str, tuple[ItemView, np.ndarray]]]
+          ) -> None:
+    """Keep a block of new pairs at once, as ``BoundedDict.put`` would (emptied first when they would not fit)."""
+    if len(kept) + len(pairs) > kept.limit:
+        kept.clear()
+    kept.update(pairs[: kept.limit])
 
 
 def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: Sequence[str]) -> list[float]:

@@ -57,10 +57,11 @@ def _matrix(items: Sequence[ItemView], name: str, dim: int) -> np.ndarray:
     return np.array([item.vectors.get(name, zero) for item in items], dtype=np.float32)  # one copy, in C
 
 
-def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Sequence[ItemView]
-                 ) -> dict[str, np.ndarray]:
+def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Sequence[ItemView],
+                 stacked: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Cosines of every item with the anchor (per named vector) and its best match in the history,
-    as matrix products rather than one dot product per pair; a missing vector counts as cosine 0."""
+    as matrix products rather than one dot product per pair; a missing vector counts as cosine 0. ``stacked``
+    keeps the items' matrices for another call on the same items."""
     out: dict[str, np.ndarray] = {}
     for name in ("text", "image", "behavior"):
         with_history = bool(history) and name in ("text", "image")
@@ -70,7 +71,11 @@ def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Se
                     if name in v.vectors), 0)
         if dim == 0:
             continue
-        m = _matrix(items, name, dim)
+        m = stacked.get((name, dim)) if stacked is not None else None
+        if m is None:
+            m = _matrix(items, name, dim)
+            if stacked is not None:
+                stacked[name, dim] = m
         if anchor is not None:  # each cosine on its own (not a BLAS product, whose last bit depends on the batch)
             out[name] = np.einsum("ij,j->i", m, _matrix([anchor], name, dim)[0])
         if with_history:
@@ -155,9 +160,10 @@ class FeatureBuilder:
         def put(name: str, values: Sequence[float] | np.ndarray) -> None:
             out[:, _COLUMN[name]] = values
 
+        stacked: dict[tuple[str, int], np.ndarray] = {}  # the candidates' vector matrices, when built for both
         if anchor is not None:
-            out[:, _ANCHOR_INDEX] = self._anchor_columns(anchor, pids, items)
-        for name, values in similarities(None, items, history[:RECENT_HISTORY]).items():  # history_* only
+            out[:, _ANCHOR_INDEX] = self._anchor_columns(anchor, pids, items, stacked)
+        for name, values in similarities(None, items, history[:RECENT_HISTORY], stacked).items():  # history_* only
             put(name, values)
         position = {p: i for i, p in enumerate(pids)}
         rows = self._table.rows(pids)  # one lookup per candidate; the per-product columns are array reads
@@ -226,10 +232,12 @@ class FeatureBuilder:
             row = self._co_views.put(product_id, (js[order], sims[order]))
         return row
 
-    def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView]) -> np.ndarray:
+    def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView],
+                        stacked: dict[tuple[str, int], np.ndarray]) -> np.ndarray:
         """ANCHOR_COLUMNS of every candidate (n, len(ANCHOR_COLUMNS)): those already computed for this anchor and
         the same candidate view are reused, the others computed together and kept. A view changes only when the
-        store is re-read (stock, prices, a new release), so what is kept is what would be computed again."""
+        store is re-read (stock, prices, a new release), so what is kept is what would be computed again. When all
+        are new, their vector matrices are left in ``stacked`` for the history columns."""
         with self._lock:
             side = self._anchors.get(anchor.product_id)
             if side is not None:
@@ -239,7 +247,8 @@ class FeatureBuilder:
         kept = list(map(side.rows.get, pids))
         missing = [i for i, (k, item) in enumerate(zip(kept, items, strict=True)) if k is None or k[0] is not item]
         if missing:
-            block = self._anchor_block(side, [items[i] for i in missing])
+            shared = stacked if len(missing) == len(items) else None
+            block = self._anchor_block(side, [items[i] for i in missing], shared)
             new = [(pids[i], (items[i], row)) for i, row in zip(missing, block, strict=True)]
             for i, (_, pair) in zip(missing, new, strict=True):
                 kept[i] = pair
@@ -259,7 +268,8 @@ class FeatureBuilder:
         return side
 
     @staticmethod
-    def _anchor_block(side: _AnchorSide, items: list[ItemView]) -> np.ndarray:
+    def _anchor_block(side: _AnchorSide, items: list[ItemView], stacked: dict[tuple[str, int], np.ndarray] | None
+                      ) -> np.ndarray:
         """ANCHOR_COLUMNS of ``items`` against the anchor, one vectorised pass."""
         anchor = side.view
         block = np.zeros((len(items), len(ANCHOR_COLUMNS)), dtype=np.float32)
@@ -267,7 +277,7 @@ class FeatureBuilder:
         def put(name: str, values: Sequence[float] | np.ndarray) -> None:
             block[:, _ANCHOR_COLUMN[name]] = values
 
-        for name, values in similarities(anchor, items, ()).items():
+        for name, values in similarities(anchor, items, (), stacked).items():
             put(name, values)
         depth: dict[tuple[str, ...], float] = {}  # per distinct category path (candidates share a few)
         put("same_category", [depth[c] if (c := i.category) in depth else

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
+import pytest
 
-from recommender.domain import ItemView, ProductFilter, RankQuery
+from recommender.domain import Candidate, ItemView, ProductFilter, RankQuery
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
 from recommender.ranking.fusion import Rules, configured_model
 from recommender.ranking.pool import StoredNeighbours, neighbour_pool, pooled_sources
 from recommender.ranking.ranker import FusionRanker
-from recommender.ranking.sources import AnchorKept, Popular, VectorNeighbours
+from recommender.ranking.sources import AnchorKept, Popular, VectorNeighbours, candidate
 
 HITS = [("a", 1.0), ("p1", 0.9), ("p2", 0.8), ("x", 0.7), ("p3", 0.6), ("p4", 0.5)]
 
@@ -94,3 +96,27 @@ def test_anchor_kept_answers_as_its_source_and_hands_out_copies() -> None:
     assert [c.product_id for c in kept.candidates(RankQuery("a", exclude=frozenset({"p1"})), 2)] == ["p2"]
     assert [c.product_id for c in kept.candidates(RankQuery("p2"), 2)] == ["p1", "a"]
     assert calls == [("a", 2), ("a", 2), ("p2", 2)]
+
+
+def test_stored_neighbours_keep_their_answer_and_hand_out_copies() -> None:
+    """Asked the same again, a stored source answers the same (a copy); asked anew, it answers anew."""
+    stored = StoredNeighbours("text", HITS)
+    first = stored.candidates(RankQuery("a"), 3)
+    first.clear()  # a caller changing its list changes nothing kept
+    again = stored.candidates(RankQuery("a"), 3)
+    assert [c.product_id for c in again] == ["p1", "p2", "x"]
+    assert [c.rank for c in again] == [1, 2, 3]
+    assert [c.product_id for c in stored.candidates(RankQuery("a", exclude=frozenset({"x"})), 3)] == ["p1", "p2"]
+    assert [c.product_id for c in stored.candidates(RankQuery("p1"), 2)] == ["a", "p2"]
+    assert stored.candidates(RankQuery("a"), 3) == again
+
+
+def test_a_candidate_made_fast_is_the_dataclass_candidate() -> None:
+    """``candidate`` makes what ``Candidate(...)`` makes: equal, same hash and repr, still frozen."""
+    fast, made = candidate("p1", "text", 0.5, 2), Candidate("p1", "text", 0.5, 2)
+    assert type(fast) is Candidate
+    assert fast == made and hash(fast) == hash(made) and repr(fast) == repr(made)
+    assert fast != candidate("p1", "text", 0.5, 3)
+    assert (fast.product_id, fast.source, fast.score, fast.rank) == ("p1", "text", 0.5, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.rank = 1  # type: ignore[misc]

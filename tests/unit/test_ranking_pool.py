@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 
 import numpy as np
-import pytest
 
-from recommender.domain import Candidate, ItemView, ProductFilter, RankQuery
+from recommender.domain import ItemView, ProductFilter, RankQuery
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
 from recommender.ranking.fusion import Rules, configured_model
 from recommender.ranking.pool import StoredNeighbours, neighbour_pool, pooled_sources
 from recommender.ranking.ranker import FusionRanker
-from recommender.ranking.sources import AnchorKept, Popular, VectorNeighbours, candidate
+from recommender.ranking.sources import AnchorKept, Popular, VectorNeighbours
 
 HITS = [("a", 1.0), ("p1", 0.9), ("p2", 0.8), ("x", 0.7), ("p3", 0.6), ("p4", 0.5)]
 
@@ -110,13 +108,3 @@ def test_stored_neighbours_keep_their_answer_and_hand_out_copies() -> None:
     assert [c.product_id for c in stored.candidates(RankQuery("p1"), 2)] == ["a", "p2"]
     assert stored.candidates(RankQuery("a"), 3) == again
 
-
-def test_a_candidate_made_fast_is_the_dataclass_candidate() -> None:
-    """``candidate`` makes what ``Candidate(...)`` makes: equal, same hash and repr, still frozen."""
-    fast, made = candidate("p1", "text", 0.5, 2), Candidate("p1", "text", 0.5, 2)
-    assert type(fast) is Candidate
-    assert fast == made and hash(fast) == hash(made) and repr(fast) == repr(made)
-    assert fast != candidate("p1", "text", 0.5, 3)
-    assert (fast.product_id, fast.source, fast.score, fast.rank) == ("p1", "text", 0.5, 2)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.rank = 1  # type: ignore[misc]

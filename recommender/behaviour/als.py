@@ -92,7 +92,8 @@ class CollaborativeModel:
         threshold = np.partition(negated, n - 1)[n - 1]
         head = np.flatnonzero(negated <= threshold)  # every tie at the threshold, in index order
         order = head[np.argsort(negated[head], kind="stable")][:n]
-        return [(self.items.id(int(j)), float(scores[j])) for j in order]
+        ids = self.items.id
+        return [(ids(j), s) for j, s in zip(order.tolist(), scores[order].tolist(), strict=True)]
 
 
 def _normalised(factors: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +45,7 @@ ANCHOR_COLUMNS = ("text", "image", "behavior", "same_category", "same_variant", 
 _ANCHOR_INDEX = [_COLUMN[name] for name in ANCHOR_COLUMNS]
 _ANCHOR_COLUMN = {name: j for j, name in enumerate(ANCHOR_COLUMNS)}
 RR_SOURCES = frozenset(("text", "image", "behavior", "cooccurrence", "session", "als_user", "popularity", "sasrec"))
+_PRODUCT_ID, _RANK = attrgetter("product_id"), attrgetter("rank")
 ANCHORS_KEPT, PAIRS_KEPT = 1024, 600  # anchors a FeatureBuilder keeps (least recently used out), pairs each
 
 
@@ -54,20 +57,28 @@ def _matrix(items: Sequence[ItemView], name: str, dim: int) -> np.ndarray:
     return np.array([item.vectors.get(name, zero) for item in items], dtype=np.float32)  # one copy, in C
 
 
-def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Sequence[ItemView]
-                 ) -> dict[str, np.ndarray]:
+def similarities(anchor: ItemView | None, items: Sequence[ItemView], history: Sequence[ItemView],
+                 stacked: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Cosines of every item with the anchor (per named vector) and its best match in the history,
-    as matrix products rather than one dot product per pair; a missing vector counts as cosine 0."""
+    as matrix products rather than one dot product per pair; a missing vector counts as cosine 0. ``stacked``
+    keeps the items' matrices for another call on the same items."""
     out: dict[str, np.ndarray] = {}
     for name in ("text", "image", "behavior"):
+        with_history = bool(history) and name in ("text", "image")
+        if not items or (anchor is None and not with_history):  # nothing would read this vector's matrix
+            continue
         dim = next((len(v.vectors[name]) for v in (*items, *history, *([anchor] if anchor else []))
                     if name in v.vectors), 0)
-        if dim == 0 or not items:
+        if dim == 0:
             continue
-        m = _matrix(items, name, dim)
+        m = stacked.get((name, dim)) if stacked is not None else None
+        if m is None:
+            m = _matrix(items, name, dim)
+            if stacked is not None:
+                stacked[name, dim] = m
         if anchor is not None:  # each cosine on its own (not a BLAS product, whose last bit depends on the batch)
             out[name] = np.einsum("ij,j->i", m, _matrix([anchor], name, dim)[0])
-        if history and name in ("text", "image"):
+        if with_history:
             out[f"history_{name}"] = (m @ _matrix(history, name, dim).T).max(axis=1)
     return out
 
@@ -132,7 +143,7 @@ class FeatureBuilder:
         self._table = _ProductTable(behaviour, self._max_pop, self._max_recent)
         self._anchors: OrderedDict[str, _AnchorSide] = OrderedDict()
         self._lock = threading.Lock()
-        self._co_views: BoundedDict[str, dict[str, float]] = BoundedDict(ANCHORS_KEPT)
+        self._co_views: BoundedDict[str, tuple[np.ndarray, np.ndarray]] = BoundedDict(ANCHORS_KEPT)
 
     def rows(self, query: RankQuery, anchor: ItemView | None, candidates: Mapping[str, ItemView],
              history: Sequence[ItemView], proposals: Mapping[str, list[Candidate]]) -> np.ndarray:
@@ -149,45 +160,55 @@ class FeatureBuilder:
         def put(name: str, values: Sequence[float] | np.ndarray) -> None:
             out[:, _COLUMN[name]] = values
 
+        stacked: dict[tuple[str, int], np.ndarray] = {}  # the candidates' vector matrices, when built for both
         if anchor is not None:
-            out[:, _ANCHOR_INDEX] = self._anchor_columns(anchor, pids, items)
-        for name, values in similarities(None, items, history[:RECENT_HISTORY]).items():  # history_* only
+            out[:, _ANCHOR_INDEX] = self._anchor_columns(anchor, pids, items, stacked)
+        for name, values in similarities(None, items, history[:RECENT_HISTORY], stacked).items():  # history_* only
             put(name, values)
         position = {p: i for i, p in enumerate(pids)}
         rows = self._table.rows(pids)  # one lookup per candidate; the per-product columns are array reads
         put("popularity", self._table.popularity[rows])
         put("recent_popularity", self._table.recent[rows])
         self._user_scores(query, rows, out[:, _COLUMN["als_user"]])
-        put("session", self._session(query, position))
+        put("session", self._session(query, self._table.cooc[rows]))
         put("sasrec", sequence_scores(self.behaviour.sequence, query.history, pids))
         self._proposed(out, proposals, position)
         self._context(out, query, anchor)
         return out
 
-    def _session(self, query: RankQuery, position: Mapping[str, int]) -> np.ndarray:
-        """Sum of the co-view similarities with the shopper's recent products, in history order."""
-        session = np.zeros(len(position))
+    def _session(self, query: RankQuery, cooc: np.ndarray) -> np.ndarray:
+        """Sum of the co-view similarities with the shopper's recent products, in history order; ``cooc`` is each
+        candidate's co-occurrence index (-1 when it has none), matched against each row's sorted indices."""
+        session = np.zeros(len(cooc))
         for h in query.history[:RECENT_HISTORY] if self.behaviour.cooccurrence is not None else ():
-            row = self._co_view(h)
-            at = {i: sim for pid, sim in row.items() if (i := position.get(pid)) is not None}
-            session[list(at)] += list(at.values())
+            js, sims = self._co_view(h)
+            if len(js) == 0:
+                continue
+            at = np.minimum(np.searchsorted(js, cooc), len(js) - 1)
+            hit = js[at] == cooc
+            session[hit] += sims[at[hit]]
         return session
 
     @staticmethod
     def _proposed(out: np.ndarray, proposals: Mapping[str, list[Candidate]], position: Mapping[str, int]) -> None:
         """``rr_<source>`` (1 / rank in that source, the last listing of a product counting) and ``n_sources``, read
-        off each source's list (shorter than the candidates times the sources)."""
-        proposed = np.zeros(len(position))
-        for source, cands in proposals.items():
-            at = [(i, c.rank) for c in cands if (i := position.get(c.product_id)) is not None]
-            if not at:
-                continue
-            index, ranks = zip(*at, strict=True)
-            np.add.at(proposed, list(index), 1.0)
-            if source in RR_SOURCES:
-                reciprocal = dict(zip(index, ranks, strict=True))
-                out[list(reciprocal), _COLUMN[f"rr_{source}"]] = [1.0 / r for r in reciprocal.values()]
-        out[:, _COLUMN["n_sources"]] = proposed
+        off every source's list at once: one candidate position, rank and column per listing."""
+        lists = list(proposals.values())
+        total = sum(map(len, lists))
+        index = np.fromiter(map(position.get, map(_PRODUCT_ID, chain.from_iterable(lists)), repeat(-1)), np.int64,
+                            total)
+        listed = index >= 0
+        out[:, _COLUMN["n_sources"]] = np.bincount(index[listed], minlength=len(position))  # listings (exact)
+        column = np.repeat([_COLUMN[f"rr_{s}"] if s in RR_SOURCES else -1 for s in proposals], list(map(len, lists)))
+        keep = listed & (column >= 0)
+        if not keep.any():
+            return
+        ranks = np.fromiter(map(_RANK, chain.from_iterable(lists)), np.float64, total)[keep]
+        at, col = index[keep], column[keep]
+        key = at * len(FEATURES) + col
+        order = np.argsort(key, kind="stable")  # a (product, source)'s listings in list order: the last one counts
+        last = order[np.append(key[order][1:] != key[order][:-1], True)]
+        out[at[last], col[last]] = 1.0 / ranks[last]
 
     def _context(self, out: np.ndarray, query: RankQuery, anchor: ItemView | None) -> None:
         """The query-context columns (see FEATURES)."""
@@ -198,39 +219,41 @@ class FeatureBuilder:
         text = out[:, _COLUMN["text"]]
         out[:, _COLUMN["text_gap"]] = text - text.max()
 
-    def _co_view(self, product_id: str) -> dict[str, float]:
-        """``co_similarities`` of a history product at ``view``, kept (a shopper's history is asked for again on
-        every page they open)."""
+    def _co_view(self, product_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """``co_similarities`` of a history product at ``view`` as (co-occurrence indices ascending, similarities),
+        kept (a shopper's history is asked for again on every page they open)."""
         row = self._co_views.get(product_id)
         if row is None:
-            assert self.behaviour.cooccurrence is not None
-            row = self._co_views.put(product_id, co_similarities(self.behaviour.cooccurrence, product_id, "view"))
+            cooc = self.behaviour.cooccurrence
+            assert cooc is not None
+            i = cooc.items.index(product_id)
+            js, sims = co_similarity_row(cooc, i, "view") if i is not None else (np.zeros(0, np.int64), np.zeros(0))
+            order = np.argsort(js, kind="stable")
+            row = self._co_views.put(product_id, (js[order], sims[order]))
         return row
 
-    def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView]) -> np.ndarray:
+    def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView],
+                        stacked: dict[tuple[str, int], np.ndarray]) -> np.ndarray:
         """ANCHOR_COLUMNS of every candidate (n, len(ANCHOR_COLUMNS)): those already computed for this anchor and
         the same candidate view are reused, the others computed together and kept. A view changes only when the
-        store is re-read (stock, prices, a new release), so what is kept is what would be computed again."""
+        store is re-read (stock, prices, a new release), so what is kept is what would be computed again. When all
+        are new, their vector matrices are left in ``stacked`` for the history columns."""
         with self._lock:
             side = self._anchors.get(anchor.product_id)
             if side is not None:
                 self._anchors.move_to_end(anchor.product_id)
         if side is None or side.view is not anchor:
             side = self._anchor_side(anchor)
-        found: dict[str, np.ndarray] = {}
-        missing: list[int] = []
-        for i, (pid, item) in enumerate(zip(pids, items, strict=True)):
-            kept = side.rows.get(pid)
-            if kept is not None and kept[0] is item:
-                found[pid] = kept[1]
-            else:
-                missing.append(i)
+        kept = list(map(side.rows.get, pids))
+        missing = [i for i, (k, item) in enumerate(zip(kept, items, strict=True)) if k is None or k[0] is not item]
         if missing:
-            block = self._anchor_block(side, [items[i] for i in missing])
-            for i, row in zip(missing, block, strict=True):
-                found[pids[i]] = row
-                side.rows.put(pids[i], (items[i], row))
-        return np.array([found[pid] for pid in pids], dtype=np.float32)
+            shared = stacked if len(missing) == len(items) else None
+            block = self._anchor_block(side, [items[i] for i in missing], shared)
+            new = [(pids[i], (items[i], row)) for i, row in zip(missing, block, strict=True)]
+            for i, (_, pair) in zip(missing, new, strict=True):
+                kept[i] = pair
+            _keep(side.rows, new)
+        return np.concatenate([k[1] for k in kept if k is not None]).reshape(len(pids), len(ANCHOR_COLUMNS))
 
     def _anchor_side(self, anchor: ItemView) -> _AnchorSide:
         """A fresh entry for the anchor (its session rows read once), replacing any older one."""
@@ -245,7 +268,8 @@ class FeatureBuilder:
         return side
 
     @staticmethod
-    def _anchor_block(side: _AnchorSide, items: list[ItemView]) -> np.ndarray:
+    def _anchor_block(side: _AnchorSide, items: list[ItemView], stacked: dict[tuple[str, int], np.ndarray] | None
+                      ) -> np.ndarray:
         """ANCHOR_COLUMNS of ``items`` against the anchor, one vectorised pass."""
         anchor = side.view
         block = np.zeros((len(items), len(ANCHOR_COLUMNS)), dtype=np.float32)
@@ -253,12 +277,15 @@ class FeatureBuilder:
         def put(name: str, values: Sequence[float] | np.ndarray) -> None:
             block[:, _ANCHOR_COLUMN[name]] = values
 
-        for name, values in similarities(anchor, items, ()).items():
+        for name, values in similarities(anchor, items, (), stacked).items():
             put(name, values)
-        put("same_category", [shared_category_depth(anchor.category, i.category) for i in items])
+        depth: dict[tuple[str, ...], float] = {}  # per distinct category path (candidates share a few)
+        put("same_category", [depth[c] if (c := i.category) in depth else
+                              depth.setdefault(c, shared_category_depth(anchor.category, c)) for i in items])
         put("same_variant", [float(anchor.variant_group == i.variant_group) for i in items])
         put("same_color", [float(bool(anchor.color) and anchor.color == i.color) for i in items])
-        put("shared_attributes", [shared_attributes(anchor.attributes, i.attributes) for i in items])
+        if anchor.attributes:  # else 0 for every candidate (the column is zeros already)
+            put("shared_attributes", [shared_attributes(anchor.attributes, i.attributes) for i in items])
         put("price_distance", [price_distance(anchor.price, i.price) for i in items])
         put("cooccurrence", [side.co_view.get(i.product_id, 0.0) for i in items])
         put("copurchase", [math.log1p(side.co_purchase.get(i.product_id, 0.0)) for i in items])
@@ -276,6 +303,14 @@ class FeatureBuilder:
             column[trained] = model.item_factors[items[trained]] @ model.user_factors[u]
 
 
+def _keep(kept: BoundedDict[str, tuple[ItemView, np.ndarray]], pairs: list[tuple[str, tuple[ItemView, np.ndarray]]]
+          ) -> None:
+    """Keep a block of new pairs at once, as ``BoundedDict.put`` would (emptied first when they would not fit)."""
+    if len(kept) + len(pairs) > kept.limit:
+        kept.clear()
+    kept.update(pairs[: kept.limit])
+
+
 def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: Sequence[str]) -> list[float]:
     """The sequence model's next-item score of each product after ``history`` (most recent first); 0 without one."""
     ids = model.encode(list(reversed(history))) if model is not None else []
@@ -291,12 +326,14 @@ class _ProductTable:
     for products it does not know, reads 0 / untrained): a request looks each candidate up once."""
 
     def __init__(self, behaviour: BehaviourContext, max_pop: float, max_recent: float) -> None:
-        model = behaviour.model
-        known = dict.fromkeys([*behaviour.popularity, *behaviour.recent_popularity, *(model.items if model else ())])
+        model, cooc = behaviour.model, behaviour.cooccurrence
+        known = dict.fromkeys([*behaviour.popularity, *behaviour.recent_popularity, *(model.items if model else ()),
+                               *(cooc.items.ids if cooc else ())])
         self.index = {pid: i for i, pid in enumerate(known)}
         n = len(self.index)
         self.popularity, self.recent = np.zeros(n + 1), np.zeros(n + 1)
         self.als = np.full(n + 1, -1, dtype=np.int64)
+        self.cooc = np.full(n + 1, -1, dtype=np.int64)  # the product's co-occurrence index
         for pid, v in behaviour.popularity.items():
             self.popularity[self.index[pid]] = math.log1p(v) / max_pop
         for pid, v in behaviour.recent_popularity.items():
@@ -304,11 +341,12 @@ class _ProductTable:
         if model is not None:
             trained = np.flatnonzero(model.trained)
             self.als[[self.index[model.items.id(int(j))] for j in trained]] = trained
+        if cooc is not None:
+            self.cooc[[self.index[pid] for pid in cooc.items.ids]] = np.arange(len(cooc.items))
 
     def rows(self, pids: Sequence[str]) -> np.ndarray:
         """The table row of each product (the unknown row for one it does not know)."""
-        unknown = len(self.index)
-        return np.fromiter((self.index.get(p, unknown) for p in pids), dtype=np.int64, count=len(pids))
+        return np.fromiter(map(self.index.get, pids, repeat(len(self.index))), dtype=np.int64, count=len(pids))
 
 
 @dataclass
@@ -337,9 +375,14 @@ def co_similarities(cooc: CoOccurrence, product_id: str, kind: str) -> dict[str,
     i = cooc.items.index(product_id)
     if i is None:
         return {}
-    js, counts = cooc.row(i, kind)
-    spi = cooc.sessions_per_item
-    sims = counts.astype(np.float64) / np.sqrt(float(spi[i]) * spi[js].astype(np.float64))
+    js, sims = co_similarity_row(cooc, i, kind)
     ids = cooc.items.id
     return {ids(j): sim for j, sim in zip(js.tolist(), sims.tolist(), strict=True)}
+
+
+def co_similarity_row(cooc: CoOccurrence, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``co_similarities`` of item index ``i`` as arrays: (co-occurring item indices, float64 similarities)."""
+    js, counts = cooc.row(i, kind)
+    spi = cooc.sessions_per_item
+    return js, counts.astype(np.float64) / np.sqrt(float(spi[i]) * spi[js].astype(np.float64))
 

@@ -9,7 +9,7 @@ an image tower live on different scales).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from recommender.domain import ItemView, ProductFilter, RankQuery
 from recommender.errors import RecommenderError
 from recommender.ranking.features import FEATURES
 
+MMR_POOL = 100  # the best candidates MMR diversifies among
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "text": 1.0, "image": 0.5, "behavior": 0.5, "cooccurrence": 1.0, "copurchase": 0.5,
     "history_text": 0.3, "session": 0.5, "als_user": 0.3, "popularity": 0.2, "same_category": 0.3,
@@ -162,6 +163,21 @@ def allowed(item: ItemView, query: RankQuery, rules: Rules) -> bool:
     return query.filters is None or matches(item, query.filters)
 
 
+def allowed_ids(ids: Iterable[str], views: Mapping[str, ItemView], query: RankQuery, rules: Rules) -> list[str]:
+    """The ids that have a view and that ``allowed`` lets through, in order: one pass with the query's barred ids
+    gathered once (it runs for each of a request's ~200 candidates)."""
+    barred = {query.anchor_id, *query.exclude, *(query.purchased if rules.exclude_purchased else ())}
+    stock, f = rules.exclude_out_of_stock, query.filters
+    out = []
+    for pid in ids:
+        item = views.get(pid)
+        if item is None or item.product_id in barred or (stock and not item.in_stock):
+            continue
+        if f is None or matches(item, f):
+            out.append(pid)
+    return out
+
+
 def matches(item: ItemView, f: ProductFilter) -> bool:
     """The same filter semantics the store applies, for candidates that did not come from a filtered query."""
     if f.category and tuple(item.category[: len(f.category)]) != tuple(f.category):
@@ -178,27 +194,33 @@ def matches(item: ItemView, f: ProductFilter) -> bool:
 def select(order: Sequence[str], scores: Mapping[str, float], items: Mapping[str, ItemView], k: int,
            rules: Rules) -> list[str]:
     """Top k of ``order`` after the variant cap and MMR diversity (order must be best-first)."""
-    capped = _cap_variants(order, items, rules.max_per_variant_group)
+    # only as many as are read: the top k, or MMR's pool
+    limit = len(order) if k < 1 else k if rules.diversity <= 0 else MMR_POOL
+    capped = _cap_variants(order, items, rules.max_per_variant_group, limit)
     if rules.diversity <= 0:
         return capped[:k]
     return mmr(capped, scores, items, k, rules.diversity, rules.diversity_vector)
 
 
-def _cap_variants(order: Sequence[str], items: Mapping[str, ItemView], cap: int) -> list[str]:
+def _cap_variants(order: Sequence[str], items: Mapping[str, ItemView], cap: int, limit: int) -> list[str]:
+    """The first ``limit`` of ``order`` that keep at most ``cap`` per variant group (0 = no cap)."""
     if cap <= 0:
-        return list(order)
+        return list(order[:limit])
     seen: dict[str, int] = {}
-    out = []
+    out: list[str] = []
     for pid in order:
         group = items[pid].variant_group
-        if seen.get(group, 0) < cap:
-            seen[group] = seen.get(group, 0) + 1
+        shown = seen.get(group, 0)
+        if shown < cap:
+            seen[group] = shown + 1
             out.append(pid)
+            if len(out) >= limit:
+                break
     return out
 
 
 def mmr(order: Sequence[str], scores: Mapping[str, float], items: Mapping[str, ItemView], k: int,
-        diversity: float, vector: str = "image", pool: int = 100) -> list[str]:
+        diversity: float, vector: str = "image", pool: int = MMR_POOL) -> list[str]:
     """Maximal marginal relevance: repeatedly take argmax (1−λ)·rel − λ·max cos(item, chosen), λ = diversity.
     Relevance is min-max scaled over the pool so λ means the same for every model."""
     cand = list(order[:pool])

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Protocol
 
 import numpy as np
 
 from recommender.domain import RECENT_HISTORY, Candidate, ItemView, RankedItem, RankQuery
 from recommender.ranking.features import FEATURES, FeatureBuilder
-from recommender.ranking.fusion import RankingModel, Rules, allowed, select
+from recommender.ranking.fusion import RankingModel, Rules, allowed_ids, select
 from recommender.ranking.rounding import round_floats
 from recommender.ranking.sources import CandidateSource
 from recommender.store.item_cache import ItemLookup
@@ -24,6 +26,7 @@ EXPLAINED = ("text", "image", "behavior", "cooccurrence", "copurchase", "history
 SIGNAL_OF = {"rr_text": "text", "rr_image": "image", "rr_behavior": "behavior", "rr_cooccurrence": "cooccurrence",
              "rr_session": "session", "rr_als_user": "als_user", "rr_popularity": "popularity", "text_gap": "text",
              "rr_sasrec": "sasrec"}
+_PRODUCT_ID = attrgetter("product_id")
 _VALUE_COLUMNS = [FEATURES.index(name) for name in EXPLAINED]
 _BREAKDOWN_KEYS = tuple(key for name in EXPLAINED for key in (name, f"{name}_contribution"))
 _GROUPS = np.zeros((len(FEATURES), len(EXPLAINED)))
@@ -89,11 +92,11 @@ class FusionRanker:
     def candidate_set(self, query: RankQuery) -> CandidateSet:
         """The allowed candidates with their views and feature rows — shared by ranking and offline training."""
         proposals = self.propose(query)
-        pool = list(dict.fromkeys(c.product_id for cands in proposals.values() for c in cands))
+        pool = list(dict.fromkeys(map(_PRODUCT_ID, chain.from_iterable(proposals.values()))))
         wanted = [*([query.anchor_id] if query.anchor_id else []), *pool, *query.history[:RECENT_HISTORY]]
         views = self.items.get_many(wanted)
         anchor = views.get(query.anchor_id) if query.anchor_id else None
-        ids = [p for p in pool if p in views and allowed(views[p], query, self.rules)]
+        ids = allowed_ids(pool, views, query, self.rules)
         history = [views[h] for h in query.history[:RECENT_HISTORY] if h in views]
         rows = self.features.rows(query, anchor, {p: views[p] for p in ids}, history, proposals)
         return CandidateSet(ids, views, rows, proposals)
@@ -104,18 +107,19 @@ class FusionRanker:
         ids, views, rows, proposals = cs.ids, cs.views, cs.rows, cs.proposals
         if not ids:
             return []
-        scores = self.model.predict(rows)
-        by_id = {pid: float(s) for pid, s in zip(ids, scores, strict=True)}
-        order = sorted(ids, key=lambda p: (-by_id[p], p))
+        scores = self.model.predict(rows).tolist()
+        by_id = dict(zip(ids, scores, strict=True))
+        # best score first, then product id: the (-score, id) pairs sorted as they are (no key function per id)
+        order = [pid for _, pid in sorted(zip([-s for s in scores], ids, strict=True))]
         chosen = select(order, by_id, views, query.k, self.rules)
-        position = {pid: i for i, pid in enumerate(ids)}
+        position = dict(zip(ids, range(len(ids)), strict=True))
         index = [position[pid] for pid in chosen]
         # contributions only for what is shown (tree SHAP costs more than the scores)
         signals = signal_breakdown(rows[index], self.model.contributions(rows[index]))
         shown = set(chosen)
         sources: dict[str, list[str]] = {pid: [] for pid in chosen}
-        for n, cands in proposals.items():
-            for pid in dict.fromkeys(c.product_id for c in cands if c.product_id in shown):
+        for n, cands in proposals.items():  # each shown product's sources, in source order
+            for pid in shown.intersection(map(_PRODUCT_ID, cands)):
                 sources[pid].append(n)
         return [RankedItem(pid, by_id[pid], signals[j], tuple(sources[pid])) for j, pid in enumerate(chosen)]
 
@@ -153,6 +157,6 @@ class SourceRanker:
         scores: dict[str, float] = {}
         for c in cands:
             scores.setdefault(c.product_id, c.score if c.source == self.name else -1e9 - c.rank)
-        order = [p for p in ids if p in views and allowed(views[p], query, self.rules)]
+        order = allowed_ids(ids, views, query, self.rules)
         chosen = select(order, scores, views, query.k, self.rules)
         return [RankedItem(pid, scores[pid], {self.name: scores[pid]}, (self.name,)) for pid in chosen]

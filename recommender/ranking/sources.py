@@ -40,12 +40,14 @@ class CandidateSource(Protocol):
 def ranked_candidates(name: str, scored: Sequence[tuple[str, float]], query: RankQuery, n: int) -> list[Candidate]:
     """``scored`` as this source's candidates: ranks from 1, the anchor and exclusions left out, at most ``n``."""
     out: list[Candidate] = []
+    anchor, exclude = query.anchor_id, query.exclude
     for pid, score in scored:
-        if pid != query.anchor_id and pid not in query.exclude:
+        if pid != anchor and pid not in exclude:
             out.append(Candidate(pid, name, float(score), len(out) + 1))
             if len(out) >= n:
                 break
     return out
+
 
 
 class VectorNeighbours:
@@ -93,10 +95,13 @@ class SessionCoOccurring:
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
         """Summed co-occurrence similarity over the most recent history items."""
         scores: dict[str, float] = {}
+        get = scores.get
         for pid in query.history[: self._recent]:
             for other, similarity in self._cooc.similar(pid, n):
-                scores[other] = scores.get(other, 0.0) + similarity
-        return ranked_candidates(self.name, sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])), query, n)
+                scores[other] = get(other, 0.0) + similarity
+        # highest summed similarity first, then product id: (-score, id) pairs sorted as they are
+        ordered = sorted(zip([-s for s in scores.values()], scores, strict=True))
+        return ranked_candidates(self.name, [(pid, -neg) for neg, pid in ordered], query, n)
 
 
 class AlsSimilar:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -73,9 +73,9 @@ class ItemCache:
         """The known products among ``product_ids`` (unknown ones are absent from the result)."""
         wanted = list(dict.fromkeys(product_ids))
         with self._lock:
-            found = {pid: self._items[pid] for pid in wanted if pid in self._items}
-            for pid in found:
-                self._items.move_to_end(pid)
+            get = self._items.get
+            found = {pid: view for pid in wanted if (view := get(pid)) is not None}
+            deque(map(self._items.move_to_end, found), maxlen=0)  # each hit to the recent end, in C
         missing = [pid for pid in wanted if pid not in found]
         fetched = dict(self._resident(missing)) if missing and self._resident is not None else {}
         missing = [pid for pid in missing if pid not in fetched]
@@ -120,8 +120,9 @@ class BehaviourOverlay:
     def get_many(self, product_ids: Iterable[str]) -> dict[str, ItemView]:
         """Views from the base lookup with the overlay's behaviour vectors (none for items it lacks)."""
         out = {}
+        kept = self._made.get
         for pid, view in self._base.get_many(product_ids).items():
-            made = self._made.get(pid)
+            made = kept(pid)
             if made is None or made[0] is not view:
                 made = self._made.put(pid, (view, self._overlay(pid, view)))
             out[pid] = made[1]

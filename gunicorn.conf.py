@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from api.gunicorn_errors import install
+from api.warmup import freeze_heap
 
 install()  # gunicorn's own errors (before Flask: a request line too long, …) answer in the API's JSON shape
 
@@ -63,7 +64,8 @@ def on_exit(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Hold the worker's first connection until its warm-up finished (or failed once), beating the heartbeat."""
+    """Hold the worker's first connection until its warm-up finished (or failed once), beating the heartbeat; then
+    freeze the warm heap (see ``api.warmup``)."""
     warmup = getattr(getattr(worker.wsgi, "extensions", {}).get("recsys"), "warmup", None)
     if warmup is None:
         return
@@ -73,4 +75,5 @@ def post_worker_init(worker: Any) -> None:
         if warmup.error is not None or time.monotonic() > deadline:
             worker.log.warning("worker %s serves before its warm-up finished: %s", os.getpid(), warmup.status())
             return
-    worker.log.info("worker %s warm: %s", os.getpid(), ", ".join(warmup.status()["loaded"]))
+    worker.log.info("worker %s warm: %s; %d objects frozen", os.getpid(), ", ".join(warmup.status()["loaded"]),
+                    freeze_heap())

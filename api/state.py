@@ -15,7 +15,7 @@ import numpy as np
 from flask import Flask, current_app
 from PIL import Image
 
-from api.warmup import Warmup
+from api.warmup import Warmup, refreeze_heap
 from recommender import components
 from recommender.ask.retrieval import Encoders
 from recommender.ask.service import AskService
@@ -66,7 +66,8 @@ class AppState:
         with self._lock:
             if self._recommendations is None:
                 self._recommendations = RecommendationService(ReconnectingStore(self), self.settings.data_dir,
-                                                              self.settings.ranking, self.events)
+                                                              self.settings.ranking, self.events,
+                                                              on_switch=refreeze_heap)
             return self._recommendations
 
     def explanations(self) -> ExplanationService:

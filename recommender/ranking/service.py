@@ -145,7 +145,8 @@ class RecommendationService:
     """Ranks recommendations for product pages and shoppers. Thread-safe; one per process."""
 
     def __init__(self, store: RecommendationStore, data_dir: Path, settings: RankingSettings, events: EventLogs,
-                 weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> None:
+                 weights: Mapping[str, float] = DEFAULT_WEIGHTS, on_switch: Callable[[], None] | None = None
+                 ) -> None:
         self.settings = settings
         self._enabled = enabled_sources(settings.sources)
         check_choice(settings.model)
@@ -158,6 +159,7 @@ class RecommendationService:
         self._sequence = sequence_versions(sequence_root(data_dir))
         self._releases = ReleaseStore.in_data_dir(data_dir)
         self._weights = dict(weights)
+        self._on_switch = on_switch  # called after each switch to another release (the worker re-freezes its heap)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
         self._loaded = self._load(self._key())
@@ -258,6 +260,9 @@ class RecommendationService:
             self.items.clear()  # stock and prices are re-read with the new version
         if old.lists is not None:
             old.lists.close()
+        del old
+        if self._on_switch is not None:
+            self._on_switch()
         return True
 
     # ----------------------------------------------------------------- internals

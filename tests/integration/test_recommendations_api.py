@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+import api.state
 from api.app import create_app
 from api.products import safe_path
 from recommender.behaviour.als import ArtifactStore
@@ -284,7 +285,9 @@ def test_metrics_and_openapi_cover_every_endpoint(app: Flask, client: FlaskClien
 
 
 def test_a_newly_published_model_is_picked_up(fixtures_weaviate: WeaviateSettings, tmp_path: Path,
-                                              new_app: Callable[..., Flask]) -> None:
+                                              new_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch) -> None:
+    switches: list[str] = []
+    monkeypatch.setattr(api.state, "refreeze_heap", lambda: switches.append("switch"))  # a worker re-freezes
     version = trained_data_dir(tmp_path, FIXTURES)
     app = new_app(fixtures_weaviate, tmp_path)
     service = app.extensions["recsys"].recommendations()
@@ -295,6 +298,7 @@ def test_a_newly_published_model_is_picked_up(fixtures_weaviate: WeaviateSetting
     assert service.reload() is True and service.version == newer and service.fusion_kind == "configured"
     artifacts.publish(version)  # roll back
     assert service.reload() is True and service.version == version
+    assert switches == ["switch", "switch"]
     assert app.test_client().get("/v1/products/P00001/recommendations?k=3").json["fusion"] == "configured"
 
 

@@ -27,16 +27,10 @@ class StoredNeighbours:
     def __init__(self, vector: str, hits: Sequence[tuple[str, float]]) -> None:
         self.name = vector
         self._hits = hits
-        # the last answer and what it was for: every page of this anchor asks the same (replaced whole: thread-safe)
-        self._kept: tuple[tuple[str | None, int, frozenset[str]], list[Candidate]] | None = None
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
-        """The stored neighbours, at most ``n`` (a copy of the kept list when asked the same again)."""
-        key = (query.anchor_id, n, query.exclude)
-        kept = self._kept
-        if kept is None or kept[0] != key:
-            kept = self._kept = (key, ranked_candidates(self.name, self._hits[: n + 1], query, n))
-        return list(kept[1])
+        """The stored neighbours, at most ``n``."""
+        return ranked_candidates(self.name, self._hits[: n + 1], query, n)
 
 
 def neighbour_pool(items: ItemLookup, near: NearVector, anchor_id: str, depth: int) -> Pool:

@@ -89,18 +89,18 @@ def test_anchor_kept_answers_as_its_source_and_hands_out_copies() -> None:
 
     kept = AnchorKept(Counting())
     first = kept.candidates(RankQuery("a"), 2)
-    first.clear()  # a caller changing its list changes nothing kept
+    first.clear()  # a caller changing its list changes nothing stored
     assert [c.product_id for c in kept.candidates(RankQuery("a"), 2)] == ["p1", "p2"]
     assert [c.product_id for c in kept.candidates(RankQuery("a", exclude=frozenset({"p1"})), 2)] == ["p2"]
     assert [c.product_id for c in kept.candidates(RankQuery("p2"), 2)] == ["p1", "a"]
     assert calls == [("a", 2), ("a", 2), ("p2", 2)]
 
 
-def test_stored_neighbours_keep_their_answer_and_hand_out_copies() -> None:
-    """Asked the same again, a stored source answers the same (a copy); asked anew, it answers anew."""
+def test_stored_neighbours_answer_each_query_from_their_hits() -> None:
+    """Asked the same again, a stored source answers the same (a caller's list is its own); asked anew, anew."""
     stored = StoredNeighbours("text", HITS)
     first = stored.candidates(RankQuery("a"), 3)
-    first.clear()  # a caller changing its list changes nothing kept
+    first.clear()  # a caller changing its list changes nothing stored
     again = stored.candidates(RankQuery("a"), 3)
     assert [c.product_id for c in again] == ["p1", "p2", "x"]
     assert [c.rank for c in again] == [1, 2, 3]

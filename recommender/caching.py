@@ -28,3 +28,9 @@ class BoundedDict(dict[K, V]):
             self.clear()
         self[key] = value
         return value
+
+    def put_many(self, pairs: list[tuple[K, V]]) -> None:
+        """Keep a block of new entries at once (emptying the dict first when they would pass the limit)."""
+        if len(self) + len(pairs) > self.limit:
+            self.clear()
+        self.update(pairs[: self.limit])

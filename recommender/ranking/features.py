@@ -252,7 +252,7 @@ class FeatureBuilder:
             new = [(pids[i], (items[i], row)) for i, row in zip(missing, block, strict=True)]
             for i, (_, pair) in zip(missing, new, strict=True):
                 kept[i] = pair
-            _keep(side.rows, new)
+            side.rows.put_many(new)
         return np.concatenate([k[1] for k in kept if k is not None]).reshape(len(pids), len(ANCHOR_COLUMNS))
 
     def _anchor_side(self, anchor: ItemView) -> _AnchorSide:
@@ -301,14 +301,6 @@ class FeatureBuilder:
         trained = items >= 0
         if trained.any():
             column[trained] = model.item_factors[items[trained]] @ model.user_factors[u]
-
-
-def _keep(kept: BoundedDict[str, tuple[ItemView, np.ndarray]], pairs: list[tuple[str, tuple[ItemView, np.ndarray]]]
-          ) -> None:
-    """Keep a block of new pairs at once, as ``BoundedDict.put`` would (emptied first when they would not fit)."""
-    if len(kept) + len(pairs) > kept.limit:
-        kept.clear()
-    kept.update(pairs[: kept.limit])
 
 
 def sequence_scores(model: SequenceModel | None, history: Sequence[str], pids: Sequence[str]) -> list[float]:

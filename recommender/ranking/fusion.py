@@ -152,19 +152,9 @@ class Rules:
     diversity_vector: str = "image"
 
 
-def allowed(item: ItemView, query: RankQuery, rules: Rules) -> bool:
-    """Whether a candidate may be shown at all for this query."""
-    if item.product_id == query.anchor_id or item.product_id in query.exclude:
-        return False
-    if rules.exclude_out_of_stock and not item.in_stock:
-        return False
-    if rules.exclude_purchased and item.product_id in query.purchased:
-        return False
-    return query.filters is None or matches(item, query.filters)
-
-
 def allowed_ids(ids: Iterable[str], views: Mapping[str, ItemView], query: RankQuery, rules: Rules) -> list[str]:
-    """The ids that have a view and that ``allowed`` lets through, in order: one pass with the query's barred ids
+    """The ids that have a view and may be shown at all for this query (not the anchor, excluded, out of stock or
+    purchased when the rules bar those, and matching the query's filters), in order: one pass with the barred ids
     gathered once (it runs for each of a request's ~200 candidates)."""
     barred = {query.anchor_id, *query.exclude, *(query.purchased if rules.exclude_purchased else ())}
     stock, f = rules.exclude_out_of_stock, query.filters

@@ -41,7 +41,7 @@ from recommender.domain import BEHAVIOUR_VECTOR, ItemView, ProductFilter, Ranked
 from recommender.errors import ConfigError, RecommenderError, StoreUnavailable
 from recommender.events.backend import EventLogs
 from recommender.ranking.features import BehaviourContext, FeatureBuilder
-from recommender.ranking.fusion import DEFAULT_WEIGHTS, RankingModel, Rules, allowed, configured_model
+from recommender.ranking.fusion import DEFAULT_WEIGHTS, RankingModel, Rules, allowed_ids, configured_model
 from recommender.ranking.models import ReleaseModels, check_choice
 from recommender.ranking.pool import NEIGHBOUR_VECTORS, pooled_sources
 from recommender.ranking.precomputed import PrecomputedLists
@@ -293,7 +293,8 @@ class RecommendationService:
         if query.anchor_id not in views:
             return None
         rules = self._rules(None)
-        kept = [r for r in ranked if r.product_id in views and allowed(views[r.product_id], query, rules)]
+        shown = set(allowed_ids([r.product_id for r in ranked], views, query, rules))
+        kept = [r for r in ranked if r.product_id in shown]
         if len(kept) < query.k and len(kept) < len(ranked):
             return None
         return tuple(kept[: query.k])

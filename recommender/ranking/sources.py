@@ -49,7 +49,6 @@ def ranked_candidates(name: str, scored: Sequence[tuple[str, float]], query: Ran
     return out
 
 
-
 class VectorNeighbours:
     """Nearest neighbours of the anchor by one named vector, from the vector store (a round trip per request)."""
 

@@ -37,3 +37,14 @@ def test_the_limit_holds_over_many_inserts():
 def test_a_limit_below_one_is_refused():
     with pytest.raises(ValueError, match="limit"):
         BoundedDict(0)
+
+
+def test_a_block_that_would_pass_the_limit_empties_the_dict_first() -> None:
+    kept: BoundedDict[str, int] = BoundedDict(4)
+    kept.put_many([("a", 1), ("b", 2)])
+    kept.put_many([("c", 3), ("d", 4)])
+    assert kept == {"a": 1, "b": 2, "c": 3, "d": 4}
+    kept.put_many([("e", 5)])
+    assert kept == {"e": 5}
+    kept.put_many([(str(i), i) for i in range(10)])  # more than fits: the first ``limit`` of them
+    assert kept == {"0": 0, "1": 1, "2": 2, "3": 3}

@@ -13,7 +13,7 @@ from recommender.ranking.features import FEATURES, price_distance, shared_catego
 from recommender.ranking.fusion import (
     FusionModel,
     Rules,
-    allowed,
+    allowed_ids,
     configured_model,
     feature_stats,
     learn_model,
@@ -70,12 +70,10 @@ def view(pid: str, group: str = "", in_stock: bool = True, vec: tuple[float, ...
 def test_rules_exclude_anchor_out_of_stock_and_purchased() -> None:
     q = RankQuery("a", purchased=frozenset({"p"}), exclude=frozenset({"x"}))
     rules = Rules()
-    assert not allowed(view("a"), q, rules)
-    assert not allowed(view("x"), q, rules)
-    assert not allowed(view("p"), q, rules)
-    assert not allowed(view("o", in_stock=False), q, rules)
-    assert allowed(view("o", in_stock=False), q, Rules(exclude_out_of_stock=False))
-    assert allowed(view("b"), q, rules)
+    views = {v.product_id: v for v in (view("a"), view("x"), view("p"), view("o", in_stock=False), view("b"))}
+    assert allowed_ids(["a", "x", "p", "o", "b", "unknown"], views, q, rules) == ["b"]
+    assert allowed_ids(["b", "o"], views, q, Rules(exclude_out_of_stock=False)) == ["b", "o"]
+    assert allowed_ids(["p", "b"], views, q, Rules(exclude_purchased=False)) == ["p", "b"]
 
 
 def test_variant_cap_keeps_the_best_of_each_group() -> None:

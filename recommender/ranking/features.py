@@ -227,9 +227,9 @@ class FeatureBuilder:
             cooc = self.behaviour.cooccurrence
             assert cooc is not None
             i = cooc.items.index(product_id)
-            js, sims = co_similarity_row(cooc, i, "view") if i is not None else (np.zeros(0, np.int64), np.zeros(0))
-            order = np.argsort(js, kind="stable")
-            row = self._co_views.put(product_id, (js[order], sims[order]))
+            # a CSR row's indices are ascending already (CoOccurrence sorts them: ``count`` binary-searches them too)
+            row = self._co_views.put(product_id, co_similarity_row(cooc, i, "view") if i is not None else
+                                     (np.zeros(0, np.int64), np.zeros(0)))
         return row
 
     def _anchor_columns(self, anchor: ItemView, pids: list[str], items: list[ItemView],

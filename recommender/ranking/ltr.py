@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +109,6 @@ class TreeRanker:
         self.booster = booster
         self.features = tuple(features)
         self.meta = dict(meta or {})
-        self._tables: LeafShap | bool | None = False  # False: not built yet; None: LightGBM computes them
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Raw scores (n,) of feature rows (n, d): one batched call, one thread (a request is ~100–300 rows)."""
@@ -132,12 +132,16 @@ class TreeRanker:
     def _shap(self, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
             return np.zeros((0, len(self.features) + 1))
-        if self._tables is False:  # built on first use (a model only trained and saved never needs them)
-            self._tables = LeafShap.build(self.booster.dump_model())
-        if isinstance(self._tables, LeafShap):
-            return self._tables.contributions(rows)
+        if self.shap_tables is not None:
+            return self.shap_tables.contributions(rows)
         out = self.booster.predict(np.asarray(rows, dtype=np.float64), pred_contrib=True, num_threads=1)
         return np.asarray(out, dtype=np.float64)
+
+    @cached_property
+    def shap_tables(self) -> LeafShap | None:
+        """The model's tree SHAP tables, built on first use (a model only trained and saved never needs them); None
+        when they do not cover it (then LightGBM computes the values)."""
+        return LeafShap.build(self.booster.dump_model())
 
     def to_json(self) -> dict[str, Any]:
         """The JSON sidecar: what the model expects and how it was trained (the trees are in the text model)."""
@@ -172,7 +176,7 @@ class TreeRanker:
             raise RecommenderError(f"ranking model in {folder} has {booster.num_feature()} features, "
                                    f"not {len(FEATURES)}")
         ranker = cls(booster, FEATURES, sidecar.get("meta", {}))
-        ranker._tables = LeafShap.build(booster.dump_model())  # now, not in a worker's first request
+        _ = ranker.shap_tables  # built now, not in a worker's first request
         return ranker
 
 

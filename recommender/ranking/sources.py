@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # torch is imported only where a sequence model is loaded
     from recommender.sequence.store import SequenceModel
 
 KEPT_ANSWERS = 4096  # anchors whose answers an AnchorKept source keeps
+KEPT_SHOPPERS = 1024  # shoppers whose answers a shopper source keeps (~9 kB each at n = 100)
 # (query vector, named vector, n, filters pushed down) -> [(product_id, cosine similarity)], best first
 NearVector = Callable[[np.ndarray, str, int, ProductFilter | None], Sequence[tuple[str, float]]]
 
@@ -90,17 +91,30 @@ class SessionCoOccurring:
         self.name = name
         self._cooc = cooc
         self._recent = recent
+        # a shopper opens page after page with the same recent products: their summed list is kept
+        self._kept: BoundedDict[tuple[tuple[str, ...], int, frozenset[str]], list[tuple[str, float]]] = \
+            BoundedDict(KEPT_SHOPPERS)
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
         """Summed co-occurrence similarity over the most recent history items."""
+        recent = tuple(query.history[: self._recent])
+        key = (recent, n, query.exclude)
+        scored = self._kept.get(key)
+        if scored is None:
+            # the anchor and the exclusions are the most ``ranked_candidates`` can drop from the head kept
+            scored = self._kept.put(key, self._summed(recent, n)[: n + 1 + len(query.exclude)])
+        return ranked_candidates(self.name, scored, query, n)
+
+    def _summed(self, recent: tuple[str, ...], n: int) -> list[tuple[str, float]]:
+        """Every product co-occurring with the recent ones, by summed similarity, then product id."""
         scores: dict[str, float] = {}
         get = scores.get
-        for pid in query.history[: self._recent]:
+        for pid in recent:
             for other, similarity in self._cooc.similar(pid, n):
                 scores[other] = get(other, 0.0) + similarity
         # highest summed similarity first, then product id: (-score, id) pairs sorted as they are
         ordered = sorted(zip([-s for s in scores.values()], scores, strict=True))
-        return ranked_candidates(self.name, [(pid, -neg) for neg, pid in ordered], query, n)
+        return [(pid, -neg) for neg, pid in ordered]
 
 
 class AlsSimilar:
@@ -123,12 +137,18 @@ class AlsForUser:
     def __init__(self, model: CollaborativeModel, name: str = "als_user") -> None:
         self.name = name
         self._model = model
+        # the model's answer depends on the shopper and their purchases alone: kept for their next page (a scan of
+        # every item's factors, the largest cost of a page at 100,000 products)
+        self._kept: BoundedDict[tuple[str, int, frozenset[str]], list[tuple[str, float]]] = BoundedDict(KEPT_SHOPPERS)
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:
         """The shopper's top predicted items; [] for an unknown shopper."""
         if not query.user_id:
             return []
-        recs = self._model.recommend(query.user_id, n + 1, exclude=query.purchased)
+        key = (query.user_id, n, query.purchased)
+        recs = self._kept.get(key)
+        if recs is None:
+            recs = self._kept.put(key, self._model.recommend(query.user_id, n + 1, exclude=query.purchased))
         return ranked_candidates(self.name, recs, query, n)
 
 

@@ -11,7 +11,7 @@ from recommender.ranking.features import BehaviourContext, FeatureBuilder
 from recommender.ranking.fusion import Rules, configured_model
 from recommender.ranking.pool import StoredNeighbours, neighbour_pool, pooled_sources
 from recommender.ranking.ranker import FusionRanker
-from recommender.ranking.sources import AnchorKept, Popular, VectorNeighbours
+from recommender.ranking.sources import AlsForUser, AnchorKept, Popular, SessionCoOccurring, VectorNeighbours
 
 HITS = [("a", 1.0), ("p1", 0.9), ("p2", 0.8), ("x", 0.7), ("p3", 0.6), ("p4", 0.5)]
 
@@ -108,3 +108,56 @@ def test_stored_neighbours_answer_each_query_from_their_hits() -> None:
     assert [c.product_id for c in stored.candidates(RankQuery("p1"), 2)] == ["a", "p2"]
     assert stored.candidates(RankQuery("a"), 3) == again
 
+
+
+class _CountingModel:
+    """An ALS model's ``recommend`` over fixed scores, counting its calls (the source's keeping is under test)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.scores = {"p1": 0.9, "p2": 0.8, "a": 0.7, "p3": 0.6, "p4": 0.5}
+
+    def recommend(self, user_id: str, n: int, exclude: frozenset[str] = frozenset()) -> list[tuple[str, float]]:
+        self.calls += 1
+        return [(p, s) for p, s in self.scores.items() if p not in exclude][:n]
+
+
+class _CountingCooc:
+    """A co-occurrence's ``similar`` over fixed rows, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.rows = {"h1": [("p1", 0.5), ("a", 0.4), ("p2", 0.3)], "h2": [("p2", 0.5), ("p3", 0.2), ("a", 0.2)]}
+
+    def similar(self, product_id: str, n: int = 10, kind: str = "view") -> list[tuple[str, float]]:
+        self.calls += 1
+        return self.rows.get(product_id, [])[:n]
+
+
+def test_als_for_user_keeps_the_shoppers_answer_and_filters_each_page() -> None:
+    """The model is asked once per shopper and purchases; each page still leaves out its own anchor."""
+    model = _CountingModel()
+    source = AlsForUser(model)  # type: ignore[arg-type]
+    first = source.candidates(RankQuery("p1", "u1"), 2)
+    again = source.candidates(RankQuery("a", "u1"), 2)
+    assert [c.product_id for c in first] == ["p2", "a"] and [c.product_id for c in again] == ["p1", "p2"]
+    assert model.calls == 1
+    bought = source.candidates(RankQuery("a", "u1", purchased=frozenset({"p1"})), 2)
+    assert [c.product_id for c in bought] == ["p2", "p3"] and model.calls == 2
+    assert source.candidates(RankQuery("a", "u2"), 2)[0].product_id == "p1" and model.calls == 3
+
+
+def test_session_source_keeps_the_summed_list_per_recent_history() -> None:
+    """Kept or fresh, the session candidates are the same for any anchor and exclusions; the rows are summed once
+    per recent history (and again when it changes)."""
+    cooc = _CountingCooc()
+    kept = SessionCoOccurring(cooc, recent=2)  # type: ignore[arg-type]
+    queries = [RankQuery(anchor, "u", ("h1", "h2"), exclude=exclude)
+               for anchor in ("p2", "a", "p9") for exclude in (frozenset(), frozenset({"p1", "p3"}))]
+    for q in [*queries, *queries]:
+        fresh = SessionCoOccurring(_CountingCooc(), recent=2)  # type: ignore[arg-type]
+        assert kept.candidates(q, 3) == fresh.candidates(q, 3)
+    assert cooc.calls == 2 * 2  # two histories' rows, once per distinct exclusion set
+    assert [c.product_id for c in kept.candidates(RankQuery("p9", "u", ("h1", "h2")), 3)] == ["p2", "a", "p1"]
+    kept.candidates(RankQuery("p9", "u", ("h2",)), 3)
+    assert cooc.calls == 5

@@ -28,6 +28,7 @@ from recommender.events.trust import TimeWindow
 Row = tuple[Any, ...]  # a stored row, in ROW_COLUMNS order
 BATCH = 100_000  # rows per transaction of a bulk write
 _END = 2**62  # "no upper bound" for ts_us and LIMIT alike
+ACTIVITY_COLUMNS = "product_id, event, session_id"  # a row of ``RecentActivity.recent``
 # columns event_schema.sql gained after logs existed, as (name, definition): a backend adds those a log lacks when it
 # opens it (the events already stored were all written with the server key or imported, hence trusted)
 ADDED_COLUMNS = (("trust", "TEXT NOT NULL DEFAULT 'server'"), ("origin", "TEXT NOT NULL DEFAULT ''"))
@@ -230,8 +231,8 @@ class SqlEventLog:
         return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
 
     def recent_activity(self, user_id: str, limit: int, purchase_limit: int) -> RecentActivity:
-        """``user_history``'s and ``user_purchases``' windows in one statement (one round trip, no datetimes): the
-        shopper read of every personalised request. Rows: (part, product_id, event, session_id); part 0 is recent."""
+        """``user_history``'s and ``user_purchases``' windows in one statement (one round trip to a database server, no
+        datetimes): the shopper read of every personalised request. Rows: (part, product_id, event, session_id)."""
         rows = self._fetch(_activity_sql(self.text_order), (user_id, limit, user_id, purchase_limit))
         split = next((i for i, row in enumerate(rows) if row[0]), len(rows))
         return RecentActivity(tuple(row[1:] for row in rows[:split]), tuple(row[1] for row in rows[split:]))
@@ -268,16 +269,23 @@ class SqlEventLog:
         return out
 
 
+def activity_window(columns: str, purchases: bool, text_order: str) -> str:
+    """One of ``recent_activity``'s windows: a user's latest events (or purchases), ``LIMIT ?``, in the order
+    ``user_history`` and ``user_purchases`` read them."""
+    condition = " AND event = 'purchase'" if purchases else ""
+    return (f"SELECT {columns} FROM events WHERE user_id = ?{condition} "
+            f"ORDER BY ts_us DESC, event_key{text_order} LIMIT ?")
+
+
 @cache
 def _activity_sql(text_order: str) -> str:
-    """``recent_activity``'s statement: both windows, each limited in its order, then ordered again as a whole
-    (neither backend promises that UNION ALL keeps its parts' order); PostgreSQL wants every subquery named."""
-    order = f"ts_us DESC, event_key{text_order}"
-    parts = [f"SELECT * FROM (SELECT {part} AS part, product_id, event, session_id, ts_us, event_key FROM events "
-             f"WHERE user_id = ?{condition} ORDER BY {order} LIMIT ?) AS {name}"
-             for part, condition, name in ((0, "", "recent"), (1, " AND event = 'purchase'", "bought"))]
-    return (f"SELECT part, product_id, event, session_id FROM ({' UNION ALL '.join(parts)}) AS activity "
-            f"ORDER BY part, {order}")
+    """Both windows in one statement, ordered again as a whole (neither backend promises that UNION ALL keeps its
+    parts' order); PostgreSQL wants every subquery named."""
+    columns = f"{{}} AS part, {ACTIVITY_COLUMNS}, ts_us, event_key"
+    parts = [f"SELECT * FROM ({activity_window(columns.format(part), part == 1, text_order)}) AS {name}"
+             for part, name in ((0, "recent"), (1, "bought"))]
+    return (f"SELECT part, {ACTIVITY_COLUMNS} FROM ({' UNION ALL '.join(parts)}) AS activity "
+            f"ORDER BY part, ts_us DESC, event_key{text_order}")
 
 
 def _range(since: datetime | None, until: datetime | None) -> tuple[str, tuple[int, ...]]:

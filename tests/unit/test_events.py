@@ -19,6 +19,7 @@ from recommender.events.log import (
     parse_event,
     to_us,
 )
+from recommender.events.sql import SqlEventLog
 
 KNOWN = {"p1", "p2", "p3"}
 HEADER = b"user_id,product_id,event,timestamp,session_id\n"
@@ -146,8 +147,12 @@ def test_recent_activity_is_the_history_and_purchase_reads_in_one(log: EventLog)
     assert got.purchases == ("tie1", "old0")  # the purchase window reaches past the recent one
     for limit in (0, 1, 2, 3, 4, 5, 16, 200):
         for purchase_limit in (0, 1, 2, 4, 200):
-            assert log.recent_activity("u", limit, purchase_limit) == two_reads(log, "u", limit, purchase_limit)
+            expected = two_reads(log, "u", limit, purchase_limit)
+            assert log.recent_activity("u", limit, purchase_limit) == expected
+            # the shared one-statement read (PostgreSQL's) is valid SQLite too, and reads the same
+            assert SqlEventLog.recent_activity(log, "u", limit, purchase_limit) == expected
     assert log.recent_activity("nobody", 200, 200) == RecentActivity() == two_reads(log, "nobody", 200, 200)
+    assert SqlEventLog.recent_activity(log, "nobody", 200, 200) == RecentActivity()
     assert log.recent_activity("other", 200, 200) == RecentActivity((("theirs", "purchase", "s1"),), ("theirs",))
 
 

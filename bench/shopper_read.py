@@ -6,7 +6,8 @@ Prints figures (it is not a test). Copies the events of ``--events`` (an events 
 afterwards: ``tests/postgres_server.py``), checks that both reads give the same rows for every user, then per
 backend times ``--calls`` reads of random users (limits 200 and 200, as ``ranking`` configures), old and new in
 alternating order for ``--rounds`` rounds: this process's CPU per read and wall time per read (PostgreSQL's own CPU
-is in its server process, which wall time includes), and the median old/new ratio of each.
+is in its server process, which wall time includes), and the median old/new ratio of each. On SQLite, ``union``
+is the one-statement read PostgreSQL uses, run on SQLite (the reason SQLite reads with two statements instead).
 
     .venv/bin/python bench/shopper_read.py --events WORKDIR/data/events.sqlite3 [--calls 3000] [--rounds 6]
 """
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recommender.config import EventsSettings, RankingSettings
 from recommender.events.backend import EventLogs, SqliteEventLog
 from recommender.events.log import RecentActivity
-from recommender.events.sql import EventLog
+from recommender.events.sql import EventLog, SqlEventLog
 from tests.postgres_server import bindir, postgres_server
 
 LIMITS = RankingSettings().history_items, RankingSettings().purchase_history_items
@@ -43,25 +44,30 @@ def two_reads(log: EventLog, user_id: str) -> RecentActivity:
 
 
 def measure(name: str, log: EventLog, users: list[str], calls: int, rounds: int) -> None:
-    """Check old == new for every user, then print CPU and wall time per read, alternated, with old/new ratios."""
-    assert all(two_reads(log, u) == log.recent_activity(u, *LIMITS) for u in users), f"{name}: the reads differ"
+    """Check old == new for every user, then print CPU and wall time per read, alternated, with old/new ratios.
+    On SQLite also the shared one-statement read (``SqlEventLog.recent_activity``, PostgreSQL's) as ``union``."""
+    ways: dict[str, Callable[[str], RecentActivity]] = {"old": lambda u: two_reads(log, u),
+                                                        "new": lambda u: log.recent_activity(u, *LIMITS)}
+    if isinstance(log, SqliteEventLog):
+        ways["union"] = lambda u: SqlEventLog.recent_activity(log, u, *LIMITS)
+    assert all(len({read(u) for read in ways.values()}) == 1 for u in users), f"{name}: the reads differ"
     chosen = random.Random(3).choices(users, k=calls)
-    ways: dict[str, Callable[[str], object]] = {"old": lambda u: two_reads(log, u),
-                                                "new": lambda u: log.recent_activity(u, *LIMITS)}
-    cpu: dict[str, list[float]] = {"old": [], "new": []}
-    wall: dict[str, list[float]] = {"old": [], "new": []}
+    cpu: dict[str, list[float]] = {way: [] for way in ways}
+    wall: dict[str, list[float]] = {way: [] for way in ways}
     for r in range(rounds):
-        for way in ("old", "new") if r % 2 == 0 else ("new", "old"):
+        for way in list(ways) if r % 2 == 0 else list(reversed(ways)):
             read, c0, w0 = ways[way], time.process_time(), time.perf_counter()
             for user in chosen:
                 read(user)
             cpu[way].append((time.process_time() - c0) / calls * 1e3)
             wall[way].append((time.perf_counter() - w0) / calls * 1e3)
     for what, t in (("CPU", cpu), ("wall", wall)):
-        ratios = [old / new for old, new in zip(t["old"], t["new"], strict=True)]
-        print(f"{name:10s} {what:4s} per read: old {statistics.median(t['old']):.4f} ms, new "
-              f"{statistics.median(t['new']):.4f} ms, old/new median {statistics.median(ratios):.2f} "
-              f"(rounds {min(ratios):.2f}–{max(ratios):.2f})")
+        for way in ways:
+            if way != "old":
+                ratios = [old / new for old, new in zip(t["old"], t[way], strict=True)]
+                print(f"{name:10s} {what:4s} per read: old {statistics.median(t['old']):.4f} ms, {way} "
+                      f"{statistics.median(t[way]):.4f} ms, old/{way} median {statistics.median(ratios):.2f} "
+                      f"(rounds {min(ratios):.2f}–{max(ratios):.2f})")
 
 
 def main() -> None:

@@ -14,14 +14,27 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from recommender.config import EventsSettings
 from recommender.errors import ConfigError
-from recommender.events.log import ROW_COLUMNS, SCHEMA, EventLogError
-from recommender.events.sql import ADDED_COLUMNS, EventLog, Row, SqlEventLog, redacted
+from recommender.events.log import ROW_COLUMNS, SCHEMA, EventLogError, RecentActivity
+from recommender.events.sql import (
+    ACTIVITY_COLUMNS,
+    ADDED_COLUMNS,
+    EventLog,
+    Row,
+    SqlEventLog,
+    activity_window,
+    redacted,
+)
 from recommender.sqlite import connect
 
 __all__ = ["EventLog", "EventLogs", "SqliteEventLog", "event_log", "sqlite_path"]
 
 if TYPE_CHECKING:
     from recommender.events.postgres import PostgresPool
+
+
+# recent_activity's two windows (SQLite's text order is bytewise already)
+_RECENT = activity_window(ACTIVITY_COLUMNS, False, "")
+_PURCHASES = activity_window("product_id", True, "")
 
 
 def _locked(exc: BaseException) -> bool:
@@ -64,6 +77,13 @@ class SqliteEventLog(SqlEventLog):
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
+
+    def recent_activity(self, user_id: str, limit: int, purchase_limit: int) -> RecentActivity:
+        """``SqlEventLog.recent_activity`` as two plain statements: in-process there is no round trip to save, and
+        SQLite runs them faster than their UNION ALL (README: Figures)."""
+        recent = self._db.execute(_RECENT, (user_id, limit)).fetchall()
+        bought = self._db.execute(_PURCHASES, (user_id, purchase_limit)).fetchall()
+        return RecentActivity(tuple(recent), tuple(product for (product,) in bought))
 
     def _write(self, rows: Sequence[Row]) -> int:
         before = self._db.total_changes

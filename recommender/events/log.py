@@ -230,6 +230,14 @@ class AppendResult:
 
 
 @dataclass(frozen=True)
+class RecentActivity:
+    """A shopper as a personalised request reads them (``EventLog.recent_activity``): bare rows, no datetimes."""
+
+    recent: tuple[tuple[str, str, str], ...] = ()  # (product_id, event, session_id), most recent first
+    purchases: tuple[str, ...] = ()  # purchased product ids, most recent first, read apart from ``recent``
+
+
+@dataclass(frozen=True)
 class ImportSummary:
     """One file import: rows read, events stored, duplicates ignored, rows rejected (with reasons; ``deferred`` of
     them from the future); ``skipped``: the file was not read, the log holds it already (``import_file``)."""

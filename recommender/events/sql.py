@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from recommender.events.log import (
     Event,
     EventReader,
     ImportSummary,
+    RecentActivity,
     from_us,
     to_us,
 )
@@ -26,6 +28,7 @@ from recommender.events.trust import TimeWindow
 Row = tuple[Any, ...]  # a stored row, in ROW_COLUMNS order
 BATCH = 100_000  # rows per transaction of a bulk write
 _END = 2**62  # "no upper bound" for ts_us and LIMIT alike
+ACTIVITY_COLUMNS = "product_id, event, session_id"  # a row of ``RecentActivity.recent``
 # columns event_schema.sql gained after logs existed, as (name, definition): a backend adds those a log lacks when it
 # opens it (the events already stored were all written with the server key or imported, hence trusted)
 ADDED_COLUMNS = (("trust", "TEXT NOT NULL DEFAULT 'server'"), ("origin", "TEXT NOT NULL DEFAULT ''"))
@@ -50,7 +53,7 @@ class EventLog(Protocol):
       backend: ``events``/``rows``/``raw_rows`` by (time, event_key), ``session_items`` by session id (bytewise);
     - each event keeps its trust level and origin; shop-wide counts (``session_items``, ``popularity``) count a
       browser-written event by its client network (``events.trust``), and ``user_purchases`` reads purchases apart
-      from ``user_history``'s window;
+      from ``user_history``'s window; ``recent_activity`` is those two reads at once (same rows, same order);
     - a log made before a column of ``ADDED_COLUMNS`` existed gains it when opened, its events trusted;
     - a log that cannot be used raises ``EventLogError`` (``EventLogUnavailable`` when its server is unreachable).
     """
@@ -93,6 +96,11 @@ class EventLog(Protocol):
 
     def user_purchases(self, user_id: str, until: datetime | None = None, limit: int | None = None) -> list[Event]:
         """A user's purchases before ``until``, most recent first (at most ``limit``)."""
+        ...
+
+    def recent_activity(self, user_id: str, limit: int, purchase_limit: int) -> RecentActivity:
+        """``user_history(user_id, limit=limit)`` as (product_id, event, session_id) rows and the product ids of
+        ``user_purchases(user_id, limit=purchase_limit)``, in their orders: what each personalised request reads."""
         ...
 
     def session_items(self, since: datetime | None = None, until: datetime | None = None
@@ -222,6 +230,13 @@ class SqlEventLog:
         rows = self._fetch(sql, (user_id, end, _END if limit is None else limit))
         return [Event(u, p, k, from_us(t), s) for u, p, k, t, s in rows]
 
+    def recent_activity(self, user_id: str, limit: int, purchase_limit: int) -> RecentActivity:
+        """``user_history``'s and ``user_purchases``' windows in one statement (one round trip to a database server, no
+        datetimes): the shopper read of every personalised request. Rows: (part, product_id, event, session_id)."""
+        rows = self._fetch(_activity_sql(self.text_order), (user_id, limit, user_id, purchase_limit))
+        split = next((i for i, row in enumerate(rows) if row[0]), len(rows))
+        return RecentActivity(tuple(row[1:] for row in rows[:split]), tuple(row[1] for row in rows[split:]))
+
     def session_items(self, since: datetime | None = None, until: datetime | None = None
                       ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
         """Per session (in the range): its (product_id, event) pairs in time order. A browser-written event's session
@@ -252,6 +267,25 @@ class SqlEventLog:
                                             f"{where} GROUP BY product_id, event", params):
             out.setdefault(product, {})[kind] = int(n)
         return out
+
+
+def activity_window(columns: str, purchases: bool, text_order: str) -> str:
+    """One of ``recent_activity``'s windows: a user's latest events (or purchases), ``LIMIT ?``, in the order
+    ``user_history`` and ``user_purchases`` read them."""
+    condition = " AND event = 'purchase'" if purchases else ""
+    return (f"SELECT {columns} FROM events WHERE user_id = ?{condition} "
+            f"ORDER BY ts_us DESC, event_key{text_order} LIMIT ?")
+
+
+@cache
+def _activity_sql(text_order: str) -> str:
+    """Both windows in one statement, ordered again as a whole (neither backend promises that UNION ALL keeps its
+    parts' order); PostgreSQL wants every subquery named."""
+    columns = f"{{}} AS part, {ACTIVITY_COLUMNS}, ts_us, event_key"
+    parts = [f"SELECT * FROM ({activity_window(columns.format(part), part == 1, text_order)}) AS {name}"
+             for part, name in ((0, "recent"), (1, "bought"))]
+    return (f"SELECT part, {ACTIVITY_COLUMNS} FROM ({' UNION ALL '.join(parts)}) AS activity "
+            f"ORDER BY part, ts_us DESC, event_key{text_order}")
 
 
 def _range(since: datetime | None, until: datetime | None) -> tuple[str, tuple[int, ...]]:

@@ -241,13 +241,12 @@ class RecommendationService:
         if not user_id:
             return Shopper()
         with self._events.open() as log:
-            events = log.user_history(user_id, limit=self.settings.history_items)
             # purchases are read apart from the recent window: a flood of views cannot evict them
-            bought = [e.product_id for e in log.user_purchases(user_id, limit=self.settings.purchase_history_items)]
-        in_session = [e.product_id for e in events if session_id and e.session_id == session_id]
-        recent = [e.product_id for e in events]
-        history = tuple(dict.fromkeys([*in_session, *recent, *bought]))
-        return Shopper(history, frozenset(bought) | {e.product_id for e in events if e.event == "purchase"})
+            activity = log.recent_activity(user_id, self.settings.history_items, self.settings.purchase_history_items)
+        recent, bought = activity.recent, activity.purchases
+        in_session = [product for product, _, session in recent if session_id and session == session_id]
+        history = tuple(dict.fromkeys([*in_session, *(product for product, _, _ in recent), *bought]))
+        return Shopper(history, frozenset(bought) | {product for product, kind, _ in recent if kind == "purchase"})
 
     def reload(self) -> bool:
         """Switch to the published release / artifacts / fusion model when one changed; True when it switched."""

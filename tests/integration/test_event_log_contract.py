@@ -20,7 +20,7 @@ from jobs.cli import main as recsys
 from recommender.config import CollaborativeSettings, EventsSettings, Settings
 from recommender.events.backend import EventLogs
 from recommender.events.interactions import interactions_from_rows
-from recommender.events.log import Event, EventLogUnavailable, parse_event
+from recommender.events.log import Event, EventLogUnavailable, RecentActivity, parse_event
 from recommender.events.trust import TimeWindow
 from recommender.refresh.train import TrainOptions, train_behaviour
 from recommender.store.ports import free_port
@@ -138,6 +138,26 @@ def test_purchases_are_read_apart_from_the_history_window(logs: EventLogs) -> No
         assert [e.product_id for e in log.user_purchases("u", limit=200)] == ["bought", "old"]
         assert [e.product_id for e in log.user_purchases("u", until=T0)] == ["old"]
         assert [e.product_id for e in log.user_purchases("u", limit=1)] == ["bought"]
+
+
+def test_recent_activity_is_the_history_and_purchase_reads_in_one(logs: EventLogs) -> None:
+    """One statement on every backend, the same rows and order as the two reads it replaces: ties by event_key
+    (bytewise), each window limited apart, purchases older than the recent window, nothing of other users."""
+    tied = [ev("u", f"tie{i}", kind, minutes=50, session=session)
+            for i, (kind, session) in enumerate([("view", "b"), ("purchase", "B"), ("cart", "é"), ("view", "a")])]
+    with logs.open() as log:
+        log.append([*tied, ev("u", "old", "purchase", minutes=-60), ev("v", "theirs", "purchase", minutes=50)])
+        log.append(ev("u", f"v{i % 7}", "cart" if i % 5 == 0 else "view", minutes=i, session=f"s{i % 3}")
+                   for i in range(40))
+        for limit, purchase_limit in [(0, 0), (1, 1), (2, 200), (3, 1), (4, 2), (5, 3), (44, 1), (200, 200)]:
+            got = log.recent_activity("u", limit, purchase_limit)
+            assert got.recent == tuple((e.product_id, e.event, e.session_id)
+                                       for e in log.user_history("u", limit=limit)), limit
+            assert got.purchases == tuple(e.product_id for e in log.user_purchases("u", limit=purchase_limit))
+        assert sorted(log.recent_activity("u", 4, 200).recent) == sorted((e.product_id, e.event, e.session_id)
+                                                                        for e in tied)
+        assert log.recent_activity("u", 1, 200).purchases == ("tie1", "old")
+        assert log.recent_activity("nobody", 200, 200) == RecentActivity()
 
 
 def test_import_rejects_times_outside_the_window(logs: EventLogs, tmp_path: Path) -> None:

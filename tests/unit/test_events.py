@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from recommender.events.backend import EventLog, SqliteEventLog
-from recommender.events.log import Event, EventLogError, EventRejected, from_us, parse_event, to_us
+from recommender.events.log import (
+    Event,
+    EventLogError,
+    EventRejected,
+    RecentActivity,
+    from_us,
+    parse_event,
+    to_us,
+)
+from recommender.events.sql import SqlEventLog
 
 KNOWN = {"p1", "p2", "p3"}
 HEADER = b"user_id,product_id,event,timestamp,session_id\n"
@@ -118,6 +127,33 @@ def test_queries_range_history_sessions_popularity(log: EventLog) -> None:
     assert dict(log.session_items(until=ts("2024-01-04T00:00:00"))) == {
         "s1": [("p1", "view"), ("p2", "view"), ("p2", "purchase")], "s2": [("p2", "view")]}
     assert log.popularity() == {"p1": {"view": 1}, "p2": {"view": 2, "purchase": 1}, "p3": {"view": 1}}
+
+
+def two_reads(log: EventLog, user_id: str, limit: int, purchase_limit: int) -> RecentActivity:
+    """What ``recent_activity`` replaces: ``user_history`` and ``user_purchases``, reduced to what it returns."""
+    return RecentActivity(tuple((e.product_id, e.event, e.session_id) for e in log.user_history(user_id, limit=limit)),
+                          tuple(e.product_id for e in log.user_purchases(user_id, limit=purchase_limit)))
+
+
+def test_recent_activity_is_the_history_and_purchase_reads_in_one(log: EventLog) -> None:
+    t = ts("2024-03-01T12:00:00")
+    old = [Event("u", f"old{i}", "purchase", t - timedelta(days=30, minutes=i), "s0") for i in range(3)]
+    tied = [Event("u", f"tie{i}", kind, t, f"s{i % 2}") for i, kind in enumerate(["view", "purchase", "cart", "view"])]
+    views = [Event("u", f"v{i % 4}", "view", t - timedelta(minutes=i + 1), "s1") for i in range(12)]
+    log.append([*old, *tied, *views, Event("other", "theirs", "purchase", t, "s1")])
+    newest = sorted([*tied, *views], key=lambda e: (-e.ts_us, e.key))  # ties by event_key, as every read orders
+    got = log.recent_activity("u", 5, 2)
+    assert got.recent == tuple((e.product_id, e.event, e.session_id) for e in newest[:5])
+    assert got.purchases == ("tie1", "old0")  # the purchase window reaches past the recent one
+    for limit in (0, 1, 2, 3, 4, 5, 16, 200):
+        for purchase_limit in (0, 1, 2, 4, 200):
+            expected = two_reads(log, "u", limit, purchase_limit)
+            assert log.recent_activity("u", limit, purchase_limit) == expected
+            # the shared one-statement read (PostgreSQL's) is valid SQLite too, and reads the same
+            assert SqlEventLog.recent_activity(log, "u", limit, purchase_limit) == expected
+    assert log.recent_activity("nobody", 200, 200) == RecentActivity() == two_reads(log, "nobody", 200, 200)
+    assert SqlEventLog.recent_activity(log, "nobody", 200, 200) == RecentActivity()
+    assert log.recent_activity("other", 200, 200) == RecentActivity((("theirs", "purchase", "s1"),), ("theirs",))
 
 
 def test_microsecond_timestamps_round_trip() -> None:

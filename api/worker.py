@@ -83,42 +83,6 @@ def client_address(peer: Any, data: bytes, trusted: list[str]) -> str:
     return host
 
 
-class HeadWithBody:
-    """A connection's socket for one response: gunicorn's first write (status line and headers) is held and sent
-    with its second (the body), so a response leaves in one send. Each send releases the interpreter lock, and under
-    load the thread waits for it again before the body could follow: the client got the head at once and the body
-    one such wait later. Anything else is the socket's own; a file sent by ``sendfile`` gets the head first."""
-
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        self.head: bytes | None = None
-        self.writes = 0
-
-    def sendall(self, data: bytes) -> None:
-        """The first write is held; the second carries it."""
-        self.writes += 1
-        if self.writes == 1:
-            self.head = bytes(data)
-            return
-        if self.head is not None:
-            data, self.head = self.head + data, None
-        self.sock.sendall(data)
-
-    def flush(self) -> None:
-        """Send a head still held (a response without a body)."""
-        if self.head is not None:
-            head, self.head = self.head, None
-            self.sock.sendall(head)
-
-    def fileno(self) -> int:
-        """The socket's descriptor, for ``os.sendfile``: what was written goes first."""
-        self.flush()
-        return int(self.sock.fileno())
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
-
-
 class GuardedThreadWorker(ThreadWorker):
     """gthread whose event loop buffers whole requests (a deadline from the accept or, kept alive, from the first
     byte), caps in-flight requests per client and runs probes apart."""
@@ -213,18 +177,6 @@ class GuardedThreadWorker(ThreadWorker):
         conn.parser.unreader.unread(data)
         pool = self.probe_pool if _PROBE.match(data) and self.probe_pool is not None else self.tpool
         self._wrap_future(pool.submit(self.handle, conn), conn)
-
-    def handle_request(self, req: Any, conn: Any) -> bool:
-        """As gthread does, each response in one send (``HeadWithBody``). After an error the held head is dropped:
-        gunicorn then closes the connection, or answers with its error page when it had sent nothing."""
-        sock = conn.sock
-        conn.sock = out = HeadWithBody(sock)
-        try:
-            keepalive = bool(super().handle_request(req, conn))
-            out.flush()
-            return keepalive
-        finally:
-            conn.sock = sock
 
     def finish_request(self, fs: Any) -> None:
         """Count the request out of its client's in-flight requests, then as gthread does."""

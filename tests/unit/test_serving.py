@@ -13,7 +13,7 @@ import pytest
 from api.app import create_app
 from api.gunicorn_errors import write_json_error
 from api.image_slots import EXTENSION, ImageBusy, ImageSlots
-from api.worker import MAX_HEAD_BYTES, HeadWithBody, RequestReader, client_address
+from api.worker import MAX_HEAD_BYTES, RequestReader, client_address
 from recommender.config import ServeSettings, Settings, load_settings
 from recommender.errors import ConfigError
 
@@ -120,60 +120,3 @@ def test_a_worker_process_runs_blas_on_one_thread() -> None:
                          check=True, cwd=Path(__file__).resolve().parents[2])
     threads = json.loads(out.stdout.strip().splitlines()[-1])
     assert threads and set(threads) == {1}
-
-
-class _Sends:
-    """A socket that records each send (what the response wrapper passes on)."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def sendall(self, data: bytes) -> None:
-        self.sent.append(bytes(data))
-
-    def fileno(self) -> int:
-        return 7
-
-    def getpeername(self) -> tuple[str, int]:
-        return ("127.0.0.1", 5)
-
-
-def test_a_response_leaves_in_one_send_head_first() -> None:
-    """gunicorn's head waits for the body and goes with it; later writes pass through; the socket's other parts
-    are the socket's."""
-    sock = _Sends()
-    out = HeadWithBody(sock)
-    out.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
-    assert sock.sent == []
-    out.sendall(b'{"a": 1}')
-    out.sendall(b"0\r\n\r\n")
-    out.flush()
-    assert sock.sent == [b'HTTP/1.1 200 OK\r\n\r\n{"a": 1}', b"0\r\n\r\n"]
-    assert out.getpeername() == ("127.0.0.1", 5)
-
-
-def test_a_head_without_a_body_or_before_a_sendfile_is_sent_first() -> None:
-    """A response without a body sends its head on flush (once); ``sendfile`` asks for the descriptor after the
-    head was written, and the head goes before the file."""
-    sock = _Sends()
-    out = HeadWithBody(sock)
-    out.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
-    out.flush()
-    out.flush()
-    assert sock.sent == [b"HTTP/1.1 204 No Content\r\n\r\n"]
-    sock2 = _Sends()
-    out2 = HeadWithBody(sock2)
-    out2.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
-    assert out2.fileno() == 7 and sock2.sent == [b"HTTP/1.1 200 OK\r\n\r\n"]
-
-
-def test_one_send_over_a_real_socket_pair() -> None:
-    """Through a connected socket pair, the peer reads the head and body as written."""
-    a, b = socket.socketpair()
-    with a, b:
-        out = HeadWithBody(a)
-        out.sendall(b"HEAD\r\n\r\n")
-        out.sendall(b"BODY")
-        out.flush()
-        a.shutdown(socket.SHUT_WR)
-        assert b.makefile("rb").read() == b"HEAD\r\n\r\nBODY"

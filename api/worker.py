@@ -8,7 +8,8 @@ Here the worker's event loop reads each request's head and body itself, without 
 never sends a byte), and only a complete request goes to a thread. One client address may have at most
 ``serve.max_inflight_per_ip`` requests queued or running in the worker (else a JSON 429 with ``Retry-After``), and
 ``/healthz`` and ``/readyz`` run on ``serve.probe_threads`` threads of their own, so a probe never waits behind
-other work.
+other work. A kept-alive connection carries at most ``serve.keepalive_requests`` requests (like nginx's
+``keepalive_requests``), so clients that hold their connections are spread again over the workers.
 """
 
 from __future__ import annotations
@@ -177,6 +178,16 @@ class GuardedThreadWorker(ThreadWorker):
         conn.parser.unreader.unread(data)
         pool = self.probe_pool if _PROBE.match(data) and self.probe_pool is not None else self.tpool
         self._wrap_future(pool.submit(self.handle, conn), conn)
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        """As gthread does; the connection's ``serve.keepalive_requests``-th request is answered with ``Connection:
+        close``. A client keeps its connections for as long as the server does, so the workers that happened to
+        accept them would serve it for good; when it connects again, the worker whose event loop is free first
+        accepts (the busier one is slower to), which spreads the load again."""
+        conn.recsys_requests = getattr(conn, "recsys_requests", 0) + 1
+        if 0 < self.serve.keepalive_requests <= conn.recsys_requests:
+            req.force_close()
+        return bool(super().handle_request(req, conn))
 
     def finish_request(self, fs: Any) -> None:
         """Count the request out of its client's in-flight requests, then as gthread does."""

@@ -69,7 +69,9 @@ class ServeSettings:
     a request's head and body are read by the worker's event loop within their deadlines before any thread takes
     it; one client address holds at most ``max_inflight_per_ip`` of a worker's queued or running requests; image
     work (search/ask photos) runs in ``image_slots`` per worker with ``image_queue`` more waiting up to
-    ``image_wait_s`` (the rest answer 503); ``/healthz`` and ``/readyz`` run on ``probe_threads`` of their own."""
+    ``image_wait_s`` (the rest answer 503); ``/healthz`` and ``/readyz`` run on ``probe_threads`` of their own; a
+    kept-alive connection carries at most ``keepalive_requests`` requests (0: no limit), the last one answered with
+    ``Connection: close``, so a client's long-lived connections are spread again over the workers."""
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -78,9 +80,12 @@ class ServeSettings:
     image_queue: int = 2
     image_wait_s: float = 5.0
     probe_threads: int = 2
+    keepalive_requests: int = 100
 
     def __post_init__(self) -> None:
-        if min(self.max_inflight_per_ip, self.image_slots, self.probe_threads) < 1 or self.image_queue < 0:
-            raise ConfigError("serve: max_inflight_per_ip, image_slots and probe_threads must be ≥ 1, image_queue ≥ 0")
+        if min(self.max_inflight_per_ip, self.image_slots, self.probe_threads) < 1 or \
+                min(self.image_queue, self.keepalive_requests) < 0:
+            raise ConfigError("serve: max_inflight_per_ip, image_slots and probe_threads must be ≥ 1, image_queue "
+                              "and keepalive_requests ≥ 0")
         if min(self.header_timeout_s, self.body_timeout_s, self.image_wait_s) <= 0:
             raise ConfigError("serve: the timeouts must be > 0")

@@ -30,6 +30,8 @@ def closeness(h: ItemView, item: ItemView) -> float:
 
 def history_closeness(items: Sequence[ItemView], history: Sequence[ItemView]) -> list[list[float]]:
     """``closeness(h, item)`` for each item (outer) and history product (inner), a few numpy calls per page."""
+    if not history:  # a shopper without recent products (or an anonymous page): nothing to compare
+        return [[] for _ in items]
     text, image = (_cosines(items, history, name) for name in CLOSENESS_VECTORS)
     return np.where(image > text, image, text).tolist()  # max(text, image), NaN and -0.0 included
 

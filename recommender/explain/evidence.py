@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from functools import cached_property, lru_cache
 from typing import NamedTuple, Protocol
 
+from recommender.caching import BoundedDict
 from recommender.domain import CATEGORY_SEPARATOR, RECENT_HISTORY, ItemView, RankedItem
 from recommender.explain.batch import closeness, history_closeness, rounded_signals
 from recommender.ranking.features import shared_category_depth
@@ -158,19 +159,31 @@ def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: 
 
     Equal to ``build_evidence`` per item; what the items share (anchor, history, rounding, cosines) is done once.
     """
-    a = ProductFacts.from_view(anchor) if anchor is not None else None
+    a = _facts(anchor) if anchor is not None else None
     at = [i for i, r in enumerate(ranked) if views.get(r.product_id) is not None]
     items = [views[ranked[i].product_id] for i in at]
     recent = history[:RECENT_HISTORY]
-    seen = [ProductFacts.from_view(h) for h in recent]
+    seen = [_facts(h) for h in recent]
     signals = rounded_signals([ranked[i].signals for i in at])
     close = history_closeness(items, recent)
     out: list[Evidence | None] = [None] * len(ranked)
     for j, (i, item) in enumerate(zip(at, items, strict=True)):
         co = co_counts(anchor.product_id, item.product_id) if anchor is not None else {}
-        out[i] = _evidence(a, ProductFacts.from_view(item), signals[j], ranked[i].sources, co or {},
+        out[i] = _evidence(a, _facts(item), signals[j], ranked[i].sources, co or {},
                            _history_matches(item, recent, close[j], seen))
     return out
+
+
+_FACTS_OF_VIEW: BoundedDict[int, tuple[ItemView, ProductFacts]] = BoundedDict(10_000)
+
+
+def _facts(view: ItemView) -> ProductFacts:
+    """``ProductFacts.from_view(view)`` (no description), kept per view object: a worker's views are resident and
+    shown page after page. Keyed by ``id``; the entry holds the view, so the id is not reused while it is kept."""
+    hit = _FACTS_OF_VIEW.get(id(view))
+    if hit is not None and hit[0] is view:
+        return hit[1]
+    return _FACTS_OF_VIEW.put(id(view), (view, ProductFacts.from_view(view)))[1]
 
 
 def _evidence(a: ProductFacts | None, b: ProductFacts, signals: tuple[tuple[str, float], ...],

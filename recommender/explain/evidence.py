@@ -98,17 +98,16 @@ class Evidence:
     @cached_property
     def evidence_hash(self) -> str:
         """A stable hash of the evidence: equal evidence → equal hash, across processes and runs."""
-        payload = json.dumps(_plain(self), sort_keys=True, separators=(",", ":"))
+        payload = json.dumps(self, default=_fields_of, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
-def _plain(value: object) -> object:
-    """JSON-ready copy of evidence (what ``dataclasses.asdict`` gives, without its deep copies)."""
+def _fields_of(value: object) -> dict[str, object]:
+    """Evidence or facts as a dict of their fields, for the JSON encoder: the JSON of ``dataclasses.asdict`` (tuples
+    are written as the lists it would make), with neither its deep copies nor a Python pass over every value."""
     if isinstance(value, (ProductFacts, Evidence)):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"not evidence: {type(value).__name__}")
 
 
 @dataclass(frozen=True)

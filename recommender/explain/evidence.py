@@ -13,6 +13,7 @@ import json
 import math
 import re
 import unicodedata
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property, lru_cache
@@ -173,16 +174,17 @@ def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: 
     return out
 
 
-_FACTS_OF_VIEW: BoundedDict[int, tuple[ItemView, ProductFacts]] = BoundedDict(10_000)
+_FACTS_OF_VIEW: BoundedDict[int, tuple[weakref.ref[ItemView], ProductFacts]] = BoundedDict(10_000)
 
 
 def _facts(view: ItemView) -> ProductFacts:
     """``ProductFacts.from_view(view)`` (no description), kept per view object: a worker's views are resident and
-    shown page after page. Keyed by ``id``; the entry holds the view, so the id is not reused while it is kept."""
+    shown page after page. Keyed by ``id``, checked against a weak reference to the view: a view dropped by the
+    item cache is not kept alive, and a new object given its id is not mistaken for it."""
     hit = _FACTS_OF_VIEW.get(id(view))
-    if hit is not None and hit[0] is view:
+    if hit is not None and hit[0]() is view:
         return hit[1]
-    return _FACTS_OF_VIEW.put(id(view), (view, ProductFacts.from_view(view)))[1]
+    return _FACTS_OF_VIEW.put(id(view), (weakref.ref(view), ProductFacts.from_view(view)))[1]
 
 
 def _evidence(a: ProductFacts | None, b: ProductFacts, signals: tuple[tuple[str, float], ...],

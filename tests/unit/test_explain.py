@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -352,3 +354,13 @@ def test_list_evidence_reads_each_view_object_fresh_facts() -> None:
     assert first[0].item is again[0].item and first[0].item.title == "Blue straight jeans"
     assert changed[0].item.title == "Blue wide jeans"
     assert changed[0].item == ProductFacts.from_view(renamed)
+
+
+def test_facts_kept_per_view_do_not_keep_the_view_alive() -> None:
+    """The item cache may drop a view (eviction, a new release): the explanations' facts must not hold it."""
+    view = replace(ITEM, product_id="P77", variant_group="G77")
+    list_evidence(None, [RankedItem("P77", 1.0, {"text": 0.9}, ("text",))], {"P77": view}, lambda a, b: {})
+    ref = weakref.ref(view)
+    del view
+    gc.collect()
+    assert ref() is None

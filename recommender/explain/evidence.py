@@ -21,14 +21,11 @@ from typing import NamedTuple, Protocol
 
 from recommender.caching import BoundedDict
 from recommender.domain import CATEGORY_SEPARATOR, RECENT_HISTORY, ItemView, RankedItem
-from recommender.explain.batch import closeness, history_closeness, rounded_signals
-from recommender.ranking.features import shared_category_depth
+from recommender.explain.batch import closeness, history_closeness, history_matches, rounded_signals
 
 SOURCES = ("template", "llm", "cache")
 SIMILAR_PRICE_RATIO = 1.25  # prices within 25% of each other count as "a similar price"
-HISTORY_MATCH_MIN_COS = 0.6  # a history product "resembles" the item at this text/image cosine or more
 POPULAR_MIN = 0.5  # normalised popularity (0..1) from which "popular" may be claimed
-MAX_HISTORY_MATCHES = 2
 TITLE_CHARS = 60
 
 
@@ -146,7 +143,7 @@ def build_evidence(anchor: ItemView | None, item: ItemView, ranked: RankedItem,
     a = ProductFacts.from_view(anchor, desc.get(anchor.product_id, "")) if anchor is not None else None
     b = ProductFacts.from_view(item, desc.get(item.product_id, ""))
     signals = tuple(sorted((k, round(float(v), 5)) for k, v in ranked.signals.items()))
-    matches = _history_matches(item, history, [closeness(h, item) for h in history],
+    matches = history_matches(item, history, [closeness(h, item) for h in history],
                                [ProductFacts.from_view(h) for h in history])
     return _evidence(a, b, signals, ranked.sources, co_counts or {}, matches)
 
@@ -170,7 +167,7 @@ def list_evidence(anchor: ItemView | None, ranked: Sequence[RankedItem], views: 
     for j, (i, item) in enumerate(zip(at, items, strict=True)):
         co = co_counts(anchor.product_id, item.product_id) if anchor is not None else {}
         out[i] = _evidence(a, _facts(item), signals[j], ranked[i].sources, co or {},
-                           _history_matches(item, recent, close[j], seen))
+                           history_matches(item, recent, close[j], seen))
     return out
 
 
@@ -212,33 +209,6 @@ def _similar_price(a: float | None, b: float | None) -> bool:
     if not a or not b or a <= 0 or b <= 0:
         return False
     return abs(math.log(b / a)) <= math.log(SIMILAR_PRICE_RATIO)
-
-
-def _history_matches(item: ItemView, history: Sequence[ItemView], close: Sequence[float],
-                     facts: Sequence[ProductFacts]) -> tuple[ProductFacts, ...]:
-    """The history products (``facts`` of each) the item resembles, closest first (``close``: each one's
-    ``closeness`` to the item): same variant, then rounded closeness, shared category depth, product id."""
-    if not history:
-        return ()
-    scored = []
-    pid, variant, category = item.product_id, item.variant_group, tuple(item.category)
-    for j, (h, cos) in enumerate(zip(history, close, strict=True)):
-        if h.product_id == pid:
-            continue
-        same_variant = bool(h.variant_group) and h.variant_group == variant
-        # shared_category_depth(...) == 1.0 exactly when both paths are non-empty and equal: the cheap test first
-        if same_variant or cos >= HISTORY_MATCH_MIN_COS or (category and tuple(h.category) == category):
-            # the sort key itself (no key function); the position j last keeps equal keys in history order
-            scored.append((not same_variant, -round(cos, 4), -_category_depth(tuple(h.category), category),
-                           h.product_id, j))
-    scored.sort()
-    return tuple(facts[t[-1]] for t in scored[:MAX_HISTORY_MATCHES])
-
-
-@lru_cache(maxsize=4096)  # a pure function of two paths; a shop has few, compared again on every page
-def _category_depth(a: tuple[str, ...], b: tuple[str, ...]) -> float:
-    """``shared_category_depth`` of two category paths, cached (a page compares each history path per item)."""
-    return shared_category_depth(a, b)
 
 
 class Claim(NamedTuple):

@@ -1,4 +1,5 @@
-"""The parts of a page's evidence computed for all its items at once, each equal to its per-item form bit for bit.
+"""The parts of a page's evidence computed for all its items at once, each equal to its per-item form bit for bit,
+and which of the shopper's recent products an item resembles.
 
 ``list_evidence`` builds ~10 items' evidence per request; rounding their signals and the text/image cosines to
 the shopper's recent products one value at a time cost more than the rest of the explanation (profiled).
@@ -8,13 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
 from recommender.domain import ItemView
+from recommender.ranking.features import shared_category_depth
 from recommender.ranking.rounding import round_floats
 
 CLOSENESS_VECTORS = ("text", "image")  # a history product resembles an item by the larger of these cosines
+HISTORY_MATCH_MIN_COS = 0.6  # a history product "resembles" the item at this text/image cosine or more
+MAX_HISTORY_MATCHES = 2
+T = TypeVar("T")
 
 
 def cosine(a: ItemView, b: ItemView, name: str) -> float:
@@ -30,6 +36,8 @@ def closeness(h: ItemView, item: ItemView) -> float:
 
 def history_closeness(items: Sequence[ItemView], history: Sequence[ItemView]) -> list[list[float]]:
     """``closeness(h, item)`` for each item (outer) and history product (inner), a few numpy calls per page."""
+    if not history:  # a shopper without recent products (or an anonymous page): nothing to compare
+        return [[] for _ in items]
     text, image = (_cosines(items, history, name) for name in CLOSENESS_VECTORS)
     return np.where(image > text, image, text).tolist()  # max(text, image), NaN and -0.0 included
 
@@ -52,6 +60,33 @@ def _stackable(vectors: Sequence[object]) -> bool:
         return False
     dtype, shape = first.dtype, first.shape
     return all(type(v) is np.ndarray and v.dtype is dtype and v.shape == shape for v in vectors)
+
+
+def history_matches(item: ItemView, history: Sequence[ItemView], close: Sequence[float],
+                    facts: Sequence[T]) -> tuple[T, ...]:
+    """The history products (``facts`` of each) the item resembles, closest first (``close``: each one's
+    ``closeness`` to the item): same variant, then rounded closeness, shared category depth, product id."""
+    if not history:
+        return ()
+    scored = []
+    pid, variant, category = item.product_id, item.variant_group, tuple(item.category)
+    for j, (h, cos) in enumerate(zip(history, close, strict=True)):
+        if h.product_id == pid:
+            continue
+        same_variant = bool(h.variant_group) and h.variant_group == variant
+        # shared_category_depth(...) == 1.0 exactly when both paths are non-empty and equal: the cheap test first
+        if same_variant or cos >= HISTORY_MATCH_MIN_COS or (category and tuple(h.category) == category):
+            # the sort key itself (no key function); the position j last keeps equal keys in history order
+            scored.append((not same_variant, -round(cos, 4), -_category_depth(tuple(h.category), category),
+                           h.product_id, j))
+    scored.sort()
+    return tuple(facts[t[-1]] for t in scored[:MAX_HISTORY_MATCHES])
+
+
+@lru_cache(maxsize=4096)  # a pure function of two paths; a shop has few, compared again on every page
+def _category_depth(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """``shared_category_depth`` of two category paths, cached (a page compares each history path per item)."""
+    return shared_category_depth(a, b)
 
 
 def rounded_signals(signals: Sequence[Mapping[str, float]]) -> list[tuple[tuple[str, float], ...]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from recommender.explain.evidence import (
     TemplateExplainer,
     build_evidence,
     build_prompt,
+    list_evidence,
 )
 from recommender.explain.guard import Guard
 from recommender.explain.llm import LLMExplainer, Messages
@@ -339,3 +342,25 @@ def test_template_sentences_on_the_fixture_catalog_all_pass_the_guard() -> None:
                             {"purchase": 2}, [views[p.product_id] for p in seen], {b.product_id: b.description})
         text = TemplateExplainer().explain(ev).text
         assert guard.check(text, ev).ok, (text, guard.check(text, ev))
+
+
+def test_list_evidence_reads_each_view_object_fresh_facts() -> None:
+    """Facts are kept per view object: an equal-id product with a new title (a catalog update) is described anew."""
+    ranked = [RankedItem("P2", 1.0, {"text": 0.9}, ("text",))]
+    renamed = replace(ITEM, title="Blue wide jeans")
+    first, again = (list_evidence(ANCHOR, ranked, {"P2": ITEM}, lambda a, b: {}) for _ in range(2))
+    changed = list_evidence(ANCHOR, ranked, {"P2": renamed}, lambda a, b: {})
+    assert first[0] is not None and again[0] is not None and changed[0] is not None
+    assert first[0].item is again[0].item and first[0].item.title == "Blue straight jeans"
+    assert changed[0].item.title == "Blue wide jeans"
+    assert changed[0].item == ProductFacts.from_view(renamed)
+
+
+def test_facts_kept_per_view_do_not_keep_the_view_alive() -> None:
+    """The item cache may drop a view (eviction, a new release): the explanations' facts must not hold it."""
+    view = replace(ITEM, product_id="P77", variant_group="G77")
+    list_evidence(None, [RankedItem("P77", 1.0, {"text": 0.9}, ("text",))], {"P77": view}, lambda a, b: {})
+    ref = weakref.ref(view)
+    del view
+    gc.collect()
+    assert ref() is None

@@ -202,3 +202,25 @@ def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
         assert [scrape_count(base, series) for _ in range(4)] == [float(n)] * 4  # its counts still add up
         text = call(base, "GET", "/metrics")[2].decode()
     assert text.count('endpoint="<unmatched>"') >= 1 and "/nowhere/" not in text
+
+
+def test_a_kept_alive_connection_carries_at_most_keepalive_requests(tmp_path: Path) -> None:
+    """The ``serve.keepalive_requests``-th request on one connection is answered in full with ``Connection: close``
+    and the server closes the connection; the client's next request goes on a new one (and is answered)."""
+    env = {"RECSYS_DATA_DIR": str(tmp_path / "data"), "RECSYS_SERVE__KEEPALIVE_REQUESTS": "3"}
+    with gunicorn(env, tmp_path / "gunicorn.log", workers=1, app="tests.slow_wsgi:app") as base:
+        url = urlsplit(base)
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=CLIENT_TIMEOUT_S)
+        try:
+            answers = []
+            for _ in range(3):
+                conn.request("GET", "/test/slow?s=0")
+                res = conn.getresponse()
+                answers.append((res.status, res.getheader("Connection"), json.loads(res.read())))
+                kept = conn.sock  # None once http.client saw "Connection: close" and closed its side
+            assert answers == [(200, "keep-alive", {"slept": 0.0})] * 2 + [(200, "close", {"slept": 0.0})]
+            assert kept is None
+            conn.request("GET", "/test/slow?s=0")  # http.client opens a new connection
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()

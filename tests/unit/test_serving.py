@@ -99,7 +99,8 @@ def test_worker_errors_carry_extra_headers() -> None:
 
 
 @pytest.mark.parametrize("env", [{"RECSYS_SERVE__IMAGE_SLOTS": "0"}, {"RECSYS_SERVE__HEADER_TIMEOUT_S": "0"},
-                                 {"RECSYS_SERVE__MAX_INFLIGHT_PER_IP": "-1"}])
+                                 {"RECSYS_SERVE__MAX_INFLIGHT_PER_IP": "-1"},
+                                 {"RECSYS_SERVE__KEEPALIVE_REQUESTS": "-1"}])
 def test_serve_settings_refuse_values_that_disable_a_guard(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="serve"):
         load_settings(env=env)

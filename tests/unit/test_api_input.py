@@ -6,10 +6,14 @@ import io
 import json
 import math
 import socket
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask.testing import FlaskClient
 
 from api.app import create_app
@@ -61,6 +65,32 @@ def test_a_deeply_nested_conversation_form_field_is_a_400(client: FlaskClient) -
 def test_responses_never_carry_nan_or_infinity(app: Flask, value: float) -> None:
     with app.app_context(), pytest.raises(ValueError):
         app.json.dumps({"score": value})
+    with app.app_context(), pytest.raises(ValueError):  # deep down, beside a real null
+        app.json.response({"items": [{"price": None, "signals": {"text": 0.5, "image": value}}]})
+
+
+@dataclass(frozen=True)
+class _Row:
+    day: date
+    amount: Decimal
+
+
+def test_response_bodies_read_as_the_standard_encoders(app: Flask) -> None:
+    """What the orjson writer sends parses to what Flask's standard provider wrote, dates as HTTP dates and
+    dataclasses as dicts included; text is UTF-8 as it is; integers past 64 bits still go out."""
+    body = {"title": "Café “crème” ☕", "tiny": -3e-05, "huge": 1e300, "none": None, "ok": True, 7: "seven",
+            "row": _Row(date(2026, 12, 6), Decimal("19.90")), "when": datetime(2026, 12, 6, 20, 1, tzinfo=UTC),
+            "ids": ("a", "b")}
+    standard = DefaultJSONProvider(app)
+    standard.sort_keys = False
+    with app.app_context():
+        res = app.json.response(body)
+        text = app.json.dumps({"title": "Café"})
+    assert res.mimetype == "application/json" and res.data.endswith(b"}\n")
+    assert json.loads(res.data) == json.loads(standard.dumps(body))
+    assert "Café “crème” ☕".encode() in res.data and text == '{"title":"Café"}'
+    with app.app_context():  # past 64 bits: only the standard encoder writes it
+        assert json.loads(app.json.response({"big": 2**70, "t": "é"}).data) == {"big": 2**70, "t": "é"}
 
 
 def test_a_made_up_method_is_a_json_405_and_adds_no_metric_label(client: FlaskClient) -> None:

@@ -138,7 +138,7 @@ class AlsForUser:
         self.name = name
         self._model = model
         # the model's answer depends on the shopper and their purchases alone: kept for their next page (a scan of
-        # every item's factors, the largest cost of a page at 100,000 products)
+        # every item's factors, which grows with the catalog)
         self._kept: BoundedDict[tuple[str, int, frozenset[str]], list[tuple[str, float]]] = BoundedDict(KEPT_SHOPPERS)
 
     def candidates(self, query: RankQuery, n: int) -> list[Candidate]:

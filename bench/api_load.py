@@ -319,6 +319,14 @@ def measure(args: argparse.Namespace, settings: Settings, env: dict[str, str], i
         report_workers(master, "after one search")
 
 
+def page_routes(rng: random.Random, ids: Sequence[str], users: Sequence[str]) -> dict[str, Callable[[], str]]:
+    """Per route of the in-process benches (anonymous, personalised, "for you"), a maker of its next random URL."""
+    page = "/v1/products/{}/recommendations?k=10&explain=template"
+    return {"anonymous": lambda: page.format(rng.choice(ids)),
+            "personalised": lambda: page.format(rng.choice(ids)) + f"&user_id={rng.choice(users)}",
+            "for you": lambda: f"/v1/users/{rng.choice(users)}/recommendations?k=10&explain=template"}
+
+
 def shoppers(catalog: Path, n: int = 500) -> list[str]:
     """Users with events in the catalog's events file (their product pages are ranked live)."""
     path = find_events_file(catalog)

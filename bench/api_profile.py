@@ -25,13 +25,13 @@ import pstats
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from api_load import REPO, bench_weaviate, job_env, shoppers
+from api_load import REPO, bench_weaviate, job_env, page_routes, shoppers
 from threadpoolctl import threadpool_limits
 
 import api.recommendations as routes
@@ -118,11 +118,7 @@ def main() -> None:
         ids = [p.product_id for p in CatalogReader(args.catalog)]
         users = shoppers(args.catalog)
         rng = random.Random(0)
-        routes_: dict[str, Callable[[], str]] = {
-            "anonymous": lambda: f"/v1/products/{rng.choice(ids)}/recommendations?k=10&explain=template",
-            "personalised": lambda: (f"/v1/products/{rng.choice(ids)}/recommendations?k=10&explain=template"
-                                     f"&user_id={rng.choice(users)}"),
-            "for you": lambda: f"/v1/users/{rng.choice(users)}/recommendations?k=10&explain=template"}
+        routes_ = page_routes(rng, ids, users)
         for url in [make() for make in routes_.values() for _ in range(args.warmup)]:
             assert client.get(url).status_code == 200, url
         try:

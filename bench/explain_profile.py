@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from api_load import REPO, bench_weaviate, job_env, shoppers
+from api_load import REPO, bench_weaviate, job_env, page_routes, shoppers
 from threadpoolctl import threadpool_limits
 
 import api.explanation as explanation
@@ -92,11 +92,7 @@ def main() -> None:
         app = create_app(load_settings())
         client, rng = app.test_client(), random.Random(0)
         ids, users = [p.product_id for p in CatalogReader(args.catalog)], shoppers(args.catalog)
-        routes: dict[str, Callable[[], str]] = {
-            "anonymous": lambda: f"/v1/products/{rng.choice(ids)}/recommendations?k=10&explain=template",
-            "personalised": lambda: (f"/v1/products/{rng.choice(ids)}/recommendations?k=10&explain=template"
-                                     f"&user_id={rng.choice(users)}"),
-            "for you": lambda: f"/v1/users/{rng.choice(users)}/recommendations?k=10&explain=template"}
+        routes = page_routes(rng, ids, users)
         try:
             for name, make in routes.items():
                 capture(captured.setdefault(name, []))
